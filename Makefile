@@ -1,0 +1,42 @@
+# vigil Makefile. `make test` is the test command README.md and .ci/run use.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+GOBIN   ?= $(shell go env GOPATH)/bin
+PROTO   := common injector siem
+
+.PHONY: all build test race bench generate proto check-generated run clean
+
+all: build test
+
+build:
+	go build -trimpath -ldflags "-X github.com/vigilsec/vigil/core/cli.Version=$(VERSION)" -o bin/vigil ./cmd/vigil
+
+test:
+	go test -count=1 -timeout 20m ./...
+
+race:
+	go test -race -count=1 -timeout 20m ./...
+
+bench:
+	go test -run '^$$' -bench . -benchmem ./...
+
+# Regenerate the protobuf code (committed, so building needs no protoc).
+# Needs protoc (Debian: protobuf-compiler) and the two Go generators below.
+proto:
+	go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
+	PATH="$(GOBIN):$$PATH" protoc -Ivigil/plugin/v1=core/plugin/proto/v1 \
+		--go_out=. --go_opt=module=github.com/vigilsec/vigil \
+		--go-grpc_out=. --go-grpc_opt=module=github.com/vigilsec/vigil \
+		$(addprefix vigil/plugin/v1/,$(addsuffix .proto,$(PROTO)))
+
+generate: proto
+	go generate ./...
+
+check-generated: generate
+	git diff --exit-code
+
+run: build
+	./bin/vigil run
+
+clean:
+	rm -rf bin/
