@@ -1,0 +1,232 @@
+// Package measure holds vigil's results model (results.json, schema
+// vigil/results/v1) and the pure functions that summarise it: detection
+// latency percentiles and coverage per SIEM and per tactic. Every report
+// format is derived from a Run.
+package measure
+
+import (
+	"math"
+	"sort"
+	"time"
+)
+
+// Schema is the results.json schema identifier.
+const Schema = "vigil/results/v1"
+
+// Status is the outcome of one (test, target, SIEM) result.
+type Status string
+
+// Result statuses.
+const (
+	// Detected: every expected signal appeared before its deadline.
+	Detected Status = "detected"
+	// Missed: a deadline passed without the expected signal.
+	Missed Status = "missed"
+	// Error: the injection or a plugin failed; nothing can be said about
+	// detection. Never reported as missed.
+	Error Status = "error"
+	// Skipped: a prerequisite was not met, or the test was not run.
+	Skipped Status = "skipped"
+	// Quiet: a negative test (every expectation `absent`) raised nothing, as
+	// it should.
+	Quiet Status = "quiet"
+	// Noisy: a negative test raised the signal it must not raise.
+	Noisy Status = "noisy"
+)
+
+// Run is the whole of results.json.
+type Run struct {
+	Schema     string                      `json:"schema"`
+	RunID      string                      `json:"run_id"`
+	Vigil      string                      `json:"vigil_version,omitempty"`
+	StartedAt  time.Time                   `json:"started_at"`
+	FinishedAt time.Time                   `json:"finished_at"`
+	Config     map[string]any              `json:"config"`
+	Results    []Result                    `json:"results"`
+	Summary    Summary                     `json:"summary"`
+	SIEMStats  map[string]map[string]int64 `json:"siem_stats,omitempty"`
+	Notes      []string                    `json:"notes,omitempty"`
+}
+
+// Result is one (test, target, SIEM) outcome.
+type Result struct {
+	TestID        string   `json:"test_id"`
+	TestName      string   `json:"test_name,omitempty"`
+	Technique     string   `json:"technique"`
+	TechniqueName string   `json:"technique_name,omitempty"`
+	Tactics       []string `json:"tactics"`
+	Target        string   `json:"target"`
+	Host          string   `json:"host,omitempty"`
+	SIEM          string   `json:"siem"`
+	Status        Status   `json:"status"`
+	Marker        string   `json:"marker,omitempty"`
+
+	InjectedAt *time.Time `json:"injected_at,omitempty"`
+	DetectedAt *time.Time `json:"detected_at,omitempty"`
+	// LatencyMS is the SIEM's own signal timestamp minus the injection start.
+	LatencyMS *int64 `json:"latency_ms,omitempty"`
+	// ObservedLatencyMS is when vigil's watcher first saw the signal, minus
+	// the injection start: an upper bound that includes the poll interval.
+	ObservedLatencyMS *int64 `json:"observed_latency_ms,omitempty"`
+	// IngestLatencyMS is the injection start to the telemetry's arrival in
+	// the SIEM, where the plugin can search raw events.
+	IngestLatencyMS *int64 `json:"ingest_latency_ms,omitempty"`
+	PollIntervalMS  int64  `json:"poll_interval_ms,omitempty"`
+
+	// Correlation says how the signal was tied to this injection:
+	// "marker:process.command_line", "time+host", ...
+	Correlation  string              `json:"correlation,omitempty"`
+	Signals      []SignalRef         `json:"signals,omitempty"`
+	Expectations []ExpectationResult `json:"expectations,omitempty"`
+	Error        string              `json:"error,omitempty"`
+	Reason       string              `json:"reason,omitempty"`
+	Injection    *Injection          `json:"injection,omitempty"`
+}
+
+// SignalRef is a signal matched to a result.
+type SignalRef struct {
+	ID        string    `json:"id"`
+	Rule      string    `json:"rule"`
+	RuleID    string    `json:"rule_id,omitempty"`
+	Timestamp time.Time `json:"timestamp"`
+}
+
+// ExpectationResult is the outcome of one [[expect]] of a test.
+type ExpectationResult struct {
+	Index       int       `json:"index"`
+	Technique   string    `json:"technique,omitempty"`
+	Rule        string    `json:"rule,omitempty"`
+	RuleID      string    `json:"rule_id,omitempty"`
+	Absent      bool      `json:"absent,omitempty"`
+	Deadline    time.Time `json:"deadline"`
+	Status      Status    `json:"status"`
+	LatencyMS   *int64    `json:"latency_ms,omitempty"`
+	Correlation string    `json:"correlation,omitempty"`
+	SignalID    string    `json:"signal_id,omitempty"`
+	Error       string    `json:"error,omitempty"`
+}
+
+// Injection records what the injector reported.
+type Injection struct {
+	Outcome    string    `json:"outcome"`
+	ExitCode   int       `json:"exit_code"`
+	Output     string    `json:"output,omitempty"` // excerpt of stdout and stderr
+	StartedAt  time.Time `json:"started_at"`
+	EndedAt    time.Time `json:"ended_at"`
+	DurationMS int64     `json:"duration_ms"`
+	Cleanup    string    `json:"cleanup,omitempty"` // cleanup problems, if any
+}
+
+// Counts is a tally of statuses with coverage and latency figures.
+type Counts struct {
+	Total    int `json:"total"`
+	Detected int `json:"detected"`
+	Missed   int `json:"missed"`
+	Error    int `json:"error"`
+	Skipped  int `json:"skipped"`
+	Quiet    int `json:"quiet,omitempty"`
+	Noisy    int `json:"noisy,omitempty"`
+	// Coverage is detected / (detected + missed): errors and skips are not
+	// evidence either way. Nil when nothing was measured.
+	Coverage        *float64 `json:"coverage"`
+	LatencyMedianMS *int64   `json:"latency_median_ms,omitempty"`
+	LatencyP95MS    *int64   `json:"latency_p95_ms,omitempty"`
+	LatencyMaxMS    *int64   `json:"latency_max_ms,omitempty"`
+}
+
+// Summary aggregates a run.
+type Summary struct {
+	Counts
+	BySIEM   map[string]Counts `json:"by_siem"`
+	ByTactic map[string]Counts `json:"by_tactic"`
+}
+
+// Summarise computes the summary of results.
+func Summarise(results []Result) Summary {
+	s := Summary{BySIEM: map[string]Counts{}, ByTactic: map[string]Counts{}}
+	all := tally{}
+	bySIEM := map[string]*tally{}
+	byTactic := map[string]*tally{}
+	for _, r := range results {
+		all.add(r)
+		get(bySIEM, r.SIEM).add(r)
+		for _, t := range r.Tactics {
+			get(byTactic, t).add(r)
+		}
+	}
+	s.Counts = all.counts()
+	for k, t := range bySIEM {
+		s.BySIEM[k] = t.counts()
+	}
+	for k, t := range byTactic {
+		s.ByTactic[k] = t.counts()
+	}
+	return s
+}
+
+type tally struct {
+	c         Counts
+	latencies []int64
+}
+
+func get(m map[string]*tally, k string) *tally {
+	if m[k] == nil {
+		m[k] = &tally{}
+	}
+	return m[k]
+}
+
+func (t *tally) add(r Result) {
+	t.c.Total++
+	switch r.Status {
+	case Detected:
+		t.c.Detected++
+		if r.LatencyMS != nil {
+			t.latencies = append(t.latencies, *r.LatencyMS)
+		}
+	case Missed:
+		t.c.Missed++
+	case Error:
+		t.c.Error++
+	case Skipped:
+		t.c.Skipped++
+	case Quiet:
+		t.c.Quiet++
+	case Noisy:
+		t.c.Noisy++
+	}
+}
+
+func (t *tally) counts() Counts {
+	c := t.c
+	if n := c.Detected + c.Missed; n > 0 {
+		v := float64(c.Detected) / float64(n)
+		c.Coverage = &v
+	}
+	if len(t.latencies) > 0 {
+		med, p95, max := Percentile(t.latencies, 50), Percentile(t.latencies, 95), Percentile(t.latencies, 100)
+		c.LatencyMedianMS, c.LatencyP95MS, c.LatencyMaxMS = &med, &p95, &max
+	}
+	return c
+}
+
+// Percentile returns the p-th percentile (0 < p <= 100) of xs by the
+// nearest-rank method; xs is not modified. It panics on an empty slice.
+func Percentile(xs []int64, p float64) int64 {
+	s := append([]int64(nil), xs...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	rank := int(math.Ceil(p / 100 * float64(len(s))))
+	if rank < 1 {
+		rank = 1
+	}
+	if rank > len(s) {
+		rank = len(s)
+	}
+	return s[rank-1]
+}
+
+// Millis returns d in whole milliseconds as a pointer (for optional fields).
+func Millis(d time.Duration) *int64 {
+	ms := d.Milliseconds()
+	return &ms
+}
