@@ -1,0 +1,462 @@
+package detect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/bradleyjkemp/sigma-go"
+	"github.com/bradleyjkemp/sigma-go/evaluator"
+	"github.com/bradleyjkemp/sigma-go/evaluator/modifiers"
+	"gopkg.in/yaml.v3"
+
+	"github.com/vigilsec/vigil/plugins/siem/local/event"
+)
+
+// SigmaHQCommit is the SigmaHQ/sigma commit the rules in rules/sigma/sigmahq
+// were copied from.
+const SigmaHQCommit = "8eaafff1f2845a696050e05e72ba1140ee190698"
+
+// SigmaHQLinkBase is the Options.LinkBase that links rules loaded from
+// rules/sigma/sigmahq (with paths relative to that folder) to their upstream
+// file, as the Detection Rule License asks.
+const SigmaHQLinkBase = "https://github.com/SigmaHQ/sigma/blob/" + SigmaHQCommit + "/"
+
+// SupportedLogsources lists the logsources produced by the local sensor, the
+// only ones whose rules are loaded.
+var SupportedLogsources = []event.Logsource{event.Auditd, event.ProcessCreation, event.FileEvent}
+
+// Rule is one loaded Sigma rule, ready for evaluation.
+type Rule struct {
+	// ID is the rule's Sigma id (a UUID for SigmaHQ rules).
+	ID string
+	// Title is the rule's title.
+	Title string
+	// Description is the rule's description.
+	Description string
+	// Level is the Sigma level (informational, low, medium, high, critical).
+	Level string
+	// Status is the Sigma status (stable, test, experimental).
+	Status string
+	// Author is the rule's author field, kept for DRL 1.1 attribution.
+	Author string
+	// References lists the rule's references.
+	References []string
+	// Logsource is the rule's logsource (one of SupportedLogsources).
+	Logsource event.Logsource
+	// Tags are the rule's tags as written.
+	Tags []string
+	// Techniques are the ATT&CK technique IDs of attack.tNNNN[.NNN] tags,
+	// upper-cased (e.g. "T1053.003"), in tag order, without duplicates.
+	Techniques []string
+	// Tactics are the ATT&CK tactic short names of attack.<tactic> tags
+	// (e.g. "persistence"), in tag order, without duplicates.
+	Tactics []string
+	// Path is the file the rule was loaded from (slash-separated, relative to
+	// the fs.FS given to Load).
+	Path string
+	// Link is Options.LinkBase + Path ("" when no LinkBase was given).
+	Link string
+	// Sigma is the parsed rule, as written (the evaluator gets a copy whose
+	// wildcard values are turned into regular expressions).
+	Sigma sigma.Rule
+
+	eval *evaluator.RuleEvaluator
+}
+
+// String renders the rule as "title (id)".
+func (r *Rule) String() string { return r.Title + " (" + r.ID + ")" }
+
+// Matches reports whether ev matches the rule, evaluating it directly with
+// sigma-go (no index): false when the event's logsource is not the rule's.
+// It is the reference the Engine's indexed evaluation is tested against.
+func (r *Rule) Matches(ev *event.Event) bool {
+	if ev.Source != r.Logsource {
+		return false
+	}
+	ok, _ := r.evaluate(ev)
+	return ok
+}
+
+// evaluate runs the sigma-go evaluator on ev, turning an error or a panic
+// into a non-match. It returns the names of the searches that matched.
+func (r *Rule) evaluate(ev *event.Event) (ok bool, searches map[string]bool) {
+	defer func() {
+		if recover() != nil {
+			ok, searches = false, nil
+		}
+	}()
+	res, err := r.eval.Matches(context.Background(), ev.Fields)
+	if err != nil {
+		return false, nil
+	}
+	return res.Match, res.SearchResults
+}
+
+// Reason classifies why a file did not load as a rule.
+type Reason string
+
+// Reasons a file is not loaded.
+const (
+	// ReasonRead: the file could not be read.
+	ReasonRead Reason = "read error"
+	// ReasonParse: YAML syntax error or a Sigma structure sigma-go rejects.
+	ReasonParse Reason = "parse error"
+	// ReasonNotRule: valid YAML but not a Sigma detection rule.
+	ReasonNotRule Reason = "not a Sigma rule"
+	// ReasonMissingMeta: the rule lacks an id or a title.
+	ReasonMissingMeta Reason = "missing id or title"
+	// ReasonDuplicateID: another loaded rule already has this id.
+	ReasonDuplicateID Reason = "duplicate id"
+	// ReasonStatus: the rule's status is deprecated or unsupported.
+	ReasonStatus Reason = "skipped status"
+	// ReasonCorrelation: correlation rules and aggregation conditions
+	// (count(), near, timeframe) are not supported.
+	ReasonCorrelation Reason = "correlation or aggregation"
+	// ReasonLogsource: the local sensor does not produce the logsource.
+	ReasonLogsource Reason = "unsupported logsource"
+	// ReasonKeywords: keyword (field-less) searches are not supported by the
+	// evaluator.
+	ReasonKeywords Reason = "keyword search"
+	// ReasonModifier: a field modifier the evaluator does not implement.
+	ReasonModifier Reason = "unsupported modifier"
+	// ReasonValue: a value the evaluator cannot compare (null, placeholder,
+	// nested map or list).
+	ReasonValue Reason = "unsupported value"
+	// ReasonEvaluator: building or probing the sigma-go evaluator failed.
+	ReasonEvaluator Reason = "evaluator error"
+)
+
+// Problem is a file that did not load as a rule, with the reason.
+type Problem struct {
+	// Path is the file (as in Rule.Path).
+	Path string
+	// Reason classifies the problem.
+	Reason Reason
+	// Detail is the specific message (parse error text, modifier name, ...).
+	Detail string
+	// ID and Title are the rule's, when they could be read.
+	ID, Title string
+}
+
+// Error renders the problem as "path: reason: detail".
+func (p Problem) Error() string {
+	return p.Path + ": " + string(p.Reason) + ": " + p.Detail
+}
+
+// Ruleset is the result of loading rule files.
+type Ruleset struct {
+	// Rules are the loaded rules, in file path order.
+	Rules []*Rule
+	// Problems lists every file that did not load, in file path order.
+	Problems []Problem
+}
+
+// Summary counts loaded rules and problems per reason.
+func (s *Ruleset) Summary() map[string]int {
+	m := map[string]int{"loaded": len(s.Rules)}
+	for _, p := range s.Problems {
+		m[string(p.Reason)]++
+	}
+	return m
+}
+
+var (
+	techniqueTag = regexp.MustCompile(`^attack\.t(\d{4})(\.\d{3})?$`)
+	// attack.<tactic>: hyphenated lower-case words; excludes IDs such as
+	// attack.g0020 (groups), attack.s0508 (software), attack.c0001.
+	tacticTag = regexp.MustCompile(`^attack\.([a-z]+(?:[-_][a-z]+)*)$`)
+)
+
+// attackFromTags derives technique IDs and tactic names from Sigma tags.
+func attackFromTags(tags []string) (techniques, tactics []string) {
+	seen := map[string]bool{}
+	for _, t := range tags {
+		t = strings.ToLower(strings.TrimSpace(t))
+		if m := techniqueTag.FindStringSubmatch(t); m != nil {
+			id := "T" + m[1] + m[2]
+			if !seen[id] {
+				seen[id] = true
+				techniques = append(techniques, id)
+			}
+			continue
+		}
+		if m := tacticTag.FindStringSubmatch(t); m != nil {
+			name := strings.ReplaceAll(m[1], "_", "-")
+			if !seen[name] {
+				seen[name] = true
+				tactics = append(tactics, name)
+			}
+		}
+	}
+	return techniques, tactics
+}
+
+// supportedModifier reports whether sigma-go implements modifier m (a
+// comparator such as contains, or a value modifier such as base64).
+func supportedModifier(m string) bool {
+	return modifiers.Comparators[m] != nil || modifiers.ValueModifiers[m] != nil ||
+		modifiers.EventValueModifiers[m] != nil
+}
+
+var skippedStatus = map[string]bool{"deprecated": true, "unsupported": true}
+
+// ParseRule parses one rule file's content. path is recorded in the Rule or
+// Problem; link is stored as Rule.Link. Exactly one of the results is non-nil.
+func ParseRule(path string, data []byte, link string) (*Rule, *Problem) {
+	prob := func(reason Reason, format string, args ...any) (*Rule, *Problem) {
+		return nil, &Problem{Path: path, Reason: reason, Detail: fmt.Sprintf(format, args...)}
+	}
+
+	// Plain YAML first: syntax errors, multi-document files, correlation
+	// rules and files that are no rules at all.
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	var doc yaml.Node
+	if err := decodeGuarded(dec, &doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return prob(ReasonNotRule, "empty file")
+		}
+		return prob(ReasonParse, "yaml: %v", err)
+	}
+	var extra yaml.Node
+	if err := decodeGuarded(dec, &extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return prob(ReasonParse, "yaml: %v", err)
+		}
+		return prob(ReasonNotRule, "multi-document YAML (rule collections) is not supported")
+	}
+	top := map[string]*yaml.Node{}
+	if len(doc.Content) == 1 && doc.Content[0].Kind == yaml.MappingNode {
+		m := doc.Content[0]
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			top[m.Content[i].Value] = m.Content[i+1]
+		}
+	} else {
+		return prob(ReasonNotRule, "top level is not a mapping")
+	}
+	scalar := func(k string) string {
+		if n := top[k]; n != nil && n.Kind == yaml.ScalarNode {
+			return n.Value
+		}
+		return ""
+	}
+	if top["correlation"] != nil {
+		r, p := prob(ReasonCorrelation, "correlation rules are not supported")
+		p.ID, p.Title = scalar("id"), scalar("title")
+		return r, p
+	}
+	if top["detection"] == nil {
+		return prob(ReasonNotRule, "no detection section")
+	}
+
+	sr, err := parseGuarded(data)
+	if err != nil {
+		r, p := prob(ReasonParse, "sigma: %v", err)
+		p.ID, p.Title = scalar("id"), scalar("title")
+		return r, p
+	}
+	fail := func(reason Reason, format string, args ...any) (*Rule, *Problem) {
+		r, p := prob(reason, format, args...)
+		p.ID, p.Title = sr.ID, sr.Title
+		return r, p
+	}
+	switch {
+	case sr.ID == "" && sr.Title == "":
+		return fail(ReasonMissingMeta, "rule has neither id nor title")
+	case sr.ID == "":
+		return fail(ReasonMissingMeta, "rule has no id")
+	case sr.Title == "":
+		return fail(ReasonMissingMeta, "rule has no title")
+	}
+	if skippedStatus[strings.ToLower(sr.Status)] {
+		return fail(ReasonStatus, "status: %s", sr.Status)
+	}
+	if len(sr.Detection.Conditions) == 0 {
+		return fail(ReasonParse, "sigma: detection has no condition")
+	}
+	for _, c := range sr.Detection.Conditions {
+		if c.Aggregation != nil {
+			return fail(ReasonCorrelation, "aggregation condition %q is not supported", conditionString(c))
+		}
+	}
+	if sr.Detection.Timeframe != 0 {
+		return fail(ReasonCorrelation, "timeframe (%s) is not supported", sr.Detection.Timeframe)
+	}
+	ls := event.Logsource{Product: sr.Logsource.Product, Service: sr.Logsource.Service, Category: sr.Logsource.Category}
+	supported := false
+	for _, s := range SupportedLogsources {
+		supported = supported || s == ls
+	}
+	if !supported {
+		return fail(ReasonLogsource, "%s is not produced by the local sensor", ls)
+	}
+	if err := checkSearches(sr); err != nil {
+		return fail(err.reason, "%s", err.detail)
+	}
+
+	eval, err := buildEvaluator(expandWildcards(sr))
+	if err != nil {
+		return fail(ReasonEvaluator, "%v", err)
+	}
+	techniques, tactics := attackFromTags(sr.Tags)
+	r := &Rule{
+		ID: sr.ID, Title: sr.Title, Description: sr.Description, Level: sr.Level,
+		Status: sr.Status, Author: sr.Author, References: sr.References,
+		Logsource: ls, Tags: sr.Tags, Techniques: techniques, Tactics: tactics,
+		Path: path, Link: link, Sigma: sr, eval: eval,
+	}
+	return r, nil
+}
+
+// conditionString renders a condition for a problem message.
+func conditionString(c sigma.Condition) string {
+	out, err := c.MarshalYAML()
+	if err != nil {
+		return "?"
+	}
+	return fmt.Sprint(out)
+}
+
+// decodeGuarded decodes the next YAML document, turning a panic of the YAML
+// library into an error.
+func decodeGuarded(dec *yaml.Decoder, v any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return dec.Decode(v)
+}
+
+// parseGuarded runs sigma.ParseRule, turning a panic into an error.
+func parseGuarded(data []byte) (r sigma.Rule, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return sigma.ParseRule(data)
+}
+
+type searchProblem struct {
+	reason Reason
+	detail string
+}
+
+// checkSearches rejects searches the sigma-go evaluator cannot evaluate
+// faithfully: keywords, unknown modifiers and unsupported values.
+func checkSearches(r sigma.Rule) *searchProblem {
+	for _, c := range r.Detection.Conditions {
+		if bad := unevaluable(c.Search); bad != "" {
+			return &searchProblem{ReasonEvaluator, fmt.Sprintf("condition %q: sigma-go cannot evaluate %q", conditionString(c), bad)}
+		}
+	}
+	names := make([]string, 0, len(r.Detection.Searches))
+	for n := range r.Detection.Searches {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		s := r.Detection.Searches[name]
+		if len(s.Keywords) > 0 {
+			return &searchProblem{ReasonKeywords, fmt.Sprintf("search %q is a keyword list", name)}
+		}
+		for _, em := range s.EventMatchers {
+			for _, fm := range em {
+				key := strings.Join(append([]string{fm.Field}, fm.Modifiers...), "|")
+				if fm.Field == "" {
+					return &searchProblem{ReasonKeywords, fmt.Sprintf("search %q has a field-less keyword matcher %q", name, key)}
+				}
+				for i, m := range fm.Modifiers {
+					if m == "all" {
+						if i != len(fm.Modifiers)-1 {
+							return &searchProblem{ReasonModifier, fmt.Sprintf("modifier all must come last (%s in search %q)", key, name)}
+						}
+						continue
+					}
+					if !supportedModifier(m) {
+						return &searchProblem{ReasonModifier, fmt.Sprintf("modifier %s (%s in search %q)", m, key, name)}
+					}
+				}
+				for _, v := range fm.Values {
+					switch v := v.(type) {
+					case nil:
+						return &searchProblem{ReasonValue, fmt.Sprintf("null value for %s in search %q", key, name)}
+					case string:
+						if strings.HasPrefix(v, "%") && strings.HasSuffix(v, "%") {
+							return &searchProblem{ReasonValue, fmt.Sprintf("placeholder %s for %s in search %q", v, key, name)}
+						}
+					case int, float32, float64, bool:
+					default:
+						return &searchProblem{ReasonValue, fmt.Sprintf("non-scalar value (%T) for %s in search %q", v, key, name)}
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// unevaluable returns the first sub-expression sigma-go's evaluator panics
+// on ("1 of x" / "all of x" with a plain identifier), or "".
+func unevaluable(e sigma.SearchExpr) string {
+	switch e := e.(type) {
+	case sigma.And:
+		for _, s := range e {
+			if bad := unevaluable(s); bad != "" {
+				return bad
+			}
+		}
+	case sigma.Or:
+		for _, s := range e {
+			if bad := unevaluable(s); bad != "" {
+				return bad
+			}
+		}
+	case sigma.Not:
+		return unevaluable(e.Expr)
+	case sigma.OneOfIdentifier:
+		return "1 of " + e.Ident.Name
+	case sigma.AllOfIdentifier:
+		return "all of " + e.Ident.Name
+	}
+	return ""
+}
+
+// fieldConfig is a sigma-go config mapping every field of the rule to
+// itself. With a field mapping in place, sigma-go expands list values
+// ([]string) into their elements instead of comparing their fmt.Sprint form.
+func fieldConfig(r sigma.Rule) sigma.Config {
+	fm := map[string]sigma.FieldMapping{}
+	for _, s := range r.Detection.Searches {
+		for _, em := range s.EventMatchers {
+			for _, m := range em {
+				if !strings.HasPrefix(m.Field, "$") { // "$." and "$[" would turn into JSONPath
+					fm[m.Field] = sigma.FieldMapping{TargetNames: []string{m.Field}}
+				}
+			}
+		}
+	}
+	return sigma.Config{Title: "vigil local identity mapping", FieldMappings: fm}
+}
+
+// buildEvaluator constructs the sigma-go evaluator and probes it once on an
+// empty event: evaluation errors in sigma-go come from the rule (unknown
+// modifier, bad value), not from the event, so the probe finds them at load
+// time. Panics become errors.
+func buildEvaluator(r sigma.Rule) (e *evaluator.RuleEvaluator, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			e, err = nil, fmt.Errorf("panic: %v", p)
+		}
+	}()
+	e = evaluator.ForRule(r, evaluator.WithConfig(fieldConfig(r)))
+	if _, err := e.Matches(context.Background(), map[string]any{}); err != nil {
+		return nil, fmt.Errorf("probe: %w", err)
+	}
+	return e, nil
+}
