@@ -119,7 +119,7 @@ func parseTactics(r *tomldoc.Table, tech attack.Technique, techOK bool) []string
 		return slices.Clone(tech.Tactics)
 	}
 	names := r.Strings("tactics")
-	if len(names) == 0 {
+	if isEmptyArray(r, "tactics") {
 		r.Errorf("tactics", "must not be empty (leave it out to use all of the technique's tactics)")
 		return nil
 	}
@@ -145,9 +145,16 @@ func parseTactics(r *tomldoc.Table, tech attack.Technique, techOK bool) []string
 	return out
 }
 
+// isEmptyArray reports whether key is set to [].
+func isEmptyArray(t *tomldoc.Table, key string) bool {
+	v, ok := t.Any(key)
+	arr, isArr := v.([]any)
+	return ok && isArr && len(arr) == 0
+}
+
 func parsePlatforms(r *tomldoc.Table) []string {
 	ps := r.Strings("platforms")
-	if r.Has("platforms") && len(ps) == 0 {
+	if isEmptyArray(r, "platforms") {
 		r.Errorf("platforms", "must list at least one platform")
 	}
 	var out []string
@@ -331,7 +338,7 @@ func parseExpectations(r *tomldoc.Table, t *Test, techOK bool) []Expectation {
 				et.Doc().Errorf(tomldoc.Index(et.PathOf("siems"), i), "must not be empty")
 			}
 		}
-		if et.Has("siems") && len(e.SIEMs) == 0 {
+		if isEmptyArray(et, "siems") {
 			et.Errorf("siems", "must not be empty (leave it out for every SIEM)")
 		}
 		for _, k := range sortedKeys(e.Query) {

@@ -100,7 +100,10 @@ func RenderString(s string, v Vars, shell bool) (string, error) {
 
 // ShellQuote quotes s as one POSIX shell word. Plain words made of
 // [A-Za-z0-9@%+=:,./_-] are returned as they are; anything else is put in
-// single quotes, with each ' written as '\''.
+// single quotes, each single quote inside becoming a closing quote, an
+// escaped quote and an opening quote:
+//
+//	ShellQuote("it's") == `'it'\''s'`
 func ShellQuote(s string) string {
 	if s == "" {
 		return "''"
