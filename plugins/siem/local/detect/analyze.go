@@ -209,8 +209,14 @@ func fieldNeed(fm sigma.FieldMatcher) need {
 	if fm.Field == "" || strings.HasPrefix(fm.Field, "$") {
 		return needTop
 	}
+	if len(fm.Values) == 0 {
+		return needTop
+	}
+	if n, ok := regexNeed(fm); ok {
+		return n
+	}
 	o, all, ok := wildcardOp(fm)
-	if !ok || len(fm.Values) == 0 {
+	if !ok {
 		return needTop
 	}
 	wild := wildcardMatcher(fm)
@@ -243,6 +249,37 @@ func fieldNeed(fm sigma.FieldMatcher) need {
 		return need{atoms: []atom{best}}
 	}
 	return need{atoms: atoms}
+}
+
+// regexNeed analyses a `re` (or `re|all`) matcher; ok is false for other
+// matchers. An expression without a usable literal set makes the need top.
+func regexNeed(fm sigma.FieldMatcher) (n need, ok bool) {
+	mods := fm.Modifiers
+	all := len(mods) == 2 && mods[0] == "re" && mods[1] == "all"
+	if !all && (len(mods) != 1 || mods[0] != "re") {
+		return need{}, false
+	}
+	var sets []need
+	for _, v := range fm.Values {
+		s, ok := scalarString(v)
+		if !ok {
+			return needTop, true
+		}
+		lits, ok := regexMust(s)
+		if !ok {
+			sets = append(sets, needTop)
+			continue
+		}
+		var vn need
+		for _, l := range lits {
+			vn.atoms = append(vn.atoms, atom{field: fm.Field, op: opContains, pattern: foldKey(l)})
+		}
+		sets = append(sets, vn)
+	}
+	if all {
+		return and(sets...), true
+	}
+	return or(sets...), true
 }
 
 // literalAtom is the requirement of a value compared by sigma-go's own
