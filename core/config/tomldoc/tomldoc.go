@@ -30,6 +30,8 @@ type Error struct {
 	File string // label of the document, as given to Parse
 	Line int    // 1-based; 0 when unknown
 	Msg  string // the problem, prefixed by the key path it concerns
+
+	path string
 }
 
 // Error returns "file:line: message".
@@ -102,7 +104,18 @@ func (d *Doc) Errorf(path, format string, args ...any) {
 	if path != "" {
 		msg = path + ": " + msg
 	}
-	d.errs = append(d.errs, &Error{File: d.File, Line: d.Line(path), Msg: msg})
+	d.errs = append(d.errs, &Error{File: d.File, Line: d.Line(path), Msg: msg, path: path})
+}
+
+// HasError reports whether a problem was recorded at path, so that later
+// checks can skip values that failed to decode.
+func (d *Doc) HasError(path string) bool {
+	for _, e := range d.errs {
+		if e.path == path {
+			return true
+		}
+	}
+	return false
 }
 
 // Errors returns the recorded problems ordered by line.
@@ -123,6 +136,42 @@ func (d *Doc) Err() error {
 		joined[i] = e
 	}
 	return errors.Join(joined...)
+}
+
+// MapStrings replaces every string value of the document, at any depth
+// (tables, arrays, arrays of tables), by fn(path, value). Use it before
+// reading the document, for instance to expand environment variables.
+func (d *Doc) MapStrings(fn func(path, value string) string) {
+	mapStrings(d.root, "", fn)
+}
+
+func mapStrings(v any, path string, fn func(path, value string) string) any {
+	switch v := v.(type) {
+	case string:
+		return fn(path, v)
+	case map[string]any:
+		for _, k := range sortedKeys(v) {
+			v[k] = mapStrings(v[k], Join(path, k), fn)
+		}
+	case []map[string]any:
+		for i, m := range v {
+			mapStrings(m, Index(path, i), fn)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = mapStrings(e, Index(path, i), fn)
+		}
+	}
+	return v
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // Quote returns the value quoted for an error message, or "(value hidden)"

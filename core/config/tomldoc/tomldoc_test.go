@@ -165,3 +165,26 @@ func TestParentPath(t *testing.T) {
 		}
 	}
 }
+
+func TestMapStrings(t *testing.T) {
+	doc, err := Parse("f.toml", []byte("a = \"x\"\nb = [\"y\", 1]\n[[c]]\nd = { e = \"z\" }\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	doc.MapStrings(func(path, v string) string {
+		paths = append(paths, path)
+		return strings.ToUpper(v)
+	})
+	if got, want := strings.Join(paths, " "), "a b[0] c[0].d.e"; got != want {
+		t.Errorf("paths = %s, want %s", got, want)
+	}
+	r := doc.Root()
+	if r.String("a") != "X" || r.Strings("b")[0] != "Y" {
+		t.Errorf("values not replaced")
+	}
+	d := r.Tables("c")[0].Table("d")
+	if d.String("e") != "Z" {
+		t.Errorf("nested value not replaced")
+	}
+}
