@@ -3,6 +3,7 @@ package detect
 import (
 	"fmt"
 	"path"
+	"regexp"
 	"strings"
 
 	"github.com/bradleyjkemp/sigma-go"
@@ -16,22 +17,37 @@ const (
 	opContains           // strings.Contains(lower(value), pattern)
 	opPrefix             // strings.HasPrefix(lower(value), pattern)
 	opSuffix             // strings.HasSuffix(lower(value), pattern)
+	opMinLen             // len(value) >= minLen (regular expressions)
+	opRegex              // re.MatchString(value), exactly as sigma-go's re comparator
 )
 
 func (o op) String() string {
-	return [...]string{"equals", "contains", "startswith", "endswith"}[o]
+	return [...]string{"equals", "contains", "startswith", "endswith", "minlen", "matches"}[o]
 }
 
 // atom is one field requirement: some value of field satisfies op with
-// pattern. pattern is foldKey(v) for opExact and strings.ToLower(v)
-// otherwise, v being the rule's value as sigma-go sees it.
+// pattern. For sigma-go's own comparators pattern is foldKey(v) for opExact
+// and strings.ToLower(v) otherwise, v being the rule's value as sigma-go
+// sees it; for wildcard and regular expression values it is the foldKey of
+// a literal that must occur. Atoms are only ever applied to ASCII values
+// (ASCII lower-cased), where both forms agree with sigma-go.
 type atom struct {
 	field   string
 	op      op
 	pattern string
+	minLen  int            // opMinLen
+	re      *regexp.Regexp // opRegex
 }
 
-func (a atom) String() string { return fmt.Sprintf("%s %s %q", a.field, a.op, a.pattern) }
+func (a atom) String() string {
+	switch a.op {
+	case opMinLen:
+		return fmt.Sprintf("%s %s %d", a.field, a.op, a.minLen)
+	case opRegex:
+		return fmt.Sprintf("%s %s /%s/", a.field, a.op, a.re)
+	}
+	return fmt.Sprintf("%s %s %q", a.field, a.op, a.pattern)
+}
 
 // need is a disjunction of atoms implied by an expression: whenever the
 // expression is true for an event, at least one atom holds. top means no
@@ -84,6 +100,8 @@ func (a atom) cost() int {
 			return 10
 		}
 		return 3
+	case opMinLen, opRegex:
+		return 1 << 20
 	default: // prefix, suffix
 		switch {
 		case l <= 2:
@@ -95,242 +113,331 @@ func (a atom) cost() int {
 	}
 }
 
-// or combines alternatives: any of them may be the one that holds.
-func or(ns ...need) need {
-	out := need{}
-	for _, n := range ns {
-		if n.top {
+// Shadow trees.
+//
+// A shadow is a rule's condition with every field matcher replaced by
+// necessary requirements (atoms), and every part that cannot be modelled
+// (not, keywords, unknown modifiers) replaced by "maybe". It over-approximates
+// the rule: if the shadow is false for an event, sigma-go's evaluator is
+// false too. The Engine uses it twice: the shadow's need (a disjunction of
+// atoms) is what the index keys the rule by, and the shadow itself is
+// checked on each candidate before sigma-go is run.
+
+// kind is a shadow node's type.
+type kind uint8
+
+const (
+	kMaybe kind = iota // unknown: may be true
+	kNever             // always false
+	kAnd
+	kOr
+	kAtom
+)
+
+// shadow is one node of a shadow tree.
+type shadow struct {
+	kind kind
+	kids []*shadow
+	atom atom
+	pb   []byte // atom.pattern as bytes
+}
+
+var (
+	maybe = &shadow{kind: kMaybe}
+	never = &shadow{kind: kNever}
+)
+
+// sAnd builds a simplified conjunction: never wins, maybes drop out.
+func sAnd(kids ...*shadow) *shadow {
+	var out []*shadow
+	for _, k := range kids {
+		switch k.kind {
+		case kNever:
+			return never
+		case kMaybe:
+			continue
+		case kAnd:
+			out = append(out, k.kids...)
+		default:
+			out = append(out, k)
+		}
+	}
+	switch len(out) {
+	case 0:
+		return maybe
+	case 1:
+		return out[0]
+	}
+	return &shadow{kind: kAnd, kids: out}
+}
+
+// sOr builds a simplified disjunction: maybe wins, nevers drop out.
+func sOr(kids ...*shadow) *shadow {
+	var out []*shadow
+	for _, k := range kids {
+		switch k.kind {
+		case kMaybe:
+			return maybe
+		case kNever:
+			continue
+		case kOr:
+			out = append(out, k.kids...)
+		default:
+			out = append(out, k)
+		}
+	}
+	switch len(out) {
+	case 0:
+		return never
+	case 1:
+		return out[0]
+	}
+	return &shadow{kind: kOr, kids: out}
+}
+
+func sAtom(a atom) *shadow { return &shadow{kind: kAtom, atom: a, pb: []byte(a.pattern)} }
+
+// need derives the disjunction of atoms the shadow implies.
+func (s *shadow) need() need {
+	switch s.kind {
+	case kNever:
+		return need{}
+	case kAtom:
+		if s.atom.op == opMinLen || s.atom.op == opRegex {
 			return needTop
 		}
-		out.atoms = append(out.atoms, n.atoms...)
+		return need{atoms: []atom{s.atom}}
+	case kAnd:
+		best := needTop
+		for _, k := range s.kids {
+			if n := k.need(); n.cost() < best.cost() {
+				best = n
+			}
+		}
+		return best
+	case kOr:
+		out := need{}
+		for _, k := range s.kids {
+			n := k.need()
+			if n.top {
+				return needTop
+			}
+			out.atoms = append(out.atoms, n.atoms...)
+		}
+		return out
+	}
+	return needTop
+}
+
+// String renders the shadow for debugging and tests.
+func (s *shadow) String() string {
+	switch s.kind {
+	case kMaybe:
+		return "maybe"
+	case kNever:
+		return "never"
+	case kAtom:
+		return s.atom.String()
+	}
+	parts := make([]string, len(s.kids))
+	for i, k := range s.kids {
+		parts[i] = k.String()
+	}
+	sep := " and "
+	if s.kind == kOr {
+		sep = " or "
+	}
+	return "(" + strings.Join(parts, sep) + ")"
+}
+
+// ruleShadow builds the shadow of a rule as written (before wildcard
+// expansion; wildcard matchers are modelled from their segments). sigma-go
+// ORs the conditions of a rule.
+func ruleShadow(r sigma.Rule) *shadow {
+	var kids []*shadow
+	for _, c := range r.Detection.Conditions {
+		if c.Aggregation != nil {
+			return maybe
+		}
+		kids = append(kids, exprShadow(r, c.Search))
+	}
+	return sOr(kids...)
+}
+
+// exprShadow mirrors sigma-go's evaluateSearchExpression.
+func exprShadow(r sigma.Rule, e sigma.SearchExpr) *shadow {
+	switch e := e.(type) {
+	case sigma.And:
+		kids := make([]*shadow, 0, len(e))
+		for _, sub := range e {
+			kids = append(kids, exprShadow(r, sub))
+		}
+		return sAnd(kids...)
+	case sigma.Or:
+		kids := make([]*shadow, 0, len(e))
+		for _, sub := range e {
+			kids = append(kids, exprShadow(r, sub))
+		}
+		return sOr(kids...)
+	case sigma.Not:
+		return maybe
+	case sigma.SearchIdentifier:
+		s, ok := r.Detection.Searches[e.Name]
+		if !ok {
+			return never // sigma-go: an undefined search is false
+		}
+		return searchShadow(s)
+	case sigma.OneOfThem:
+		return sOr(matchingSearches(r, "*")...) // no searches: false
+	case sigma.AllOfThem:
+		return sAnd(matchingSearches(r, "*")...) // no searches: true (maybe)
+	case sigma.OneOfPattern:
+		return sOr(matchingSearches(r, e.Pattern)...)
+	case sigma.AllOfPattern:
+		return sAnd(matchingSearches(r, e.Pattern)...)
+	}
+	return maybe // unknown node (the loader rejects those sigma-go panics on)
+}
+
+// matchingSearches returns the shadows of the searches whose name matches
+// the path.Match pattern, as sigma-go selects them.
+func matchingSearches(r sigma.Rule, pattern string) []*shadow {
+	var out []*shadow
+	for name, s := range r.Detection.Searches {
+		if ok, _ := path.Match(pattern, name); ok {
+			out = append(out, searchShadow(s))
+		}
 	}
 	return out
 }
 
-// and combines conjuncts: every one holds, so the most selective one's need
-// is a need of the conjunction.
-func and(ns ...need) need {
-	best := needTop
-	for _, n := range ns {
-		if n.cost() < best.cost() {
-			best = n
-		}
-	}
-	return best
-}
-
-// ruleNeed analyses a rule's conditions (which sigma-go ORs).
-func ruleNeed(r sigma.Rule) need {
-	var ns []need
-	for _, c := range r.Detection.Conditions {
-		if c.Aggregation != nil {
-			return needTop
-		}
-		ns = append(ns, exprNeed(r, c.Search))
-	}
-	return or(ns...)
-}
-
-// exprNeed mirrors sigma-go's evaluateSearchExpression.
-func exprNeed(r sigma.Rule, e sigma.SearchExpr) need {
-	switch e := e.(type) {
-	case sigma.And:
-		ns := make([]need, 0, len(e))
-		for _, sub := range e {
-			ns = append(ns, exprNeed(r, sub))
-		}
-		return and(ns...)
-	case sigma.Or:
-		ns := make([]need, 0, len(e))
-		for _, sub := range e {
-			ns = append(ns, exprNeed(r, sub))
-		}
-		return or(ns...)
-	case sigma.Not:
-		return needTop
-	case sigma.SearchIdentifier:
-		s, ok := r.Detection.Searches[e.Name]
-		if !ok {
-			return need{} // sigma-go: an undefined search is false
-		}
-		return searchNeed(s)
-	case sigma.OneOfThem:
-		return or(matchingSearches(r, "*")...) // no searches: false
-	case sigma.AllOfThem:
-		return and(matchingSearches(r, "*")...) // no searches: true (top)
-	case sigma.OneOfPattern:
-		return or(matchingSearches(r, e.Pattern)...)
-	case sigma.AllOfPattern:
-		return and(matchingSearches(r, e.Pattern)...)
-	case sigma.OneOfIdentifier:
-		return exprNeed(r, e.Ident)
-	case sigma.AllOfIdentifier:
-		return exprNeed(r, e.Ident)
-	}
-	return needTop // unknown node: be safe
-}
-
-// matchingSearches returns the needs of the searches whose name matches the
-// path.Match pattern, as sigma-go selects them.
-func matchingSearches(r sigma.Rule, pattern string) []need {
-	var ns []need
-	for name, s := range r.Detection.Searches {
-		if ok, _ := path.Match(pattern, name); ok {
-			ns = append(ns, searchNeed(s))
-		}
-	}
-	return ns
-}
-
-// searchNeed mirrors sigma-go's evaluateSearch: the event matchers are ORed,
-// the field matchers of one event matcher ANDed.
-func searchNeed(s sigma.Search) need {
+// searchShadow mirrors sigma-go's evaluateSearch: the event matchers are
+// ORed, the field matchers of one event matcher ANDed.
+func searchShadow(s sigma.Search) *shadow {
 	if len(s.Keywords) > 0 || len(s.EventMatchers) == 0 {
-		return needTop
+		return maybe
 	}
-	ns := make([]need, 0, len(s.EventMatchers))
+	ors := make([]*shadow, 0, len(s.EventMatchers))
 	for _, em := range s.EventMatchers {
-		fs := make([]need, 0, len(em))
+		ands := make([]*shadow, 0, len(em))
 		for _, fm := range em {
-			fs = append(fs, fieldNeed(fm))
+			ands = append(ands, fieldShadow(fm))
 		}
-		ns = append(ns, and(fs...)) // empty matcher: top (always true)
+		ors = append(ors, sAnd(ands...)) // empty matcher: maybe (sigma-go: true)
 	}
-	return or(ns...)
+	return sOr(ors...)
 }
 
-// fieldNeed analyses one field matcher. Only plain equality and the
-// contains/startswith/endswith comparators, optionally with all, become
-// atoms; anything else (re, cidr, base64, numeric comparisons, empty or
-// special values) is top. Matchers with wildcards are evaluated as regular
-// expressions (see expandWildcards); their atoms come from the literal
-// segments of the values.
-func fieldNeed(fm sigma.FieldMatcher) need {
-	if fm.Field == "" || strings.HasPrefix(fm.Field, "$") {
-		return needTop
+// fieldShadow models one field matcher. Plain equality and the
+// contains/startswith/endswith comparators (optionally with all), wildcard
+// values and regular expressions become atoms; anything else (cidr, base64,
+// numeric comparisons, "null", empty or placeholder values) is maybe. A
+// non-all matcher is the OR of its values, an all matcher the AND.
+func fieldShadow(fm sigma.FieldMatcher) *shadow {
+	if fm.Field == "" || strings.HasPrefix(fm.Field, "$") || len(fm.Values) == 0 {
+		return maybe
 	}
-	if len(fm.Values) == 0 {
-		return needTop
+	var valueShadow func(s string) *shadow
+	mods := fm.Modifiers
+	all := len(mods) > 0 && mods[len(mods)-1] == "all"
+	if all {
+		mods = mods[:len(mods)-1]
 	}
-	if n, ok := regexNeed(fm); ok {
-		return n
+	switch {
+	case len(mods) == 1 && mods[0] == "re":
+		valueShadow = func(s string) *shadow { return regexShadow(fm.Field, s) }
+	default:
+		o, _, ok := wildcardOp(fm)
+		if !ok {
+			return maybe
+		}
+		if wildcardMatcher(fm) {
+			valueShadow = func(s string) *shadow { return wildcardShadow(fm.Field, o, s) }
+		} else {
+			valueShadow = func(s string) *shadow { return literalShadow(fm.Field, o, s) }
+		}
 	}
-	o, all, ok := wildcardOp(fm)
-	if !ok {
-		return needTop
-	}
-	wild := wildcardMatcher(fm)
-	atoms := make([]atom, 0, len(fm.Values))
+	kids := make([]*shadow, 0, len(fm.Values))
 	for _, v := range fm.Values {
 		s, ok := scalarString(v)
 		if !ok || (strings.HasPrefix(s, "%") && strings.HasSuffix(s, "%")) {
-			return needTop // sigma-go rejects these; placeholder
+			return maybe // sigma-go rejects these; placeholders
 		}
-		var a atom
-		if wild {
-			a, ok = wildcardAtom(fm.Field, o, s)
-		} else {
-			a, ok = literalAtom(fm.Field, o, s)
-		}
-		if !ok {
-			return needTop
-		}
-		atoms = append(atoms, a)
+		kids = append(kids, valueShadow(s))
 	}
 	if all {
-		// Every value must match, so any single one is necessary: keep the
-		// most selective.
-		best := atoms[0]
-		for _, a := range atoms[1:] {
-			if a.cost() < best.cost() || (a.cost() == best.cost() && len(a.pattern) > len(best.pattern)) {
-				best = a
-			}
-		}
-		return need{atoms: []atom{best}}
+		return sAnd(kids...)
 	}
-	return need{atoms: atoms}
+	return sOr(kids...)
 }
 
-// regexNeed analyses a `re` (or `re|all`) matcher; ok is false for other
-// matchers. An expression without a usable literal set makes the need top.
-func regexNeed(fm sigma.FieldMatcher) (n need, ok bool) {
-	mods := fm.Modifiers
-	all := len(mods) == 2 && mods[0] == "re" && mods[1] == "all"
-	if !all && (len(mods) != 1 || mods[0] != "re") {
-		return need{}, false
-	}
-	var sets []need
-	for _, v := range fm.Values {
-		s, ok := scalarString(v)
-		if !ok {
-			return needTop, true
-		}
-		lits, ok := regexMust(s)
-		if !ok {
-			sets = append(sets, needTop)
-			continue
-		}
-		var vn need
-		for _, l := range lits {
-			vn.atoms = append(vn.atoms, atom{field: fm.Field, op: opContains, pattern: foldKey(l)})
-		}
-		sets = append(sets, vn)
-	}
-	if all {
-		return and(sets...), true
-	}
-	return or(sets...), true
-}
-
-// literalAtom is the requirement of a value compared by sigma-go's own
-// comparators: strings.EqualFold for plain values, strings.ToLower on both
-// sides for contains/startswith/endswith.
-func literalAtom(field string, o op, s string) (atom, bool) {
+// literalShadow is a value compared by sigma-go's own comparators:
+// strings.EqualFold for plain values, strings.ToLower on both sides for
+// contains/startswith/endswith.
+func literalShadow(field string, o op, s string) *shadow {
 	if o == opExact {
 		if s == "null" {
-			return atom{}, false // sigma-go: "null" also matches a missing field
+			return maybe // sigma-go: "null" also matches a missing field
 		}
-		return atom{field: field, op: o, pattern: foldKey(s)}, true
+		return sAtom(atom{field: field, op: o, pattern: foldKey(s)})
 	}
 	if s == "" {
-		return atom{}, false // contains/startswith/endswith "" always hold
+		return maybe // contains/startswith/endswith "" always hold
 	}
-	return atom{field: field, op: o, pattern: strings.ToLower(s)}, true
+	return sAtom(atom{field: field, op: o, pattern: strings.ToLower(s)})
 }
 
-// wildcardAtom is a requirement implied by a value matched as the
-// case-insensitive regular expression expandWildcards makes of it: a literal
-// segment that must start, end or occur in the value. Regular expression
-// case folding is Unicode simple folding, so patterns are foldKeys; the
-// engine only applies them to ASCII values (non-ASCII values make every
-// requirement of the field fire), for which foldKey is ASCII lower-casing.
-func wildcardAtom(field string, o op, s string) (atom, bool) {
+// wildcardShadow is a value matched as the case-insensitive regular
+// expression expandWildcards makes of it: its first literal segment must
+// start the value (unless the value starts with a wildcard, or the
+// comparison is contains/endswith), its last must end it, and every segment
+// must occur. Regular expression case folding is Unicode simple folding, so
+// patterns are foldKeys.
+func wildcardShadow(field string, o op, s string) *shadow {
 	segs, wild, startsWild, endsWild := wildcardSegments(s)
 	if !wild && o == opExact {
 		// ^literal$ under simple case folding is foldKey equality.
-		return atom{field: field, op: opExact, pattern: foldKey(segs[0])}, true
+		return sAtom(atom{field: field, op: opExact, pattern: foldKey(segs[0])})
 	}
+	var kids []*shadow
 	first, last := segs[0], segs[len(segs)-1]
-	var cands []atom
 	if (o == opExact || o == opPrefix) && !startsWild && first != "" {
-		cands = append(cands, atom{field: field, op: opPrefix, pattern: foldKey(first)})
+		kids = append(kids, sAtom(atom{field: field, op: opPrefix, pattern: foldKey(first)}))
 	}
 	if (o == opExact || o == opSuffix) && !endsWild && last != "" {
-		cands = append(cands, atom{field: field, op: opSuffix, pattern: foldKey(last)})
+		kids = append(kids, sAtom(atom{field: field, op: opSuffix, pattern: foldKey(last)}))
 	}
 	for _, g := range segs {
 		if g != "" {
-			cands = append(cands, atom{field: field, op: opContains, pattern: foldKey(g)})
+			kids = append(kids, sAtom(atom{field: field, op: opContains, pattern: foldKey(g)}))
 		}
 	}
-	if len(cands) == 0 {
-		return atom{}, false // only wildcards: matches (nearly) anything
+	return sAnd(kids...) // only wildcards: maybe
+}
+
+// regexShadow is a value matched with regexp.MatchString: one of its
+// necessary literals occurs (used by the index), the value is at least as
+// long as the shortest match, and finally the compiled expression itself
+// matches (sigma-go recompiles it on every evaluation, so checking it once
+// here first is much cheaper). An expression that does not compile never
+// matches in sigma-go either (its comparator error counts as no match), but
+// is left as maybe.
+func regexShadow(field, expr string) *shadow {
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return maybe
 	}
-	best := cands[0]
-	for _, a := range cands[1:] {
-		if a.cost() < best.cost() || (a.cost() == best.cost() && len(a.pattern) > len(best.pattern)) {
-			best = a
+	var kids []*shadow
+	if lits, ok := regexMust(expr); ok {
+		ors := make([]*shadow, 0, len(lits))
+		for _, l := range lits {
+			ors = append(ors, sAtom(atom{field: field, op: opContains, pattern: foldKey(l)}))
 		}
+		kids = append(kids, sOr(ors...))
 	}
-	return best, true
+	if n := regexMinLen(expr); n > 0 {
+		kids = append(kids, sAtom(atom{field: field, op: opMinLen, minLen: n}))
+	}
+	kids = append(kids, sAtom(atom{field: field, op: opRegex, re: re}))
+	return sAnd(kids...)
 }

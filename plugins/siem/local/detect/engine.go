@@ -1,7 +1,9 @@
 package detect
 
 import (
+	"bytes"
 	"slices"
+	"strings"
 	"sort"
 	"sync"
 	"unicode/utf8"
@@ -32,8 +34,9 @@ type Engine struct {
 // sourceIndex is the index of the rules of one logsource.
 type sourceIndex struct {
 	src    event.Logsource
-	rules  []*Rule
-	always []int32 // rules to evaluate for every event
+	rules   []*Rule
+	shadows []*shadow // per rule: checked before running sigma-go
+	always  []int32   // rules to evaluate for every event
 	never  int     // rules whose condition can never be true
 	fields []*fieldIndex
 }
@@ -109,7 +112,9 @@ func NewEngine(rules []*Rule) *Engine {
 		}
 		id := int32(len(si.rules))
 		si.rules = append(si.rules, r)
-		n := ruleNeed(r.Sigma)
+		sh := ruleShadow(r.Sigma)
+		si.shadows = append(si.shadows, sh)
+		n := sh.need()
 		switch {
 		case n.top:
 			si.always = append(si.always, id)
@@ -209,6 +214,9 @@ func (e *Engine) AppendMatches(dst []Match, ev *event.Event) []Match {
 	defer e.pool.Put(sc)
 	si.candidates(ev, sc)
 	for _, id := range sc.cands {
+		if !si.shadows[id].eval(ev, sc) {
+			continue // cannot match: skip the sigma-go evaluation
+		}
 		r := si.rules[id]
 		ok, searches := r.evaluate(ev)
 		if !ok {
@@ -328,5 +336,90 @@ func (fi *fieldIndex) scanPatterns(t string, sc *scratch) {
 				}
 			}
 		}
+	}
+}
+
+// eval reports whether the rule the shadow belongs to may match ev (false
+// means it certainly does not).
+func (s *shadow) eval(ev *event.Event, sc *scratch) bool {
+	switch s.kind {
+	case kNever:
+		return false
+	case kAnd:
+		for _, k := range s.kids {
+			if !k.eval(ev, sc) {
+				return false
+			}
+		}
+		return true
+	case kOr:
+		for _, k := range s.kids {
+			if k.eval(ev, sc) {
+				return true
+			}
+		}
+		return false
+	case kAtom:
+		switch v := ev.Fields[s.atom.field].(type) {
+		case string:
+			return s.holds(v, sc)
+		case []string:
+			for _, x := range v {
+				if s.holds(x, sc) {
+					return true
+				}
+			}
+			return false
+		case nil:
+			return s.holds("<nil>", sc) // as sigma-go sees a missing field
+		}
+	}
+	return true // maybe, or a value type that is not modelled
+}
+
+// holds checks the atom of an atom node on one value.
+func (s *shadow) holds(v string, sc *scratch) bool {
+	a := &s.atom
+	switch a.op {
+	case opMinLen:
+		return len(v) >= a.minLen
+	case opRegex:
+		return a.re.MatchString(v)
+	}
+	upper := false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c >= utf8.RuneSelf {
+			return true // non-ASCII values are not modelled
+		}
+		if 'A' <= c && c <= 'Z' {
+			upper = true
+		}
+	}
+	if !upper {
+		switch a.op {
+		case opExact:
+			return v == a.pattern
+		case opContains:
+			return strings.Contains(v, a.pattern)
+		case opPrefix:
+			return strings.HasPrefix(v, a.pattern)
+		default:
+			return strings.HasSuffix(v, a.pattern)
+		}
+	}
+	sc.buf = sc.buf[:0]
+	for i := 0; i < len(v); i++ {
+		sc.buf = append(sc.buf, lowerTable[v[i]])
+	}
+	switch a.op {
+	case opExact:
+		return bytes.Equal(sc.buf, s.pb)
+	case opContains:
+		return bytes.Contains(sc.buf, s.pb)
+	case opPrefix:
+		return bytes.HasPrefix(sc.buf, s.pb)
+	default:
+		return bytes.HasSuffix(sc.buf, s.pb)
 	}
 }

@@ -128,7 +128,11 @@ func analyzeRe(re *syntax.Regexp, depth int) reInfo {
 		exactAll := true
 		for _, s := range re.Sub {
 			sub := analyzeRe(s, depth+1)
-			consider(sub.must)
+			if sub.exact == nil {
+				// An exact child is part of the current run, which is at
+				// least as selective as the child alone.
+				consider(sub.must)
+			}
 			if sub.exact != nil && len(run)*len(sub.exact) <= maxReSet {
 				next := make([]string, 0, len(run)*len(sub.exact))
 				long := false
@@ -201,4 +205,46 @@ func setCost(set []string) int {
 		c += atom{op: opContains, pattern: s}.cost()
 	}
 	return c
+}
+
+// regexMinLen returns a lower bound on the length in bytes of any string
+// expr matches (0 when unknown or when expr does not parse).
+func regexMinLen(expr string) int {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return 0
+	}
+	return minLenRe(re, 0)
+}
+
+func minLenRe(re *syntax.Regexp, depth int) int {
+	if depth > maxReDepth {
+		return 0
+	}
+	switch re.Op {
+	case syntax.OpLiteral:
+		return len(re.Rune) // every rune is at least one byte
+	case syntax.OpCharClass, syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+		return 1
+	case syntax.OpCapture, syntax.OpPlus:
+		return minLenRe(re.Sub[0], depth+1)
+	case syntax.OpRepeat:
+		n := re.Min * minLenRe(re.Sub[0], depth+1)
+		return min(n, 1<<20)
+	case syntax.OpConcat:
+		n := 0
+		for _, s := range re.Sub {
+			n += minLenRe(s, depth+1)
+		}
+		return min(n, 1<<20)
+	case syntax.OpAlternate:
+		n := -1
+		for _, s := range re.Sub {
+			if m := minLenRe(s, depth+1); n < 0 || m < n {
+				n = m
+			}
+		}
+		return max(n, 0)
+	}
+	return 0 // star, quest, empty-width, no-match
 }
