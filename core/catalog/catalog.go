@@ -171,7 +171,7 @@ type Catalog struct {
 	Tests []*Test
 }
 
-// Load reads, validates and indexes the tests of every source. It reports
+// Load reads and validates the tests of every source. It reports
 // all problems it finds, in every file, as one error whose lines each read
 // "file:line: message"; the catalog is then nil.
 func Load(sources ...Source) (*Catalog, error) {
@@ -245,6 +245,10 @@ func loadSource(src Source) ([]*Test, []error) {
 		return nil
 	})
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) && pe.Path == root {
+			err = pe.Err // "stat .: ..." says nothing more than the label
+		}
 		errs = append(errs, fmt.Errorf("loading catalog %s: %w", src.Label, err))
 	}
 	return tests, errs

@@ -189,7 +189,7 @@ func TestLoadCollectsAllFiles(t *testing.T) {
 
 func TestLoadMissingDir(t *testing.T) {
 	_, err := Load(Dir("testdata/no-such-dir"))
-	if err == nil || !strings.Contains(err.Error(), "testdata/no-such-dir") {
+	if err == nil || err.Error() != "loading catalog testdata/no-such-dir: no such file or directory" || !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -371,7 +371,7 @@ func (t *Table) Table(key string) *Table {
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		t.typeError(t.PathOf(key), "a table", v)
+		t.typeError(t.PathOf(key), "a table (["+header(t.PathOf(key))+"])", v)
 		return nil
 	}
 	return t.doc.table(t.PathOf(key), m)
@@ -401,7 +401,7 @@ func (t *Table) Tables(key string) []*Table {
 			out = append(out, t.doc.table(Index(path, i), m))
 		}
 	default:
-		t.typeError(path, "an array of tables", v)
+		t.typeError(path, "an array of tables ([["+header(path)+"]])", v)
 	}
 	return out
 }
@@ -472,6 +472,21 @@ func distance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// header returns the table header naming path: the path without indexes.
+func header(path string) string {
+	var b strings.Builder
+	for i := 0; i < len(path); i++ {
+		if path[i] == '[' {
+			if j := strings.IndexByte(path[i:], ']'); j > 0 {
+				i += j
+				continue
+			}
+		}
+		b.WriteByte(path[i])
+	}
+	return b.String()
 }
 
 // TypeName names the TOML type of a decoded value for error messages.
