@@ -106,7 +106,7 @@ func TestSyscallName(t *testing.T) {
 
 func TestRecordBody(t *testing.T) {
 	cases := map[string]string{
-		"audit(1700000000.123:42): a=1 b=2": "a=1 b=2",
+		"audit(1700000000.123:42): a=1 b=2":   "a=1 b=2",
 		"audit(1700000000.123:42):  a2[1]=41": "a2[1]=41",
 		"audit(1700000000.123:42): ":          "",
 	}
