@@ -188,3 +188,26 @@ func TestMapStrings(t *testing.T) {
 		t.Errorf("nested value not replaced")
 	}
 }
+
+func TestIndexNestedArraysAndCRLF(t *testing.T) {
+	src := "[[a]]\r\nx = 1\r\n[[a.b]]\r\ny = 2\r\n[[a]]\r\n[[a.b]]\r\n[[a.b]]\r\nz = 3\r\n[ c . \"d.e\" ] # comment\r\nf = '''\r\ng = 1\r\n'''\r\n"
+	doc, err := Parse("f.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, line := range map[string]int{
+		"a[0]": 1, "a[0].x": 2, "a[0].b[0]": 3, "a[0].b[0].y": 4,
+		"a[1]": 5, "a[1].b[0]": 6, "a[1].b[1]": 7, "a[1].b[1].z": 8,
+		`c."d.e"`: 9, `c."d.e".f`: 10,
+	} {
+		if got := doc.Line(path); got != line {
+			t.Errorf("Line(%s) = %d, want %d", path, got, line)
+		}
+	}
+	if doc.Has(`c."d.e".g`) {
+		t.Error("indexed a key inside a multi-line literal string")
+	}
+	if got := header(`a[1].b[0].c`); got != "a.b.c" {
+		t.Errorf("header = %s", got)
+	}
+}
