@@ -72,6 +72,23 @@ func (n need) cost() int {
 	return c
 }
 
+// better reports whether n is a more selective need than m: lower cost, then
+// longer patterns.
+func (n need) better(m need) bool {
+	if c, d := n.cost(), m.cost(); c != d {
+		return c < d
+	}
+	return n.patternBytes() > m.patternBytes()
+}
+
+func (n need) patternBytes() int {
+	l := 0
+	for _, a := range n.atoms {
+		l += len(a.pattern)
+	}
+	return l
+}
+
 // cost estimates how often an atom fires on a busy host's telemetry, in
 // rough events-per-thousand: a need's cost is the sum over its atoms (the
 // chance that one of them fires), so many specific values beat one common
@@ -210,7 +227,7 @@ func (s *shadow) need() need {
 	case kAnd:
 		best := needTop
 		for _, k := range s.kids {
-			if n := k.need(); n.cost() < best.cost() {
+			if n := k.need(); n.better(best) {
 				best = n
 			}
 		}

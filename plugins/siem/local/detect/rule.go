@@ -249,8 +249,20 @@ func ParseRule(path string, data []byte, link string) (*Rule, *Problem) {
 		p.ID, p.Title = scalar("id"), scalar("title")
 		return r, p
 	}
-	if top["detection"] == nil {
+	det := top["detection"]
+	if det == nil {
 		return prob(ReasonNotRule, "no detection section")
+	}
+	if det.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(det.Content); i += 2 {
+			if det.Content[i].Value == "timeframe" {
+				// sigma-go v0.6.6 cannot even decode timeframe; it only
+				// matters to aggregations, which are not supported anyway.
+				r, p := prob(ReasonCorrelation, "timeframe (%s) is not supported", det.Content[i+1].Value)
+				p.ID, p.Title = scalar("id"), scalar("title")
+				return r, p
+			}
+		}
 	}
 
 	sr, err := parseGuarded(data)
@@ -282,9 +294,6 @@ func ParseRule(path string, data []byte, link string) (*Rule, *Problem) {
 		if c.Aggregation != nil {
 			return fail(ReasonCorrelation, "aggregation condition %q is not supported", conditionString(c))
 		}
-	}
-	if sr.Detection.Timeframe != 0 {
-		return fail(ReasonCorrelation, "timeframe (%s) is not supported", sr.Detection.Timeframe)
 	}
 	ls := event.Logsource{Product: sr.Logsource.Product, Service: sr.Logsource.Service, Category: sr.Logsource.Category}
 	supported := false
