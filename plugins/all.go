@@ -1,0 +1,8 @@
+// Package plugins links vigil's built-in plugins into the binary: each
+// blank import below registers one plugin from its init function. Import
+// this package (blank) from main.
+package plugins
+
+import (
+	_ "github.com/vigilsec/vigil/plugins/injector/exec" // injector "exec": runs shell commands on the local host
+)

@@ -1,0 +1,155 @@
+package exec
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the target's params table for the exec injector, for example
+//
+//	[[target]]
+//	name = "localhost"
+//	injector = "exec"
+//	[target.params]
+//	tmp_root = "/var/tmp/vigil"
+//	shell = "/bin/bash"
+//	max_output = 131072
+//	[target.params.env]
+//	http_proxy = "http://proxy:3128"
+//
+// Unknown keys are errors.
+type Config struct {
+	// TmpRoot is the directory under which every workdir must lie (default
+	// os.TempDir()). It must exist.
+	TmpRoot string `toml:"tmp_root"`
+	// Shell is the absolute path of the default shell (default /bin/sh).
+	Shell string `toml:"shell"`
+	// Env is added to every command's environment; a test's env param
+	// overrides it. It may set PATH; it may not set VIGIL_* variables.
+	Env map[string]string `toml:"env"`
+	// MaxOutput caps captured stdout and, separately, stderr, in bytes
+	// (default 64 KiB, at most 1 MiB).
+	MaxOutput int `toml:"max_output"`
+}
+
+// config is a Config checked and completed with defaults.
+type config struct {
+	Config
+	// realTmpRoot is TmpRoot with symlinks resolved.
+	realTmpRoot string
+	home        string
+}
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// reservedEnv are the variables the injector sets itself; neither the config
+// nor a test may override them.
+var reservedEnv = map[string]bool{"VIGIL_MARKER": true, "VIGIL_WORKDIR": true, "VIGIL_TEST_ID": true}
+
+// parseConfig decodes b strictly and fills in defaults. Empty b is the
+// default config.
+func parseConfig(b []byte) (*config, error) {
+	var c Config
+	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&c)
+	if err != nil {
+		return nil, fmt.Errorf("exec: decode config: %w", err)
+	}
+	if u := md.Undecoded(); len(u) > 0 {
+		keys := make([]string, len(u))
+		for i, k := range u {
+			keys[i] = k.String()
+		}
+		return nil, fmt.Errorf("exec: config: unknown keys %s (known: env, max_output, shell, tmp_root)", strings.Join(keys, ", "))
+	}
+
+	if c.TmpRoot == "" {
+		c.TmpRoot = os.TempDir()
+	}
+	if !filepath.IsAbs(c.TmpRoot) {
+		return nil, fmt.Errorf("exec: config: tmp_root %q is not an absolute path", c.TmpRoot)
+	}
+	c.TmpRoot = filepath.Clean(c.TmpRoot)
+	real, err := filepath.EvalSymlinks(c.TmpRoot)
+	if err != nil {
+		return nil, fmt.Errorf("exec: config: tmp_root: %w", err)
+	}
+	if fi, err := os.Stat(real); err != nil {
+		return nil, fmt.Errorf("exec: config: tmp_root: %w", err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("exec: config: tmp_root %s is not a directory", c.TmpRoot)
+	}
+
+	if c.Shell == "" {
+		c.Shell = DefaultShell
+	}
+	if err := checkShell(c.Shell); err != nil {
+		return nil, fmt.Errorf("exec: config: shell: %w", err)
+	}
+
+	names := make([]string, 0, len(c.Env))
+	for k := range c.Env {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if err := checkEnv(k, c.Env[k]); err != nil {
+			return nil, fmt.Errorf("exec: config: env: %w", err)
+		}
+	}
+
+	switch {
+	case c.MaxOutput == 0:
+		c.MaxOutput = DefaultMaxOutput
+	case c.MaxOutput < 0 || c.MaxOutput > MaxMaxOutput:
+		return nil, fmt.Errorf("exec: config: max_output %d out of range (1..%d)", c.MaxOutput, MaxMaxOutput)
+	}
+
+	return &config{Config: c, realTmpRoot: real, home: homeDir()}, nil
+}
+
+// checkShell says why path cannot be used as a shell.
+func checkShell(path string) error {
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("%q is not an absolute path", path)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("%s is not an executable file", path)
+	}
+	return nil
+}
+
+// checkEnv says why name=value cannot be added to the environment.
+func checkEnv(name, value string) error {
+	switch {
+	case !envNameRE.MatchString(name):
+		return fmt.Errorf("bad variable name %q", name)
+	case reservedEnv[name]:
+		return fmt.Errorf("%s is set by the injector and cannot be overridden", name)
+	case strings.IndexByte(value, 0) >= 0:
+		return fmt.Errorf("%s: value contains a NUL byte", name)
+	}
+	return nil
+}
+
+// homeDir is the HOME of the commands: the injector's own.
+func homeDir() string {
+	if h, err := os.UserHomeDir(); err == nil && h != "" {
+		return h
+	}
+	if u, err := user.Current(); err == nil && u.HomeDir != "" {
+		return u.HomeDir
+	}
+	return "/"
+}
