@@ -3,8 +3,8 @@ package detect
 import (
 	"bytes"
 	"slices"
-	"strings"
 	"sort"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -33,12 +33,12 @@ type Engine struct {
 
 // sourceIndex is the index of the rules of one logsource.
 type sourceIndex struct {
-	src    event.Logsource
+	src     event.Logsource
 	rules   []*Rule
 	shadows []*shadow // per rule: checked before running sigma-go
 	always  []int32   // rules to evaluate for every event
-	never  int     // rules whose condition can never be true
-	fields []*fieldIndex
+	never   int       // rules whose condition can never be true
+	fields  []*fieldIndex
 }
 
 // fieldIndex holds the requirements on one field.
