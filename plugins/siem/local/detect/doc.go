@@ -18,19 +18,39 @@
 //
 // # Matching
 //
-// Confirmation of a match is always done by github.com/bradleyjkemp/sigma-go's
-// RuleEvaluator, with Sigma's case-insensitive semantics. An [Engine] avoids
-// running that evaluator for every rule: at build time it derives, for each
-// rule, a set of field requirements (field equals / contains / starts with /
-// ends with a value) at least one of which must hold whenever the rule
-// matches. Requirements are indexed per logsource and field in exact-value
-// hash maps (keyed by Unicode simple case folding, exactly like
-// strings.EqualFold) and an Aho-Corasick automaton over lower-cased patterns
-// (exactly like sigma-go's strings.ToLower based comparators). For an event,
-// only the rules whose requirement fired, plus the rules whose condition could
-// not be analysed safely (kept on an "always evaluate" list), are passed to
-// the evaluator. The prefilter is conservative: it never changes which rules
-// match, only how many are evaluated.
+// Whether a rule matches is always decided by
+// github.com/bradleyjkemp/sigma-go's RuleEvaluator, with Sigma's
+// case-insensitive semantics. An [Engine] avoids running that evaluator for
+// every rule and event:
+//
+//   - At build time each rule's condition is turned into a "shadow": the same
+//     and/or tree with every field matcher replaced by requirements it
+//     implies (field equals / contains / starts with / ends with a literal,
+//     minimum length, the compiled regular expression itself) and every part
+//     that cannot be modelled (not, unknown modifiers) replaced by "maybe".
+//     The shadow over-approximates the rule.
+//   - From the shadow the engine derives a set of requirements one of which
+//     holds whenever the rule matches, and indexes the rule under them, per
+//     logsource and field: exact values in hash maps (keyed by Unicode simple
+//     case folding, exactly like strings.EqualFold) and substrings, prefixes
+//     and suffixes in an Aho-Corasick automaton (lower-cased, exactly like
+//     sigma-go's strings.ToLower based comparators). Rules whose condition
+//     yields no such set (a top-level not, a regular expression without a
+//     literal) go to the logsource's "always evaluate" list.
+//   - For an event, the rules whose requirement fired plus the always list
+//     are the candidates; a candidate whose shadow is false is dropped, and
+//     sigma-go confirms the rest.
+//
+// Both steps are conservative: they never change which rules match, only how
+// many are evaluated (the tests compare the engine with plain loops over
+// every sigma-go evaluator).
+//
+// # Wildcards
+//
+// sigma-go v0.6.6 compares values literally, so Sigma wildcards (* and ?)
+// would never match. The loader hands sigma-go a copy of the rule in which
+// every plain, contains, startswith or endswith matcher with a wildcard value
+// is an equivalent case-insensitive regular expression matcher.
 //
 // # Field values
 //

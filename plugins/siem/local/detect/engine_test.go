@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -358,5 +359,33 @@ func TestMatchNoAllocs(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, func() { dst = e.AppendMatches(dst[:0], evt) })
 	if allocs > 0 {
 		t.Errorf("AppendMatches on a benign event: %v allocs, want 0", allocs)
+	}
+}
+
+// TestEngineConcurrent runs Match from several goroutines (go test -race).
+func TestEngineConcurrent(t *testing.T) {
+	rules := loadAll(t)
+	e := NewEngine(rules)
+	evs := readEvents(t, eventsFile)[:1000]
+	want := make([][]string, len(evs))
+	for i, ev := range evs {
+		want[i] = ids(e.Match(ev))
+	}
+	done := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			for i, ev := range evs {
+				if got := ids(e.Match(ev)); !slices.Equal(got, want[i]) {
+					done <- fmt.Errorf("event %d: %v != %v", i, got, want[i])
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
 	}
 }

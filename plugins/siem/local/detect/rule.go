@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -102,32 +103,34 @@ type Reason string
 
 // Reasons a file is not loaded.
 const (
-	// ReasonRead: the file could not be read.
+	// ReasonRead means the file could not be read.
 	ReasonRead Reason = "read error"
-	// ReasonParse: YAML syntax error or a Sigma structure sigma-go rejects.
+	// ReasonParse means a YAML syntax error or a Sigma structure sigma-go
+	// rejects.
 	ReasonParse Reason = "parse error"
-	// ReasonNotRule: valid YAML but not a Sigma detection rule.
+	// ReasonNotRule means the file is valid YAML but not a single Sigma
+	// detection rule.
 	ReasonNotRule Reason = "not a Sigma rule"
-	// ReasonMissingMeta: the rule lacks an id or a title.
+	// ReasonMissingMeta means the rule lacks an id or a title.
 	ReasonMissingMeta Reason = "missing id or title"
-	// ReasonDuplicateID: another loaded rule already has this id.
+	// ReasonDuplicateID means another loaded rule already has this id.
 	ReasonDuplicateID Reason = "duplicate id"
-	// ReasonStatus: the rule's status is deprecated or unsupported.
+	// ReasonStatus means the rule's status is deprecated or unsupported.
 	ReasonStatus Reason = "skipped status"
-	// ReasonCorrelation: correlation rules and aggregation conditions
-	// (count(), near, timeframe) are not supported.
+	// ReasonCorrelation means a correlation rule or an aggregation condition
+	// (count(), near, timeframe), which are not supported.
 	ReasonCorrelation Reason = "correlation or aggregation"
-	// ReasonLogsource: the local sensor does not produce the logsource.
+	// ReasonLogsource means the local sensor does not produce the logsource.
 	ReasonLogsource Reason = "unsupported logsource"
-	// ReasonKeywords: keyword (field-less) searches are not supported by the
-	// evaluator.
+	// ReasonKeywords means a keyword (field-less) search, which sigma-go does
+	// not evaluate.
 	ReasonKeywords Reason = "keyword search"
-	// ReasonModifier: a field modifier the evaluator does not implement.
+	// ReasonModifier means a field modifier sigma-go does not implement.
 	ReasonModifier Reason = "unsupported modifier"
-	// ReasonValue: a value the evaluator cannot compare (null, placeholder,
+	// ReasonValue means a value sigma-go cannot compare (null, placeholder,
 	// nested map or list).
 	ReasonValue Reason = "unsupported value"
-	// ReasonEvaluator: building or probing the sigma-go evaluator failed.
+	// ReasonEvaluator means building or probing the sigma-go evaluator failed.
 	ReasonEvaluator Reason = "evaluator error"
 )
 
@@ -214,7 +217,7 @@ func ParseRule(path string, data []byte, link string) (*Rule, *Problem) {
 
 	// Plain YAML first: syntax errors, multi-document files, correlation
 	// rules and files that are no rules at all.
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := decodeGuarded(dec, &doc); err != nil {
 		if errors.Is(err, io.EOF) {
