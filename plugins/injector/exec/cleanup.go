@@ -63,7 +63,7 @@ func (x *Injector) Cleanup(ctx context.Context, req plugin.CleanupRequest) (plug
 			timeout: timeout, stdout: out, stderr: out, marker: req.Marker,
 		})
 		res.ExitCode, res.Output = o.exitCode, out.Bytes()
-		if msg := o.describe("cleanup command", timeout, ctx.Err()); msg != "" {
+		if msg := o.failure("cleanup command", timeout, ctx.Err()); msg != "" {
 			notes = append(notes, msg)
 		} else if o.exitCode != 0 {
 			notes = append(notes, fmt.Sprintf("cleanup command exited %d", o.exitCode))

@@ -92,7 +92,7 @@ func (x *Injector) Inject(ctx context.Context, req plugin.InjectRequest) (plugin
 	switch {
 	case o.timedOut || o.canceled:
 		res.Outcome = plugin.OutcomeTimedOut
-		res.Error = o.describe("command", timeout, ctx.Err())
+		res.Error = o.failure("command", timeout, ctx.Err())
 	case o.startErr != nil:
 		res.Outcome = plugin.OutcomeFailed
 		res.Error = o.startErr.Error()
@@ -182,7 +182,7 @@ func (x *Injector) checkOne(ctx context.Context, c *config, testID, line string,
 		env:     x.env(c, c.TmpRoot, "", "", testID, nil),
 		timeout: timeout, stdout: stdout, stderr: stderr,
 	})
-	if msg := o.describe(what, timeout, ctx.Err()); msg != "" {
+	if msg := o.failure(what, timeout, ctx.Err()); msg != "" {
 		return msg, false
 	}
 	if o.exitCode == 0 {

@@ -168,25 +168,20 @@ func environ(layers ...map[string]string) []string {
 // cappedBuffer keeps the first max bytes written to it and counts the rest.
 type cappedBuffer struct {
 	mu      sync.Mutex
-	max     int
+	limit   int
 	buf     []byte
 	dropped int64
 }
 
-func newCappedBuffer(max int) *cappedBuffer { return &cappedBuffer{max: max} }
+func newCappedBuffer(limit int) *cappedBuffer { return &cappedBuffer{limit: limit} }
 
 // Write keeps what fits and never fails, so the command never sees EPIPE.
 func (b *cappedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	room := b.max - len(b.buf)
-	if room > len(p) {
-		room = len(p)
-	}
-	if room > 0 {
-		b.buf = append(b.buf, p[:room]...)
-	}
-	b.dropped += int64(len(p) - max(room, 0))
+	room := min(max(b.limit-len(b.buf), 0), len(p))
+	b.buf = append(b.buf, p[:room]...)
+	b.dropped += int64(len(p) - room)
 	return len(p), nil
 }
 
@@ -210,14 +205,14 @@ func (b *cappedBuffer) Bytes() []byte {
 func excerpt(b []byte, n int) string {
 	s := strings.Join(strings.Fields(string(b)), " ")
 	if len(s) > n {
-		s = s[:n] + "…"
+		s = strings.ToValidUTF8(s[:n], "") + "…"
 	}
 	return s
 }
 
-// describe says how a command ended, for Error fields ("" for a clean exit
-// with the wanted code).
-func (o outcome) describe(what string, timeout time.Duration, ctxErr error) string {
+// failure says why a command did not run to its end ("" when it exited on
+// its own), for Error fields.
+func (o outcome) failure(what string, timeout time.Duration, ctxErr error) string {
 	switch {
 	case o.startErr != nil:
 		return o.startErr.Error()
