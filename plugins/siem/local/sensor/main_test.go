@@ -1,11 +1,15 @@
 package sensor
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/plugins/siem/local/event"
 )
 
 // helperEnv makes the test binary act as a small helper process instead of
@@ -29,6 +33,31 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		os.Exit(0)
+	case "clock_settime":
+		var ts unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_REALTIME, &ts); err != nil {
+			fmt.Fprintln(os.Stderr, "clock_gettime:", err)
+			os.Exit(1)
+		}
+		if err := unix.ClockSettime(unix.CLOCK_REALTIME, &ts); err != nil {
+			fmt.Fprintln(os.Stderr, "clock_settime:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	case "start":
+		// Start as whatever user runs the helper; report the error.
+		s := New(Config{StateDir: os.TempDir()})
+		err := s.Start(context.Background(), func([]event.Event) {})
+		if err == nil {
+			_ = s.Stop(context.Background())
+			fmt.Println("started")
+			os.Exit(0)
+		}
+		fmt.Println(err)
+		if errors.Is(err, ErrUnavailable) {
+			os.Exit(3)
+		}
+		os.Exit(1)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown helper", os.Getenv(helperEnv))
 		os.Exit(2)

@@ -86,7 +86,10 @@ type Config struct {
 	// resolve user names. Defaults "/proc" and "/etc/passwd".
 	ProcDir, PasswdFile string
 	// ReassemblyTimeout is how long an audit event may wait for its last
-	// record. Default 1s.
+	// record. The kernel sends the records of a syscall event together, and
+	// a record logged outside any syscall (CONFIG_CHANGE of a netlink
+	// request, ANOM_*) gets no end-of-event record: it, and every event
+	// behind it, waits this long. Default 300ms.
 	ReassemblyTimeout time.Duration
 	// Logger receives debug and warning logs. Default: discarded.
 	Logger *slog.Logger
@@ -117,7 +120,7 @@ func (c Config) withDefaults() Config {
 		c.PasswdFile = "/etc/passwd"
 	}
 	if c.ReassemblyTimeout == 0 {
-		c.ReassemblyTimeout = time.Second
+		c.ReassemblyTimeout = 300 * time.Millisecond
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -588,7 +591,7 @@ func (s *Sensor) enqueue(typ uint16, data []byte) {
 // and emit) and runs its maintenance, until the records channel closes.
 func (s *Sensor) process() {
 	defer close(s.procDone)
-	tick := time.NewTicker(200 * time.Millisecond)
+	tick := time.NewTicker(s.cfg.ReassemblyTimeout / 3)
 	defer tick.Stop()
 	lastSweep := time.Now()
 	for {
@@ -643,9 +646,11 @@ func (st stream) ReassemblyComplete(msgs []*auparse.AuditMessage) {
 	s.emit(evs)
 }
 
-// EventsLost counts serials missing from the stream.
+// EventsLost counts serials missing from the stream. A record arriving
+// after its event was flushed makes the reassembler's unsigned arithmetic
+// wrap: such counts are not gaps.
 func (st stream) EventsLost(n int) {
-	if n > 0 {
+	if n > 0 && n < 1<<31 {
 		st.s.nGaps.Add(uint64(n))
 	}
 }
