@@ -16,8 +16,8 @@ import (
 //	go test -run x -fuzz FuzzParseRule -fuzztime 30s ./plugins/siem/local/detect/
 func FuzzParseRule(f *testing.F) {
 	fsys := os.DirFS(sigmaHQDir)
-	_ = fs.WalkDir(fsys, "rules/linux/process_creation", func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, "_cron.yml") || strings.Contains(p, "crontab") {
+	_ = fs.WalkDir(fsys, "rules/linux", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".yml") {
 			if b, err := fs.ReadFile(fsys, p); err == nil {
 				f.Add(b)
 			}
