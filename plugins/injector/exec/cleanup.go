@@ -35,9 +35,9 @@ func (x *Injector) Cleanup(ctx context.Context, req plugin.CleanupRequest) (plug
 	var res plugin.CleanupResult
 	var notes []string
 	workdir := c.workdirFor(req.Workdir, req.Marker)
-	in := x.take(workdir)
+	in, injected := x.take(workdir)
 	shell, testEnv := c.Shell, map[string]string(nil)
-	if in != nil {
+	if injected {
 		shell, testEnv = in.shell, in.env
 	}
 	foreign := x.isForeign(workdir)
@@ -70,7 +70,7 @@ func (x *Injector) Cleanup(ctx context.Context, req plugin.CleanupRequest) (plug
 		}
 	}
 
-	if in != nil && in.pgid != 0 {
+	if injected && in.pgid != 0 {
 		groupRef{pgid: in.pgid, marker: in.marker}.terminate(ctx)
 	}
 	for _, a := range req.Artifacts {

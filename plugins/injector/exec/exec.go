@@ -77,7 +77,11 @@ var _ plugin.Injector = (*Injector)(nil)
 // to use with the default config; Configure replaces it. Its methods are
 // safe for concurrent use.
 type Injector struct {
-	mu  sync.Mutex
+	// startMu is held shared from a command's start until its process group
+	// is tracked, and exclusively by Close while it collects the groups, so
+	// that Close misses no command that has started.
+	startMu sync.RWMutex
+	mu      sync.Mutex
 	cfg *config
 	// running holds the process groups of the commands being run.
 	running map[int]string // pgid → marker ("" for prerequisites)
@@ -154,6 +158,7 @@ func (x *Injector) Validate(ctx context.Context, req plugin.ValidateRequest) ([]
 // Close kills every process group still running: commands in flight and
 // background processes left by injections that were not cleaned up.
 func (x *Injector) Close(ctx context.Context) error {
+	x.startMu.Lock()
 	x.mu.Lock()
 	var groups []groupRef
 	for pgid, marker := range x.running {
@@ -166,6 +171,7 @@ func (x *Injector) Close(ctx context.Context) error {
 	}
 	x.injected = nil
 	x.mu.Unlock()
+	x.startMu.Unlock()
 
 	for _, g := range groups {
 		g.terminate(ctx)
@@ -212,6 +218,7 @@ func (x *Injector) untrack(pgid int) {
 }
 
 // remember records an injection for Cleanup; take returns and forgets it.
+// Fields of a remembered injection change only under x.mu.
 func (x *Injector) remember(workdir string, in *injection) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -221,12 +228,15 @@ func (x *Injector) remember(workdir string, in *injection) {
 	x.injected[workdir] = in
 }
 
-func (x *Injector) take(workdir string) *injection {
+func (x *Injector) take(workdir string) (injection, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	in := x.injected[workdir]
+	in, ok := x.injected[workdir]
+	if !ok {
+		return injection{}, false
+	}
 	delete(x.injected, workdir)
-	return in
+	return *in, true
 }
 
 func (x *Injector) markForeign(workdir string) {

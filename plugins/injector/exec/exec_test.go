@@ -866,3 +866,63 @@ func TestCappedBuffer(t *testing.T) {
 		}
 	}
 }
+
+func TestConcurrentInjections(t *testing.T) {
+	forEachMode(t, "", func(t *testing.T, f *fixture) {
+		const n = 8
+		errs := make(chan error, n)
+		for i := 0; i < n; i++ {
+			go func() {
+				marker := fmt.Sprintf("%s-%d", f.marker, i)
+				dir := filepath.Join(f.root, marker)
+				r, err := f.inj.Inject(context.Background(), plugin.InjectRequest{
+					Marker: marker, Workdir: dir, Params: plugin.Params{"command": `echo "$0"`}, Timeout: 5 * time.Second,
+				})
+				switch {
+				case err != nil:
+				case r.Outcome != plugin.OutcomeSucceeded || string(r.Stdout) != marker+"\n":
+					err = fmt.Errorf("%s: Outcome %s, Stdout %q", marker, r.Outcome, r.Stdout)
+				default:
+					_, err = f.inj.Cleanup(context.Background(), plugin.CleanupRequest{Marker: marker, Workdir: dir})
+				}
+				errs <- err
+			}()
+		}
+		for i := 0; i < n; i++ {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
+		if ents, _ := os.ReadDir(f.root); len(ents) != 0 {
+			t.Errorf("tmp_root not empty after cleanup: %v", ents)
+		}
+	})
+}
+
+func TestCloseKillsInFlightCommand(t *testing.T) {
+	forEachMode(t, "", func(t *testing.T, f *fixture) {
+		child := filepath.Join(f.workdir(), "child")
+		results := make(chan plugin.InjectResult, 1)
+		go func() {
+			r, err := f.inj.Inject(context.Background(), f.request(plugin.Params{"command": `sleep 30 & echo $! > "$VIGIL_WORKDIR/child"; wait`}))
+			if err != nil {
+				t.Error(err)
+			}
+			results <- r
+		}()
+		pid := readPid(t, child)
+		if err := f.inj.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case r := <-results:
+			if r.Outcome != plugin.OutcomeFailed || r.ExitCode != 143 {
+				t.Errorf("Outcome %s, ExitCode %d; want failed, 143 (SIGTERM)", r.Outcome, r.ExitCode)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Inject still running after Close")
+		}
+		waitGone(t, pid, time.Second)
+		f.cleanup(t, nil)
+	})
+}

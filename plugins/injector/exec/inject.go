@@ -108,7 +108,9 @@ func (x *Injector) Inject(ctx context.Context, req plugin.InjectRequest) (plugin
 	// Processes the command left in the background keep running until
 	// Cleanup (or Close): the technique may need them alive to be seen.
 	if o.pid > 0 && !o.timedOut && !o.canceled && groupAlive(o.pid) {
+		x.mu.Lock()
 		in.pgid = o.pid
+		x.mu.Unlock()
 		res.Artifacts = append(res.Artifacts, plugin.Artifact{Kind: ArtifactProcessGroup, Ref: strconv.Itoa(o.pid)})
 		details["background_processes"] = true
 	}

@@ -67,14 +67,17 @@ func (x *Injector) run(ctx context.Context, c command) outcome {
 		o.started, o.ended, o.exitCode, o.canceled = now(), now(), -1, true
 		return o
 	}
+	x.startMu.RLock()
 	o.started = now()
 	if err := cmd.Start(); err != nil {
+		x.startMu.RUnlock()
 		o.ended, o.exitCode = now(), -1
 		o.startErr = fmt.Errorf("exec: start %s: %w", c.shell, err)
 		return o
 	}
 	o.pid = cmd.Process.Pid
 	x.track(o.pid, c.marker)
+	x.startMu.RUnlock()
 	defer x.untrack(o.pid)
 
 	done := make(chan error, 1)
