@@ -82,7 +82,7 @@ type Injector struct {
 	// that Close misses no command that has started.
 	startMu sync.RWMutex
 	mu      sync.Mutex
-	cfg *config
+	cfg     *config
 	// running holds the process groups of the commands being run.
 	running map[int]string // pgid → marker ("" for prerequisites)
 	// injected holds what Inject knew about each workdir, for Cleanup: the
