@@ -81,7 +81,8 @@ func acquireLease(ctx context.Context, dir string, current savedStatus) (lease *
 }
 
 // release unregisters the sensor. last reports whether no other sensor
-// runs; the caller then restores orig, the status before the first sensor.
+// runs and a status was recorded; the caller then restores orig, the status
+// before the first sensor.
 func (l *hostLease) release(ctx context.Context) (orig savedStatus, last bool, err error) {
 	procLock.Lock()
 	defer procLock.Unlock()
@@ -99,10 +100,14 @@ func (l *hostLease) release(ctx context.Context) (orig savedStatus, last bool, e
 	if !last {
 		return orig, false, nil
 	}
-	if err := st.Truncate(0); err != nil {
-		return saved, ok, fmt.Errorf("sensor: clear state file: %w", err)
+	if !ok {
+		// Nothing recorded (the file was removed): nothing to restore.
+		return orig, false, nil
 	}
-	return saved, ok, nil
+	if err := st.Truncate(0); err != nil {
+		return saved, true, fmt.Errorf("sensor: clear state file: %w", err)
+	}
+	return saved, true, nil
 }
 
 // lockFile opens (creating) path and flocks it, retrying until ctx is done.

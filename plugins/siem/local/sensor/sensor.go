@@ -240,7 +240,9 @@ func (s *Sensor) Start(ctx context.Context, emit func([]event.Event)) (err error
 	// From here on, undo everything on failure.
 	defer func() {
 		if err != nil {
-			s.teardown(context.WithoutCancel(ctx))
+			if terr := s.teardown(context.WithoutCancel(ctx)); terr != nil {
+				s.log.Warn("audit sensor: undo a failed start", "err", terr)
+			}
 		}
 	}()
 
@@ -288,7 +290,9 @@ func (s *Sensor) Start(ctx context.Context, emit func([]event.Event)) (err error
 		{"lift rate_limit", libaudit.AuditStatus{Mask: libaudit.AuditStatusRateLimit, RateLimit: 0}, st.RateLimit == 0},
 		// Without a wait time the kernel drops records as soon as the
 		// backlog is full instead of throttling the audited processes.
-		{"set backlog_wait_time", libaudit.AuditStatus{Mask: libaudit.AuditStatusBacklogWaitTime, BacklogWaitTime: 60 * 250}, st.BacklogWaitTime != 0},
+		// 6000 jiffies is accepted whatever HZ is (the kernel's maximum
+		// is 600*HZ) and waits 6s to 60s.
+		{"set backlog_wait_time", libaudit.AuditStatus{Mask: libaudit.AuditStatusBacklogWaitTime, BacklogWaitTime: 6000}, st.BacklogWaitTime != 0},
 	}
 	for _, set := range sets {
 		if set.skip {
