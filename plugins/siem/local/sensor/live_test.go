@@ -698,3 +698,45 @@ func TestLiveUnavailableAsNonRoot(t *testing.T) {
 		}
 	}
 }
+
+func TestLiveFailedStartUndoes(t *testing.T) {
+	requireRoot(t)
+	if otherSensorRunning(t) {
+		t.Skip("another process runs an audit sensor: the audit status is not this test's to check")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ctrl, err := openNetlink(0, 0)
+	if err != nil {
+		t.Skipf("live audit sensor test: %v", err)
+	}
+	defer ctrl.close()
+	before, err := ctrl.status(ctx)
+	if err != nil {
+		t.Skipf("live audit sensor test: %v", err)
+	}
+	rulesBefore := kernelRules(t, ctrl)
+	// The second rule is refused by the kernel: a tree watch on a missing
+	// directory.
+	s := New(Config{Rules: []string{
+		"-a always,exit -F arch=b64 -S execve",
+		"-a always,exit -F dir=/nonexistent-vigil-test-dir -F perm=wa",
+	}})
+	err = s.Start(ctx, func([]event.Event) {})
+	if err == nil || !strings.Contains(err.Error(), "sensor: add rule") || !strings.Contains(err.Error(), "/nonexistent-vigil-test-dir") {
+		t.Fatalf("Start err = %v, want the refused rule named", err)
+	}
+	if got := kernelRules(t, ctrl); strings.Join(got, "\n") != strings.Join(rulesBefore, "\n") {
+		t.Errorf("rules after a failed Start: %q, want %q", got, rulesBefore)
+	}
+	after, err := ctrl.status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Enabled != before.Enabled || after.BacklogLimit != before.BacklogLimit || after.PID != before.PID {
+		t.Errorf("status after a failed Start %+v, want %+v", *after, *before)
+	}
+	if err := s.Stop(ctx); err != nil {
+		t.Errorf("Stop after a failed Start: %v", err)
+	}
+}
