@@ -51,6 +51,12 @@ func TestRecordFields(t *testing.T) {
 			want: map[string]string{"op": "remove rule", "key": "a b", "list": "4"},
 		},
 		{
+			name: "numbers that look like hex stay numbers",
+			typ:  auparse.AUDIT_CONFIG_CHANGE,
+			body: `op=set audit_backlog_limit=32768 old=64 auid=4294967295 ses=4294967295 res=1`,
+			want: map[string]string{"op": "set", "audit_backlog_limit": "32768", "old": "64", "auid": "4294967295", "ses": "4294967295", "res": "1"},
+		},
+		{
 			name: "bare words are skipped",
 			typ:  auparse.AUDIT_AVC,
 			body: `avc:  denied  { read } for  pid=5 comm="x"`,
