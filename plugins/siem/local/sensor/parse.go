@@ -10,9 +10,9 @@ import (
 
 // untrustedFields are the record fields the kernel writes with
 // audit_log_untrustedstring (and their user-space equivalents): quoted when
-// the value is plain, upper-case hex
-// when it contains a space, a quote or a control character. An unquoted
-// value of one of these fields is therefore hex to decode.
+// the value is plain, upper-case hex when it contains a space, a quote or a
+// control character. An unquoted value of one of these fields is therefore
+// hex to decode.
 var untrustedFields = map[string]bool{
 	"comm": true, "exe": true, "name": true, "cwd": true, "proctitle": true,
 	"key": true, "data": true, "cmd": true, "acct": true, "path": true,
