@@ -1,0 +1,367 @@
+package runner_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/core/attack"
+	"github.com/vigilsec/vigil/core/catalog"
+	"github.com/vigilsec/vigil/core/measure"
+	"github.com/vigilsec/vigil/core/pluginhost"
+	"github.com/vigilsec/vigil/core/runner"
+)
+
+// pluginDir holds the test plugins of testdata/plugins, built once.
+var pluginDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vigil-runner-plugins-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	for _, p := range []struct{ src, exe string }{
+		{"testsiem", "vigil-plugin-siem-testsiem"},
+		{"testinjector", "vigil-plugin-injector-testinjector"},
+	} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, p.exe), "./testdata/plugins/"+p.src)
+		cmd.Dir = "../.."
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", p.src, err, out)
+			os.Exit(1)
+		}
+	}
+	pluginDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// setup starts the two test plugins as real go-plugin processes.
+func setup(t *testing.T, siemConfig string) (*runner.Engine, *runner.SIEM) {
+	t.Helper()
+	ctx := context.Background()
+	host := pluginhost.New(pluginhost.Options{Dirs: []string{pluginDir}, AllowUnpinned: true})
+	t.Cleanup(host.Close)
+	s, _, err := host.SIEM(ctx, "testsiem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Configure(ctx, []byte(siemConfig)); err != nil {
+		t.Fatal(err)
+	}
+	sd, err := s.Describe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inj, _, err := host.Injector(ctx, "testinjector")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := inj.Describe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	siem := &runner.SIEM{Name: "scripted", Plugin: "testsiem", Impl: s, Desc: sd, PollInterval: 100 * time.Millisecond, Timeout: 2 * time.Second}
+	target := &runner.Target{Name: "lab", Plugin: "testinjector", Impl: inj, Desc: id, Host: "testhost", TmpRoot: t.TempDir()}
+	return &runner.Engine{SIEMs: []*runner.SIEM{siem}, Targets: []*runner.Target{target}, Opts: runner.Options{Concurrency: 8}}, siem
+}
+
+func newTest(t *testing.T, id string, params map[string]any, exps ...catalog.Expectation) *catalog.Test {
+	t.Helper()
+	tech, err := attack.Lookup("T1059.004")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if params == nil {
+		params = map[string]any{}
+	}
+	return &catalog.Test{
+		ID: id, Technique: tech, Tactics: tech.Tactics, Name: id, Safety: catalog.SafetySafe, Timeout: 5 * time.Second,
+		Inject: catalog.Step{Plugin: "testinjector", Params: params}, Cleanup: &catalog.Step{Plugin: "testinjector", Params: params},
+		Expect: exps,
+	}
+}
+
+func byTest(rs []measure.Result) map[string]measure.Result {
+	m := map[string]measure.Result{}
+	for _, r := range rs {
+		m[r.TestID] = r
+	}
+	return m
+}
+
+func TestEngineOutcomes(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "injector.log")
+	eng, siem := setup(t, `
+hostname = "testhost"
+[[rule]]
+test_id = "fast"
+delay = "300ms"
+name = "Fast rule"
+marker = true
+[[rule]]
+test_id = "slow"
+delay = "1s"
+name = "Slow rule"
+marker = true
+[[rule]]
+test_id = "late"
+delay = "5s"
+marker = true
+[[rule]]
+test_id = "wrong-technique"
+technique = "T1003"
+marker = true
+[[rule]]
+test_id = "no-marker"
+[[rule]]
+test_id = "early"
+before_injection = true
+marker = true
+[[rule]]
+test_id = "noisy"
+marker = true
+[[rule]]
+test_id = "by-rule"
+name = "Named Rule"
+marker = true
+`)
+	logParams := map[string]any{"log": log}
+	tests := []*catalog.Test{
+		newTest(t, "fast", logParams),
+		newTest(t, "slow", logParams),
+		newTest(t, "late", logParams),
+		newTest(t, "wrong-technique", logParams),
+		newTest(t, "no-marker", logParams),
+		newTest(t, "early", logParams),
+		newTest(t, "silent", logParams),
+		newTest(t, "noisy", logParams, catalog.Expectation{Absent: true, Within: time.Second}),
+		newTest(t, "quiet", logParams, catalog.Expectation{Absent: true, Within: time.Second}),
+		newTest(t, "by-rule", logParams, catalog.Expectation{Rule: "named rule"}),
+		newTest(t, "by-other-rule", logParams, catalog.Expectation{Rule: "Fast rule", Within: time.Second}),
+		newTest(t, "inject-fails", map[string]any{"log": log, "fail": "true"}),
+	}
+	plan, err := eng.Plan(tests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := byTest(eng.Run(context.Background(), plan))
+
+	want := map[string]measure.Status{
+		"fast": measure.Detected, "slow": measure.Detected, "late": measure.Missed,
+		"wrong-technique": measure.Missed, "no-marker": measure.Missed, "early": measure.Missed,
+		"silent": measure.Missed, "noisy": measure.Noisy, "quiet": measure.Quiet,
+		"by-rule": measure.Detected, "by-other-rule": measure.Missed, "inject-fails": measure.Error,
+	}
+	for id, st := range want {
+		r, ok := rs[id]
+		if !ok {
+			t.Errorf("%s: no result", id)
+			continue
+		}
+		if r.Status != st {
+			t.Errorf("%s: status %s (error %q), want %s", id, r.Status, r.Error, st)
+		}
+	}
+	for id, lo := range map[string]int64{"fast": 300, "slow": 1000} {
+		r := rs[id]
+		if r.LatencyMS == nil || *r.LatencyMS != lo {
+			t.Errorf("%s: latency_ms = %v, want exactly %d (signal timestamp - injection start)", id, r.LatencyMS, lo)
+		}
+		if r.ObservedLatencyMS == nil || *r.ObservedLatencyMS < lo || *r.ObservedLatencyMS > lo+1500 {
+			t.Errorf("%s: observed_latency_ms = %v, want in [%d, %d]", id, r.ObservedLatencyMS, lo, lo+1500)
+		}
+		if r.Correlation != "marker:process.command_line" {
+			t.Errorf("%s: correlation %q", id, r.Correlation)
+		}
+		if len(r.Signals) != 1 || r.InjectedAt == nil || r.DetectedAt == nil {
+			t.Errorf("%s: signals %v injected %v detected %v", id, r.Signals, r.InjectedAt, r.DetectedAt)
+		}
+	}
+	if r := rs["inject-fails"]; !strings.Contains(r.Error, "injection failed: exit code 2: scripted failure") || r.Injection == nil || r.Injection.ExitCode != 2 {
+		t.Errorf("inject-fails: error %q injection %+v", r.Error, r.Injection)
+	}
+	if r := rs["by-rule"]; len(r.Signals) != 1 || r.Signals[0].Rule != "Named Rule" {
+		t.Errorf("by-rule: signals %+v", r.Signals)
+	}
+
+	// Cleanup ran once for every test, including the failed injection.
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	injects, cleanups := strings.Count(string(b), "inject "), strings.Count(string(b), "cleanup ")
+	if injects != len(tests) || cleanups != len(tests) {
+		t.Errorf("injector log: %d injects, %d cleanups, want %d each:\n%s", injects, cleanups, len(tests), b)
+	}
+	// One batched search per poll, whatever the number of pending tests.
+	searches, polls := eng.Searches(siem.Name)
+	if searches != polls || polls == 0 {
+		t.Errorf("searches = %d, polls = %d: want one search per poll", searches, polls)
+	}
+}
+
+// Without a shared marker field, two injections of the same technique can
+// only be told apart by time: one signal must never count for both.
+func TestEngineNoDoubleCounting(t *testing.T) {
+	eng, _ := setup(t, `
+hostname = "testhost"
+[[rule]]
+test_id = "twin"
+delay = "200ms"
+once = true
+`)
+	eng.SIEMs[0].Desc.MarkerLocations = nil // force the time+host fallback
+	twin := newTest(t, "twin", nil, catalog.Expectation{Within: 1500 * time.Millisecond})
+	plan, err := eng.Plan([]*catalog.Test{twin, twin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Notes) == 0 || !strings.Contains(plan.Notes[0], "time window and host") {
+		t.Errorf("plan notes %v: want the fallback said", plan.Notes)
+	}
+	rs := eng.Run(context.Background(), plan)
+	var detected, missed int
+	for _, r := range rs {
+		switch r.Status {
+		case measure.Detected:
+			detected++
+			if r.Correlation != "time+host" {
+				t.Errorf("correlation %q, want time+host", r.Correlation)
+			}
+		case measure.Missed:
+			missed++
+		}
+	}
+	if detected != 1 || missed != 1 {
+		t.Fatalf("detected %d, missed %d: one signal must be credited once", detected, missed)
+	}
+}
+
+func TestEngineSearchFailures(t *testing.T) {
+	t.Run("transient failures are retried", func(t *testing.T) {
+		eng, _ := setup(t, `
+hostname = "testhost"
+fail_first = 2
+[[rule]]
+test_id = "x"
+marker = true
+`)
+		plan, _ := eng.Plan([]*catalog.Test{newTest(t, "x", nil, catalog.Expectation{Within: 5 * time.Second})})
+		rs := eng.Run(context.Background(), plan)
+		if rs[0].Status != measure.Detected {
+			t.Fatalf("status %s (%s), want detected after retries", rs[0].Status, rs[0].Error)
+		}
+	})
+	t.Run("a plugin crash is an error, not a miss or a hang", func(t *testing.T) {
+		eng, _ := setup(t, `
+hostname = "testhost"
+crash_after = 2
+`)
+		plan, _ := eng.Plan([]*catalog.Test{newTest(t, "x", nil, catalog.Expectation{Within: 30 * time.Second})})
+		done := make(chan []measure.Result)
+		go func() { done <- eng.Run(context.Background(), plan) }()
+		select {
+		case rs := <-done:
+			if rs[0].Status != measure.Error || !strings.Contains(rs[0].Error, "plugin process is gone") {
+				t.Fatalf("status %s error %q, want an error naming the gone plugin", rs[0].Status, rs[0].Error)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("engine hung on a crashed SIEM plugin")
+		}
+	})
+	t.Run("an injector crash is an error", func(t *testing.T) {
+		eng, _ := setup(t, `hostname = "testhost"`)
+		plan, _ := eng.Plan([]*catalog.Test{newTest(t, "x", map[string]any{"crash": "true"})})
+		rs := eng.Run(context.Background(), plan)
+		if rs[0].Status != measure.Error || !strings.Contains(rs[0].Error, "inject") {
+			t.Fatalf("status %s error %q, want an injection error", rs[0].Status, rs[0].Error)
+		}
+	})
+}
+
+// An interrupt while tests wait for signals ends the wait with errors (not
+// misses), and every injection is still cleaned up.
+func TestEngineInterruptCleansUp(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "injector.log")
+	eng, _ := setup(t, `hostname = "testhost"`)
+	params := map[string]any{"log": log}
+	var tests []*catalog.Test
+	for i := 0; i < 3; i++ {
+		tests = append(tests, newTest(t, fmt.Sprintf("wait-%d", i), params, catalog.Expectation{Within: time.Minute}))
+	}
+	plan, _ := eng.Plan(tests)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	time.AfterFunc(700*time.Millisecond, func() { cancel(errors.New("interrupt")) })
+	start := time.Now()
+	rs := eng.Run(ctx, plan)
+	if d := time.Since(start); d > 15*time.Second {
+		t.Fatalf("run took %s after the interrupt", d)
+	}
+	for _, r := range rs {
+		if r.Status != measure.Error || !strings.Contains(r.Error, "interrupt") {
+			t.Errorf("%s: status %s error %q, want an interrupted error", r.TestID, r.Status, r.Error)
+		}
+	}
+	b, _ := os.ReadFile(log)
+	if c := strings.Count(string(b), "cleanup "); c != 3 {
+		t.Fatalf("%d cleanups after interrupt, want 3:\n%s", c, b)
+	}
+}
+
+func TestPlanRefusesUncorrelatable(t *testing.T) {
+	eng, _ := setup(t, `hostname = "testhost"`)
+	eng.SIEMs[0].Desc.MarkerLocations = nil
+	eng.SIEMs[0].Desc.ReportsHost = false
+	_, err := eng.Plan([]*catalog.Test{newTest(t, "x", nil)})
+	if !errors.Is(err, runner.ErrNoPairing) {
+		t.Fatalf("Plan error = %v, want ErrNoPairing", err)
+	}
+}
+
+func TestExternalPluginPinning(t *testing.T) {
+	ctx := context.Background()
+	exe := filepath.Join(pluginDir, "vigil-plugin-siem-testsiem")
+	sum, err := pluginhost.FileSHA256(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		pins    map[string]string
+		allow   bool
+		wantErr string
+	}{
+		{name: "pinned", pins: map[string]string{"vigil-plugin-siem-testsiem": sum}},
+		{name: "unpinned refused", wantErr: "not pinned by sha256"},
+		{name: "unpinned allowed", allow: true},
+		{name: "wrong pin", pins: map[string]string{"vigil-plugin-siem-testsiem": strings.Repeat("0", 64)}, wantErr: "does not match the pin"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			host := pluginhost.New(pluginhost.Options{Dirs: []string{pluginDir}, Pins: tc.pins, AllowUnpinned: tc.allow})
+			defer host.Close()
+			s, _, err := host.SIEM(ctx, "testsiem")
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d, err := s.Describe(ctx); err != nil || d.Name != "testsiem" {
+				t.Fatalf("Describe = %+v, %v", d, err)
+			}
+		})
+	}
+}
