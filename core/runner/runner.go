@@ -250,10 +250,10 @@ func (e *Engine) Run(ctx context.Context, p *Plan) []measure.Result {
 	results := make([][]measure.Result, len(p.Jobs))
 	sem := make(chan struct{}, conc)
 	var (
-		jobs    sync.WaitGroup
-		progMu  sync.Mutex
-		done    int
-		report  = func(j *Job, rs []measure.Result) {
+		jobs   sync.WaitGroup
+		progMu sync.Mutex
+		done   int
+		report = func(j *Job, rs []measure.Result) {
 			if e.Opts.Progress == nil {
 				return
 			}

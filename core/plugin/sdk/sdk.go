@@ -29,7 +29,9 @@ func ServeInjector(i plugin.Injector) { goplugin.Serve(plugin.ServeConfig(i, nil
 type SIEMBase struct{}
 
 // Check reports no problem.
-func (SIEMBase) Check(context.Context, plugin.CheckRequest) ([]plugin.Problem, error) { return nil, nil }
+func (SIEMBase) Check(context.Context, plugin.CheckRequest) ([]plugin.Problem, error) {
+	return nil, nil
+}
 
 // SearchRawEvents is unsupported.
 func (SIEMBase) SearchRawEvents(context.Context, plugin.RawEventsRequest) ([]plugin.RawEvent, error) {
