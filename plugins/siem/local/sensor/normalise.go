@@ -105,12 +105,11 @@ func (n *Normaliser) Normalise(msgs []*auparse.AuditMessage) []event.Event {
 		return nil
 	}
 	var (
-		recs      []parsedRecord
-		sys       map[string]string
-		execve    map[string]string
-		execveIdx = -1
-		cwd       string
-		title     string
+		recs   []parsedRecord
+		sys    map[string]string
+		execve map[string]string // the first EXECVE record's fields, shared with recs
+		cwd    string
+		title  string
 	)
 	for _, m := range msgs {
 		if m == nil || m.RecordType == auparse.AUDIT_EOE {
@@ -127,16 +126,13 @@ func (n *Normaliser) Normalise(msgs []*auparse.AuditMessage) []event.Event {
 			}
 		case auparse.AUDIT_EXECVE:
 			// Long argument vectors span several EXECVE records: merge them.
-			if execve == nil {
-				execve = f
-				execveIdx = len(recs)
-				recs = append(recs, parsedRecord{typ: m.RecordType, fields: f})
-			} else {
+			if execve != nil {
 				for k, v := range f {
 					execve[k] = v
 				}
+				continue
 			}
-			continue
+			execve = f
 		case auparse.AUDIT_CWD:
 			cwd = f["cwd"]
 		case auparse.AUDIT_PROCTITLE:
@@ -185,7 +181,7 @@ func (n *Normaliser) Normalise(msgs []*auparse.AuditMessage) []event.Event {
 	if execve != nil {
 		argv = execveArgs(execve)
 		for k := range execve {
-			if k != "argc" && k != "type" {
+			if k != "argc" {
 				delete(execve, k)
 			}
 		}
@@ -227,11 +223,8 @@ func (n *Normaliser) Normalise(msgs []*auparse.AuditMessage) []event.Event {
 		Ancestry: ancestry,
 	}
 	out := make([]event.Event, 0, len(recs)+2)
-	for i, r := range recs {
+	for _, r := range recs {
 		f := r.fields
-		if i == execveIdx {
-			f = execve
-		}
 		fields := make(map[string]any, len(f)+len(ctx)+1)
 		for k, v := range f {
 			fields[k] = v
