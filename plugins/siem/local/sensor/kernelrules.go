@@ -53,8 +53,11 @@ func deleteRule(ctx context.Context, ctrl *nlSocket, r Rule) error {
 }
 
 // staleRuleRE finds the pid exclusion of a sensor rule as ToCommandLine
-// prints it.
-var staleRuleRE = regexp.MustCompile(`-F pid!=(\d+)`)
+// prints it; keyRE finds its keys.
+var (
+	staleRuleRE = regexp.MustCompile(`-F pid!=(\d+)`)
+	keyRE       = regexp.MustCompile(`(?:-k |-F key=)(\S+)`)
+)
 
 // removeStaleRules deletes rules carrying the sensor's key whose pid
 // exclusion names a process that no longer exists: rules of a sensor that
@@ -88,7 +91,7 @@ func (s *Sensor) removeStaleRules(ctx context.Context) {
 
 // hasKey reports whether an auditctl-syntax rule carries key.
 func hasKey(text, key string) bool {
-	for _, f := range regexp.MustCompile(`(?:-k |-F key=)(\S+)`).FindAllStringSubmatch(text, -1) {
+	for _, f := range keyRE.FindAllStringSubmatch(text, -1) {
 		if f[1] == key || f[1] == `"`+key+`"` {
 			return true
 		}
