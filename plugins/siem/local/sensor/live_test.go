@@ -740,3 +740,37 @@ func TestLiveFailedStartUndoes(t *testing.T) {
 		t.Errorf("Stop after a failed Start: %v", err)
 	}
 }
+
+func TestLiveRemovesStaleRules(t *testing.T) {
+	requireRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ctrl, err := openNetlink(0, 0)
+	if err != nil {
+		t.Skipf("live audit sensor test: %v", err)
+	}
+	t.Cleanup(func() { ctrl.close() })
+	// A rule left by a sensor that died: its key, a pid that is gone.
+	dead := 0
+	for pid := 4000000; pid > 100000; pid -= 9973 {
+		if !processAlive(pid) {
+			dead = pid
+			break
+		}
+	}
+	if dead == 0 {
+		t.Skip("no free pid found")
+	}
+	stale, err := BuildRule(fmt.Sprintf("-a always,exit -F arch=b64 -S acct -F pid!=%d -k %s", dead, DefaultKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ctrl.request(ctx, auditAddRule, stale.Wire, nil); err != nil {
+		t.Skipf("live audit sensor test: add rule: %v", err)
+	}
+	t.Cleanup(func() { _ = ctrl.request(context.Background(), auditDelRule, stale.Wire, nil) })
+	startSensor(t, Config{}, func([]event.Event) {})
+	if n := countContaining(kernelRules(t, ctrl), fmt.Sprintf("pid!=%d", dead)); n != 0 {
+		t.Errorf("the stale rule survived Start")
+	}
+}
