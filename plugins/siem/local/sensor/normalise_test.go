@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/elastic/go-libaudit/v2/auparse"
+
 	"github.com/vigilsec/vigil/plugins/siem/local/event"
 )
 
@@ -403,4 +405,32 @@ func TestParseLogErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "line 3") {
 		t.Fatalf("err = %v, want one naming line 3", err)
 	}
+}
+
+// BenchmarkNormalise measures the processing path of one exec event (seven
+// records) without the kernel: parse, reassemble, normalise.
+func BenchmarkNormalise(b *testing.B) {
+	f, err := os.Open(filepath.Join("testdata", "records.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	groups, err := ParseLog(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var exec []*auparse.AuditMessage
+	for _, g := range groups {
+		if g[0].Sequence == 523 {
+			exec = g
+		}
+	}
+	n := NewNormaliser(NormaliserConfig{Host: "h", PasswdFile: filepath.Join("testdata", "passwd")})
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(n.Normalise(exec)) == 0 {
+			b.Fatal("no events")
+		}
+	}
+	b.ReportMetric(float64(len(exec))*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
