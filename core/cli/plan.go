@@ -1,0 +1,87 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+)
+
+func newCmdPlan(io IO) *cobra.Command {
+	o := &selectOptions{}
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Dry run: show what would fire where, and what each SIEM is expected to see",
+		Long: `Show what a run would do, without injecting anything: each test with its
+target, the SIEMs it is checked in, how signals are correlated, and the
+expectations. Plugins are started (to describe themselves) but nothing fires.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			l, err := o.load()
+			if err != nil {
+				return err
+			}
+			st, err := l.start(ctx, o)
+			if err != nil {
+				return err
+			}
+			defer st.close(ctx)
+			eng := newEngine(st)
+			plan, err := eng.Plan(l.tests)
+			if err != nil {
+				return usageErr(err)
+			}
+			tw := tabwriter.NewWriter(io.Out, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "TEST\tTECHNIQUE\tSAFETY\tTARGET\tSIEM\tCORRELATION\tEXPECT")
+			for _, j := range plan.Jobs {
+				for _, s := range j.SIEMs {
+					var exps []string
+					for _, x := range j.Test.Expect {
+						if len(x.SIEMs) > 0 && !containsStr(x.SIEMs, s.Name) && !containsStr(x.SIEMs, s.Plugin) {
+							continue
+						}
+						e := "signal tagged " + string(x.Technique)
+						if x.Rule != "" {
+							e = "rule " + fmt.Sprintf("%q", x.Rule)
+						}
+						if x.RuleID != "" {
+							e = "rule id " + x.RuleID
+						}
+						if q := x.Query[s.Name] + x.Query[s.Plugin]; q != "" {
+							e = "native query"
+						}
+						if x.Absent {
+							e = "NO " + e
+						}
+						within := x.Within
+						if within == 0 {
+							within = s.Timeout
+						}
+						exps = append(exps, fmt.Sprintf("%s within %s", e, within))
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Test.ID, j.Test.Technique.ID, j.Test.Safety,
+						j.Target.Name, s.Name, j.Pairings[s.Name].Describe(), strings.Join(exps, "; "))
+				}
+			}
+			tw.Flush()
+			for _, n := range append(l.notes, plan.Notes...) {
+				fmt.Fprintln(io.Out, "note:", n)
+			}
+			fmt.Fprintf(io.Out, "\n%d tests, %d targets, %d SIEMs: %d jobs\n", len(l.tests), len(st.targets), len(st.siems), len(plan.Jobs))
+			return nil
+		},
+	}
+	o.addFlags(cmd, true)
+	return cmd
+}
+
+func containsStr(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
