@@ -3,8 +3,11 @@
 // ATT&CK technique per file, loaded by core/catalog; see README.md for the
 // format).
 //
-// Sigma rules for the local SIEM live next to it under sigma/ and get their
-// own embedded file system here when the local SIEM loads them.
+// Sigma rules for the local SIEM live next to it under sigma/ (Sigma):
+// vigil's own rules in sigma/linux and an unmodified copy of the SigmaHQ
+// Linux rules in sigma/sigmahq. Recorded telemetry for replays lives under
+// telemetry/ (Telemetry): one <test-id>.jsonl per test, written by
+// `vigil record` and read by the replay injector.
 package rules
 
 import "embed"
@@ -16,3 +19,26 @@ var Techniques embed.FS
 
 // TechniquesRoot is the directory of Techniques that holds the catalog.
 const TechniquesRoot = "techniques"
+
+// Sigma holds the Sigma rules of the local SIEM, rooted at "sigma".
+//
+//go:embed sigma
+var Sigma embed.FS
+
+// The directories of Sigma.
+const (
+	// SigmaOwnRoot holds vigil's own rules.
+	SigmaOwnRoot = "sigma/linux"
+	// SigmaHQRoot holds the SigmaHQ Linux rules (DRL 1.1), with upstream
+	// paths kept below it.
+	SigmaHQRoot = "sigma/sigmahq"
+)
+
+// Telemetry holds the recorded telemetry the replay injector replays,
+// rooted at "telemetry": one <test-id>.jsonl file per test.
+//
+//go:embed telemetry
+var Telemetry embed.FS
+
+// TelemetryRoot is the directory of Telemetry that holds the recordings.
+const TelemetryRoot = "telemetry"
