@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -13,6 +14,9 @@ import (
 	"github.com/vigilsec/vigil/core/measure"
 	"github.com/vigilsec/vigil/core/plugin"
 )
+
+// markerPattern finds run markers (NewMarker) in signal fields.
+var markerPattern = regexp.MustCompile(`vigil-[0-9a-f]{12}`)
 
 // maxPagesPerPoll bounds the pages one poll reads, so that a SIEM answering
 // an endless cursor cannot stall the watcher.
@@ -226,8 +230,28 @@ func (w *watcher) match(signals []plugin.Signal, observedAt time.Time) {
 		}
 		return ps[i].exp.ID < ps[j].exp.ID
 	})
+	// Index the signals by the run markers their marker fields carry, so
+	// that matching stays linear in pending expectations and signals.
+	byMarker := map[string][]int{}
+	for i := range signals {
+		for _, mv := range signals[i].MarkerValues {
+			for _, m := range markerPattern.FindAllString(mv.Value, -1) {
+				if l := byMarker[m]; len(l) == 0 || l[len(l)-1] != i {
+					byMarker[m] = append(byMarker[m], i)
+				}
+			}
+		}
+	}
+	all := make([]int, len(signals))
+	for i := range all {
+		all[i] = i
+	}
 	for _, p := range ps {
-		for i := range signals {
+		candidates := all
+		if len(p.markerLocs) > 0 && markerPattern.MatchString(p.exp.Marker) {
+			candidates = byMarker[p.exp.Marker]
+		}
+		for _, i := range candidates {
 			s := &signals[i]
 			if s.ID != "" && w.consumed[s.ID] {
 				continue
