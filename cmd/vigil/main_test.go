@@ -1,0 +1,154 @@
+package main_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vigilsec/vigil/core/measure"
+	"github.com/vigilsec/vigil/core/pluginhost"
+)
+
+var (
+	vigilBin  string
+	pluginDir string
+)
+
+// TestMain builds vigil and the external test plugins of testdata/plugins,
+// so these tests drive the real binary as a user would.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vigil-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	vigilBin = filepath.Join(dir, "vigil")
+	pluginDir = filepath.Join(dir, "plugins")
+	builds := [][]string{
+		{"-o", vigilBin, "./cmd/vigil"},
+		{"-o", filepath.Join(pluginDir, "vigil-plugin-siem-testsiem"), "./testdata/plugins/testsiem"},
+		{"-o", filepath.Join(pluginDir, "vigil-plugin-injector-testinjector"), "./testdata/plugins/testinjector"},
+	}
+	for _, b := range builds {
+		cmd := exec.Command("go", append([]string{"build"}, b...)...)
+		cmd.Dir = "../.."
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "go build %v: %v\n%s", b, err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func vigil(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(vigilBin, args...)
+	cmd.Dir = "../.."
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	var o, e strings.Builder
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), code
+}
+
+func TestRunScripted(t *testing.T) {
+	out := t.TempDir()
+	log := filepath.Join(t.TempDir(), "inject.log")
+	stdout, stderr, code := vigil(t, "run", "--config", "testdata/e2e/configs/scripted.toml",
+		"--catalog", "testdata/e2e/catalog", "--id", "e2e-detected", "--id", "e2e-missed",
+		"--plugin-dir", pluginDir, "--allow-unpinned", "--arg", "log="+log, "--out", out)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (one test missed)\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"e2e-detected", "detected", "E2E rule", "e2e-missed", "missed", "scripted"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var run measure.Run
+	if err := json.Unmarshal(b, &run); err != nil {
+		t.Fatal(err)
+	}
+	if run.Schema != "vigil/results/v1" || run.RunID == "" || len(run.Results) != 2 {
+		t.Fatalf("results.json: schema %q run %q results %d", run.Schema, run.RunID, len(run.Results))
+	}
+	r := run.Results[0]
+	if r.TestID != "e2e-detected" || r.Status != measure.Detected || r.LatencyMS == nil || *r.LatencyMS != 200 ||
+		r.Correlation != "marker:process.command_line" || r.SIEM != "scripted" || r.Target != "lab" {
+		t.Fatalf("result %+v", r)
+	}
+	if run.Summary.Detected != 1 || run.Summary.Missed != 1 {
+		t.Fatalf("summary %+v", run.Summary.Counts)
+	}
+	logged, _ := os.ReadFile(log)
+	if strings.Count(string(logged), "inject vigil-") != 1 {
+		t.Fatalf("injector log: %q", logged)
+	}
+}
+
+func TestExitCodesAndErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
+		{"unknown technique filter", []string{"list", "--technique", "T9999"}, 2, "T9999"},
+		{"missing env var", []string{"plan", "--config", "testdata/e2e/configs/missing-env.toml"}, 2, "VIGIL_E2E_UNSET_KEY"},
+		{"missing config file", []string{"list", "--config", "testdata/e2e/configs/nope.toml"}, 2, "nope.toml"},
+		{"unpinned external plugin", []string{"plan", "--config", "testdata/e2e/configs/scripted.toml", "--catalog", "testdata/e2e/catalog",
+			"--plugin-dir", pluginDir}, 3, "not pinned by sha256"},
+		{"no test selected", []string{"run", "--config", "testdata/e2e/configs/scripted.toml", "--catalog", "testdata/e2e/catalog", "--id", "e2e-missed", "--tactic", "persistence"}, 2, "no test matches"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, stderr, code := vigil(t, tc.args...)
+			if code != tc.wantCode || !strings.Contains(stderr, tc.wantErr) {
+				t.Fatalf("exit %d stderr %q, want exit %d and %q", code, stderr, tc.wantCode, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestPinnedPluginRuns(t *testing.T) {
+	sumS, err := pluginhost.FileSHA256(filepath.Join(pluginDir, "vigil-plugin-siem-testsiem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sumI, err := pluginhost.FileSHA256(filepath.Join(pluginDir, "vigil-plugin-injector-testinjector"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := os.ReadFile("../../testdata/e2e/configs/scripted.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "vigil.toml")
+	pins := fmt.Sprintf("\n[[plugin]]\nname = \"vigil-plugin-siem-testsiem\"\nsha256 = %q\n[[plugin]]\nname = \"vigil-plugin-injector-testinjector\"\nsha256 = %q\n", sumS, sumI)
+	if err := os.WriteFile(cfg, append(base, pins...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := vigil(t, "plan", "--config", cfg, "--catalog", "testdata/e2e/catalog", "--id", "e2e-detected", "--plugin-dir", pluginDir)
+	if code != 0 || !strings.Contains(stdout, "marker in process.command_line") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+}
