@@ -569,6 +569,16 @@ func (e *Engine) runJob(ctx context.Context, j *Job) []measure.Result {
 	for i := range rs {
 		if rs[i].Status == "" {
 			rs[i].Status = combine(rs[i].Expectations)
+			for _, x := range rs[i].Expectations {
+				if x.Status == measure.Missed && rs[i].Status == measure.Missed {
+					rs[i].Reason = fmt.Sprintf("no matching signal by the deadline (%s after injection)", x.Deadline.Sub(injectedAt).Round(time.Millisecond))
+					break
+				}
+				if x.Status == measure.Noisy && rs[i].Status == measure.Noisy {
+					rs[i].Reason = "a signal fired for a benign action that must not raise it"
+					break
+				}
+			}
 			if rs[i].Status == measure.Error {
 				for _, x := range rs[i].Expectations {
 					if x.Error != "" {
