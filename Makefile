@@ -36,7 +36,7 @@ check-generated: generate
 	git diff --exit-code
 
 run: build
-	./bin/vigil run
+	./bin/vigil run --out vigil-out
 
 clean:
 	rm -rf bin/
