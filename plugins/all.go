@@ -4,5 +4,7 @@
 package plugins
 
 import (
-	_ "github.com/vigilsec/vigil/plugins/injector/exec" // injector "exec": runs shell commands on the local host
+	_ "github.com/vigilsec/vigil/plugins/injector/exec"   // injector "exec": runs shell commands on the local host
+	_ "github.com/vigilsec/vigil/plugins/injector/replay" // injector "replay": replays recorded telemetry instead of performing the technique
+	_ "github.com/vigilsec/vigil/plugins/siem/local"      // siem "local": the embedded default SIEM (audit sensor + Sigma rules)
 )
