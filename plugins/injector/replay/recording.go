@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -95,6 +96,12 @@ func Record(w io.Writer, testID, marker, host string, events []event.Event) erro
 // parent (ppid / ParentProcessId) is a marked or selected process is
 // selected too, even when the sensor could not tie its ancestry to the
 // marker.
+//
+// The selected events' ancestry is cut above the farthest process whose
+// command line holds the marker (the injector's marked shell): a recording
+// keeps nothing of what started the run (vigil, the user's shell, their
+// ancestors and their arguments). An event whose ancestry does not hold the
+// marker keeps only its own process.
 func Select(marker string, events []event.Event) []event.Event {
 	if marker == "" {
 		return nil
@@ -132,7 +139,9 @@ func Select(marker string, events []event.Event) []event.Event {
 	var out []event.Event
 	for i := range events {
 		if selected[i] {
-			out = append(out, events[i])
+			ev := events[i]
+			ev.Ancestry = trimAncestry(ev.Ancestry, marker)
+			out = append(out, ev)
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool {
@@ -142,6 +151,21 @@ func Select(marker string, events []event.Event) []event.Event {
 		return out[i].Sequence < out[j].Sequence
 	})
 	return out
+}
+
+// trimAncestry returns anc (nearest process first) up to its farthest entry
+// holding marker, or only its first entry when none does.
+func trimAncestry(anc []string, marker string) []string {
+	if len(anc) == 0 {
+		return anc
+	}
+	keep := 1
+	for i, a := range anc {
+		if strings.Contains(a, marker) {
+			keep = i + 1
+		}
+	}
+	return slices.Clone(anc[:keep])
 }
 
 // carries reports whether ev's ancestry or one of its fields contains s.

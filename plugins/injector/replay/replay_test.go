@@ -237,7 +237,7 @@ func roundTripEvents(t0 time.Time) []event.Event {
 			Fields: map[string]any{"type": "SYSCALL", "syscall": "openat", "pid": "301", "ppid": "300"}},
 		{Time: t0.Add(time.Second), Sequence: 12, Host: "h", Source: pc, // child whose ancestry the sensor lost
 			Fields:   map[string]any{"Image": "/usr/bin/crontab", "CommandLine": "crontab -l", "ProcessId": "300", "ParentProcessId": "200"},
-			Ancestry: []string{"crontab -l"}},
+			Ancestry: []string{"crontab -l", "/bin/bash --login", "sshd: admin@pts/0"}},
 		{Time: t0, Sequence: 10, Host: "h", Source: pc, // the marked shell
 			Fields:   map[string]any{"Image": "/bin/sh", "CommandLine": "/bin/sh -c crontab -l " + recordedMarker, "ProcessId": "200", "ParentProcessId": "100"},
 			Ancestry: []string{"/bin/sh -c crontab -l " + recordedMarker, "vigil record"}},
@@ -290,6 +290,19 @@ func TestRecordInjectRoundTrip(t *testing.T) {
 	}
 	if got := evs[0].Get("CommandLine"); got != "/bin/sh -c crontab -l "+newMarker {
 		t.Errorf("CommandLine = %q", got)
+	}
+	// Ancestry is cut above the marked shell: nothing of what started the
+	// recorded run is kept.
+	wantAnc := [][]string{
+		{"/bin/sh -c crontab -l " + newMarker},
+		{"crontab -l"}, // no marker: only the process itself
+		nil,
+		nil,
+	}
+	for i, want := range wantAnc {
+		if !slices.Equal(evs[i].Ancestry, want) {
+			t.Errorf("event %d ancestry %q, want %q", i, evs[i].Ancestry, want)
+		}
 	}
 	if got := evs[3].Fields["TargetFilename"]; !slices.Equal(got.([]string), []string{"/tmp/" + newMarker + "/a"}) {
 		t.Errorf("list field = %#v", got)
