@@ -550,13 +550,13 @@ func (e *Engine) runJob(ctx context.Context, j *Job) []measure.Result {
 		}
 		if o.signal != nil {
 			er.SignalID = o.signal.ID
-			er.LatencyMS = measure.Millis(o.signal.Timestamp.Sub(injectedAt))
+			er.LatencyMS = measure.Millis(nonNegative(o.signal.Timestamp.Sub(injectedAt)))
 			r.Signals = append(r.Signals, measure.SignalRef{ID: o.signal.ID, Rule: o.signal.RuleName, RuleID: o.signal.RuleID, Timestamp: o.signal.Timestamp})
 			if o.status == measure.Detected {
 				ts, obs := o.signal.Timestamp, o.observedAt
 				if r.DetectedAt == nil || ts.After(*r.DetectedAt) {
 					r.DetectedAt = &ts
-					r.LatencyMS = measure.Millis(ts.Sub(injectedAt))
+					r.LatencyMS = measure.Millis(nonNegative(ts.Sub(injectedAt)))
 				}
 				if r.ObservedLatencyMS == nil || obs.Sub(injectedAt).Milliseconds() > *r.ObservedLatencyMS {
 					r.ObservedLatencyMS = measure.Millis(obs.Sub(injectedAt))
@@ -641,6 +641,14 @@ func (e *Engine) afterDetection(ctx context.Context, j *Job, rs []measure.Result
 			cancel()
 		}
 	}
+}
+
+// nonNegative clamps a latency measured across the clock tolerance to 0.
+func nonNegative(d time.Duration) time.Duration {
+	if d < 0 {
+		return 0
+	}
+	return d
 }
 
 // combine turns the expectation outcomes of one (test, SIEM) into its status:

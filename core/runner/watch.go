@@ -299,6 +299,12 @@ func (w *watcher) expire(lastOK time.Time, lastErr error, grace time.Duration) {
 	}
 }
 
+// ClockTolerance is how far before the injection start a signal may be
+// stamped and still count: kernel audit timestamps come from a coarse clock
+// (measured up to ~2ms before the injector's own start time). It is far
+// below any real detection latency and far above clock granularity.
+const ClockTolerance = 20 * time.Millisecond
+
 // Match reports whether signal s satisfies expectation e and how it was
 // correlated. markerLocs are the locations where the marker can be found;
 // when empty, the signal is tied by time window and host.
@@ -307,7 +313,7 @@ func (w *watcher) expire(lastOK time.Time, lastErr error, grace time.Duration) {
 // By default a signal tagged with the expected technique (or its parent)
 // matches; a rule name or ID, or a native query, replaces that criterion.
 func Match(e plugin.Expectation, markerLocs []plugin.MarkerLocation, s plugin.Signal) (string, bool) {
-	if s.Timestamp.Before(e.NotBefore) {
+	if s.Timestamp.Before(e.NotBefore.Add(-ClockTolerance)) {
 		return "", false
 	}
 	switch {
