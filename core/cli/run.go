@@ -61,18 +61,45 @@ func runRun(ctx context.Context, io IO, o *RunOptions) error {
 	if err != nil {
 		return err
 	}
-	if len(l.tests) == 0 {
-		return usageErr(fmt.Errorf("no test matches the selection"))
-	}
 	if o.Out != "" {
 		if err := os.MkdirAll(o.Out, 0o755); err != nil {
 			return usageErr(fmt.Errorf("create --out directory: %w", err))
 		}
 	}
+	run, err := execute(ctx, io, l, o)
+	if err != nil {
+		return err
+	}
+	if o.Out != "" {
+		if err := writeResults(filepath.Join(o.Out, "results.json"), run); err != nil {
+			// The results are printed below all the same: nothing measured is lost.
+			fmt.Fprintln(io.Err, "vigil:", err)
+		}
+	}
+	if !o.Quiet {
+		printResults(io.Out, run)
+	}
+	printSummary(io.Out, run)
+	if o.Out != "" {
+		fmt.Fprintf(io.Out, "\nresults: %s\n", filepath.Join(o.Out, "results.json"))
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintln(io.Err, "vigil: interrupted; the results above are what was measured before it")
+		return silentExit{ExitRuntime}
+	}
+	return silentExit{exitCodeFor(run.Results)}
+}
+
+// execute starts the plugins, fires the selected tests and returns the run;
+// the plugins are closed (and the SIEMs' stats read) before it returns.
+func execute(ctx context.Context, io IO, l *loaded, o *RunOptions) (*measure.Run, error) {
+	if len(l.tests) == 0 {
+		return nil, usageErr(fmt.Errorf("no test matches the selection"))
+	}
 	startedAt := time.Now().UTC()
 	st, err := l.start(ctx, &o.selectOptions)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer st.close(context.WithoutCancel(ctx))
 
@@ -80,12 +107,12 @@ func runRun(ctx context.Context, io IO, o *RunOptions) error {
 		for _, p := range probs {
 			fmt.Fprintln(io.Err, p)
 		}
-		return usageErr(fmt.Errorf("%d test(s) have invalid params", len(probs)))
+		return nil, usageErr(fmt.Errorf("%d test(s) have invalid params", len(probs)))
 	}
 	eng := &runner.Engine{SIEMs: st.siems, Targets: st.targets}
 	plan, err := eng.Plan(l.tests)
 	if err != nil {
-		return usageErr(err)
+		return nil, usageErr(err)
 	}
 	for _, n := range append(l.notes, plan.Notes...) {
 		fmt.Fprintln(io.Err, "note:", n)
@@ -117,25 +144,7 @@ func runRun(ctx context.Context, io IO, o *RunOptions) error {
 		cancel()
 	}
 	runner.SortResults(run.Results)
-
-	if o.Out != "" {
-		if err := writeResults(filepath.Join(o.Out, "results.json"), run); err != nil {
-			// The results are printed below all the same: nothing measured is lost.
-			fmt.Fprintln(io.Err, "vigil:", err)
-		}
-	}
-	if !o.Quiet {
-		printResults(io.Out, run)
-	}
-	printSummary(io.Out, run)
-	if o.Out != "" {
-		fmt.Fprintf(io.Out, "\nresults: %s\n", filepath.Join(o.Out, "results.json"))
-	}
-	if ctx.Err() != nil {
-		fmt.Fprintln(io.Err, "vigil: interrupted; the results above are what was measured before it")
-		return silentExit{ExitRuntime}
-	}
-	return silentExit{exitCodeFor(run.Results)}
+	return run, nil
 }
 
 // exitCodeFor: 3 when a result is an error, else 1 when one is missed or

@@ -32,6 +32,8 @@ type selectOptions struct {
 	AllowUnpinned bool
 	AllowDestr    bool
 	Replay        bool
+	SigmaDirs     []string
+	ReplayDir     string
 }
 
 func (o *selectOptions) addFlags(cmd *cobra.Command, withPlugins bool) {
@@ -49,6 +51,8 @@ func (o *selectOptions) addFlags(cmd *cobra.Command, withPlugins bool) {
 		f.StringArrayVar(&o.Targets, "target", nil, "only this configured target (repeatable)")
 		f.StringArrayVar(&o.PluginDirs, "plugin-dir", nil, "extra directory of external plugins (repeatable)")
 		f.BoolVar(&o.AllowUnpinned, "allow-unpinned", false, "run external plugins that have no sha256 pin")
+		f.StringArrayVar(&o.SigmaDirs, "sigma-dir", nil, "extra directory of Sigma rules for the local SIEM (repeatable)")
+		f.StringVar(&o.ReplayDir, "replay-dir", "", "with --replay: read recordings from this directory instead of the built-in ones")
 		f.BoolVar(&o.Replay, "replay", false, "replay the recorded telemetry of each test into SIEMs that ingest, instead of performing it (no root needed)")
 	}
 }
@@ -113,8 +117,18 @@ func (o *selectOptions) load() (*loaded, error) {
 			l.siems[i].Timeout = cfg.Run.Timeout
 		}
 	}
+	if len(o.SigmaDirs) > 0 {
+		l.addSigmaDirs(absAll(o.SigmaDirs))
+	}
+	if o.ReplayDir != "" && !o.Replay {
+		return nil, usageErr(fmt.Errorf("--replay-dir needs --replay"))
+	}
 	if o.Replay {
-		l.applyReplay()
+		dir := ""
+		if o.ReplayDir != "" {
+			dir = absAll([]string{o.ReplayDir})[0]
+		}
+		l.applyReplay(dir)
 	}
 	l.pluginDs = pluginhost.DefaultDirs(append(append([]string{}, cfg.Run.PluginDirs...), o.PluginDirs...)...)
 	return l, nil
@@ -122,8 +136,12 @@ func (o *selectOptions) load() (*loaded, error) {
 
 // applyReplay turns the run into a replay: one replay target, every test
 // injecting through it, and the local SIEM in replay mode.
-func (l *loaded) applyReplay() {
-	l.targets = []config.Target{{Name: "replay", Plugin: "replay"}}
+func (l *loaded) applyReplay(dir string) {
+	target := config.Target{Name: "replay", Plugin: "replay"}
+	if dir != "" {
+		target.Params = map[string]any{"dir": dir}
+	}
+	l.targets = []config.Target{target}
 	for i, t := range l.tests {
 		c := *t
 		c.Inject = catalog.Step{Plugin: "replay", Params: map[string]any{"test": t.ID}}
@@ -143,6 +161,28 @@ func (l *loaded) applyReplay() {
 		}
 	}
 	l.notes = append(l.notes, "replay: recorded telemetry of each test is re-timestamped, stamped with a fresh marker and ingested by the SIEMs; nothing is performed on this host")
+}
+
+// addSigmaDirs gives every local SIEM extra Sigma rule directories.
+func (l *loaded) addSigmaDirs(dirs []string) {
+	for i, s := range l.siems {
+		if s.Plugin != "local" {
+			continue
+		}
+		p := map[string]any{}
+		for k, v := range s.Params {
+			p[k] = v
+		}
+		var all []any
+		if prev, ok := p["sigma_dirs"].([]any); ok {
+			all = append(all, prev...)
+		}
+		for _, d := range dirs {
+			all = append(all, d)
+		}
+		p["sigma_dirs"] = all
+		l.siems[i].Params = p
+	}
 }
 
 func pick[T any](kind string, all []T, want []string, name func(T) string) ([]T, error) {
