@@ -1,0 +1,211 @@
+package splunk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vigilsec/vigil/core/plugin"
+)
+
+// Limits of one Search answer: it travels over gRPC, whose default message
+// limit is 4 MiB.
+const (
+	DefaultPageSize = 1000
+	MaxPageSize     = 10_000
+	maxPageBytes    = 2 << 20
+)
+
+// windowSlack widens the search window to the past: Splunk's time bounds
+// are whole seconds, and the engine accepts signals stamped a little before
+// the injection (runner.ClockTolerance).
+const windowSlack = time.Second
+
+// ErrBadPageToken means a Search page token this plugin did not issue, or
+// one of a poll that a newer poll replaced.
+var ErrBadPageToken = errors.New("splunk: bad page token")
+
+// Search runs ONE search for all the expectations over [Start, End] (one
+// job, or one export) and returns its signals sorted by time, in pages of
+// PageSize (default DefaultPageSize) kept in memory for the poll's later
+// pages. The SPL is the base search (Config.Search, default the ES
+// notables) followed by one appended subsearch per distinct native query,
+// whose rows carry the IDs of the expectations that asked for it
+// (MatchedExpectations); when every expectation has a query the base
+// search is left out. When the concurrent-search quota made the poll wait,
+// RetryAfter asks the engine to space the next polls by as much.
+func (p *SIEM) Search(ctx context.Context, req plugin.SearchRequest) (plugin.SearchResult, error) {
+	st, err := p.state()
+	if err != nil {
+		return plugin.SearchResult{}, err
+	}
+	size := req.PageSize
+	switch {
+	case size <= 0:
+		size = DefaultPageSize
+	case size > MaxPageSize:
+		size = MaxPageSize
+	}
+	if req.PageToken != "" {
+		res, err := st.nextPage(req.PageToken, size)
+		return res, st.scrub(err)
+	}
+	st.mu.Lock()
+	clear(st.polls)
+	st.mu.Unlock()
+	if len(req.Expectations) == 0 {
+		return plugin.SearchResult{}, nil
+	}
+	if req.Start.IsZero() || req.End.Before(req.Start) {
+		return plugin.SearchResult{}, st.fail(fmt.Errorf("search: bad window [%s, %s]", req.Start, req.End))
+	}
+	s := search{
+		op: "search", spl: st.cfg.pollSPL(req.Expectations),
+		earliest: req.Start.Add(-windowSlack), latest: req.End, maxRows: st.cfg.MaxRows,
+	}
+	rows, waited, err := st.run(ctx, s)
+	if err != nil {
+		return plugin.SearchResult{}, st.fail(fmt.Errorf("search: %w", err))
+	}
+	sigs, err := st.cfg.signals(rows)
+	if err != nil {
+		return plugin.SearchResult{}, st.fail(fmt.Errorf("search: %w (SPL: %s)", err, excerpt(s.spl, 300)))
+	}
+	st.counters.signals.Add(int64(len(sigs)))
+	res := st.firstPage(sigs, size)
+	res.RetryAfter = waited
+	return res, nil
+}
+
+// pollSPL builds the SPL of one poll: the base search, then one appended
+// subsearch per distinct native query (expectations sharing a query share
+// its subsearch), tagging its rows with their expectation IDs.
+func (c *config) pollSPL(exps []plugin.Expectation) string {
+	byQuery := map[string][]string{}
+	base := false
+	for _, e := range exps {
+		if q := strings.TrimSpace(e.Query); q != "" {
+			byQuery[q] = append(byQuery[q], e.ID)
+		} else {
+			base = true
+		}
+	}
+	queries := make([]string, 0, len(byQuery))
+	for q := range byQuery {
+		queries = append(queries, q)
+	}
+	sort.Strings(queries)
+	var parts []string
+	if base {
+		parts = append(parts, c.Search)
+	}
+	for _, q := range queries {
+		ids := byQuery[q]
+		sort.Strings(ids)
+		quoted := make([]string, len(ids))
+		for i, id := range ids {
+			quoted[i] = splString(id)
+		}
+		parts = append(parts, normaliseSPL(q)+" | eval "+expectationsField+"=mvappend("+strings.Join(quoted, ",")+")")
+	}
+	var b strings.Builder
+	b.WriteString(parts[0])
+	for _, p := range parts[1:] {
+		b.WriteString(" | append [" + p + "]")
+	}
+	return b.String()
+}
+
+// signals converts rows, drops duplicates (the same ID twice: their
+// expectations are merged) and sorts by time then ID.
+func (c *config) signals(rows []row) ([]plugin.Signal, error) {
+	out := make([]plugin.Signal, 0, len(rows))
+	index := map[string]int{}
+	for i, r := range rows {
+		s, err := c.signal(r)
+		if err != nil {
+			return nil, fmt.Errorf("result row %d: %w", i, err)
+		}
+		if j, dup := index[s.ID]; dup {
+			for _, e := range s.MatchedExpectations {
+				if !contains(out[j].MatchedExpectations, e) {
+					out[j].MatchedExpectations = append(out[j].MatchedExpectations, e)
+				}
+			}
+			continue
+		}
+		index[s.ID] = len(out)
+		out = append(out, s)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].Timestamp.Equal(out[j].Timestamp) {
+			return out[i].Timestamp.Before(out[j].Timestamp)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+func contains(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// firstPage returns the first page of a poll's signals and keeps the rest
+// for nextPage.
+func (st *state) firstPage(sigs []plugin.Signal, size int) plugin.SearchResult {
+	st.mu.Lock()
+	st.pollSeq++
+	id := st.pollSeq
+	st.polls[strconv.FormatInt(id, 10)] = sigs
+	st.mu.Unlock()
+	return st.slice(strconv.FormatInt(id, 10), sigs, 0, size)
+}
+
+// nextPage returns the page a token points at.
+func (st *state) nextPage(tok string, size int) (plugin.SearchResult, error) {
+	id, offs, ok := strings.Cut(tok, ":")
+	off, err := strconv.Atoi(offs)
+	if !ok || err != nil || off < 0 {
+		return plugin.SearchResult{}, fmt.Errorf("%w %q", ErrBadPageToken, tok)
+	}
+	st.mu.Lock()
+	sigs, found := st.polls[id]
+	st.mu.Unlock()
+	if !found || off > len(sigs) {
+		return plugin.SearchResult{}, fmt.Errorf("%w %q (a newer poll replaced it)", ErrBadPageToken, tok)
+	}
+	return st.slice(id, sigs, off, size), nil
+}
+
+// slice cuts one page from off: at most size signals and about
+// maxPageBytes of raw documents (at least one signal).
+func (st *state) slice(id string, sigs []plugin.Signal, off, size int) plugin.SearchResult {
+	var (
+		res   plugin.SearchResult
+		bytes int
+		i     = off
+	)
+	for ; i < len(sigs) && len(res.Signals) < size; i++ {
+		if bytes += len(sigs[i].Raw); bytes > maxPageBytes && len(res.Signals) > 0 {
+			break
+		}
+		res.Signals = append(res.Signals, sigs[i])
+	}
+	if i < len(sigs) {
+		res.NextPageToken = id + ":" + strconv.Itoa(i)
+	} else {
+		st.mu.Lock()
+		delete(st.polls, id)
+		st.mu.Unlock()
+	}
+	return res
+}
