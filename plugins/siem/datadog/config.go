@@ -1,0 +1,274 @@
+package datadog
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Sites are the Datadog sites the plugin knows, each served at
+// https://api.<site> (API) and https://http-intake.logs.<site> (logs
+// intake). They are the sites the official client accepts.
+var Sites = []string{
+	"datadoghq.com",
+	"us3.datadoghq.com",
+	"us5.datadoghq.com",
+	"ap1.datadoghq.com",
+	"ap2.datadoghq.com",
+	"uk1.datadoghq.com",
+	"datadoghq.eu",
+	"ddog-gov.com",
+	"us2.ddog-gov.com",
+}
+
+// Defaults and limits of Config.
+const (
+	DefaultSite     = "datadoghq.com"
+	DefaultPageSize = 100
+	// MaxPageSize is the largest page the signals search API serves.
+	MaxPageSize        = 1000
+	DefaultTimeout     = 30 * time.Second
+	DefaultMaxRetries  = 3
+	MaxMaxRetries      = 10
+	DefaultMaxWait     = 2 * time.Minute
+	DefaultLogsPages   = 10
+	DefaultIngestSvc   = "vigil-replay"
+	defaultBackoffBase = 250 * time.Millisecond
+	defaultBackoffCap  = 5 * time.Second
+)
+
+// Config is the datadog plugin's [siem.params] table, for example
+//
+//	[[siem]]
+//	name = "datadog"
+//	plugin = "datadog"
+//	[siem.params]
+//	site = "datadoghq.eu"
+//	api_key = "${DD_API_KEY}"
+//	app_key = "${DD_APP_KEY}"
+//	query = "env:prod"
+//	close_signals = true
+//
+// api_key and app_key are required; every other key is optional. Unknown
+// keys are errors.
+type Config struct {
+	// Site is the Datadog site (one of Sites; default datadoghq.com).
+	Site string `toml:"site"`
+	// URL, when set, is a full base URL (scheme, host, optional path) that
+	// replaces https://api.<site> for every API call: a proxy, a private
+	// link, or a test server. The logs intake uses IntakeURL, else URL.
+	URL string `toml:"url"`
+	// IntakeURL, when set, replaces https://http-intake.logs.<site> for
+	// Ingest.
+	IntakeURL string `toml:"intake_url"`
+	// APIKey is the Datadog API key (DD-API-KEY). Give it as "${DD_API_KEY}".
+	APIKey string `toml:"api_key"`
+	// AppKey is the Datadog application key (DD-APPLICATION-KEY). Give it as
+	// "${DD_APP_KEY}".
+	AppKey string `toml:"app_key"`
+	// Query is a base filter ANDed to every signals search, such as
+	// "env:prod" or "security:attack".
+	Query string `toml:"query"`
+	// PageSize is the number of signals per search page (default 100, at
+	// most 1000).
+	PageSize int `toml:"page_size"`
+	// CloseSignals lets CloseSignals archive the signals vigil matched
+	// (state "archived", reason "testing_or_maintenance"). The engine asks
+	// for it only under `vigil run --close-signals`.
+	CloseSignals bool `toml:"close_signals"`
+	// LogsQuery is a base filter ANDed to the logs search of
+	// SearchRawEvents, such as "source:auditd".
+	LogsQuery string `toml:"logs_query"`
+	// LogsIndexes are the log indexes SearchRawEvents searches (default:
+	// all the keys can read).
+	LogsIndexes []string `toml:"logs_indexes"`
+	// IngestSource is the ddsource of replayed events (default: the
+	// event's Sigma logsource service, such as "auditd", else "linux").
+	IngestSource string `toml:"ingest_source"`
+	// IngestService is the service of replayed events (default
+	// "vigil-replay").
+	IngestService string `toml:"ingest_service"`
+	// IngestTags are extra "key:value" tags of replayed events.
+	IngestTags []string `toml:"ingest_tags"`
+	// Timeout bounds each HTTP request (default 30s).
+	Timeout time.Duration `toml:"timeout"`
+	// MaxRetries is how many times a call is retried after a 5xx, a 408, a
+	// 429 or a network timeout before it fails (default 3).
+	MaxRetries *int `toml:"max_retries"`
+	// MaxWait bounds one wait for a rate-limit reset (default 2m): a
+	// longer reset fails the call instead of blocking it.
+	MaxWait time.Duration `toml:"max_wait"`
+}
+
+// knownKeys are the keys of Config, for error messages.
+var knownKeys = []string{
+	"api_key", "app_key", "close_signals", "ingest_service", "ingest_source", "ingest_tags",
+	"intake_url", "logs_indexes", "logs_query", "max_retries", "max_wait", "page_size",
+	"query", "site", "timeout", "url",
+}
+
+// parseConfig decodes b strictly and fills in the defaults. Errors never
+// contain the keys' values.
+func parseConfig(b []byte) (Config, error) {
+	var c Config
+	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&c)
+	if err != nil {
+		return Config{}, fmt.Errorf("datadog: decode config: %w", redactTOMLError(err, b))
+	}
+	if u := md.Undecoded(); len(u) > 0 {
+		keys := make([]string, len(u))
+		for i, k := range u {
+			keys[i] = k.String()
+		}
+		sort.Strings(keys)
+		return Config{}, fmt.Errorf("datadog: config: unknown keys %s (known: %s)", strings.Join(keys, ", "), strings.Join(knownKeys, ", "))
+	}
+	c.Site = strings.ToLower(strings.TrimSpace(c.Site))
+	if c.Site == "" {
+		c.Site = DefaultSite
+	}
+	if !knownSite(c.Site) {
+		return Config{}, fmt.Errorf("datadog: config: site %q: want one of %s (or set url)", c.Site, strings.Join(Sites, ", "))
+	}
+	if c.URL, err = checkURL("url", c.URL); err != nil {
+		return Config{}, err
+	}
+	if c.IntakeURL, err = checkURL("intake_url", c.IntakeURL); err != nil {
+		return Config{}, err
+	}
+	if strings.TrimSpace(c.APIKey) == "" {
+		return Config{}, fmt.Errorf("datadog: config: api_key is required (give it as \"${DD_API_KEY}\")")
+	}
+	if strings.TrimSpace(c.AppKey) == "" {
+		return Config{}, fmt.Errorf("datadog: config: app_key is required (give it as \"${DD_APP_KEY}\")")
+	}
+	c.APIKey, c.AppKey = strings.TrimSpace(c.APIKey), strings.TrimSpace(c.AppKey)
+	c.Query = strings.TrimSpace(c.Query)
+	c.LogsQuery = strings.TrimSpace(c.LogsQuery)
+	switch {
+	case c.PageSize == 0:
+		c.PageSize = DefaultPageSize
+	case c.PageSize < 0 || c.PageSize > MaxPageSize:
+		return Config{}, fmt.Errorf("datadog: config: page_size %d out of range (1..%d)", c.PageSize, MaxPageSize)
+	}
+	for i, t := range c.IngestTags {
+		if !strings.Contains(t, ":") || strings.ContainsAny(t, ", ") {
+			return Config{}, fmt.Errorf("datadog: config: ingest_tags[%d] %q: want key:value without spaces or commas", i, t)
+		}
+	}
+	for i, ix := range c.LogsIndexes {
+		if strings.TrimSpace(ix) == "" {
+			return Config{}, fmt.Errorf("datadog: config: logs_indexes[%d] is empty", i)
+		}
+	}
+	if c.IngestService == "" {
+		c.IngestService = DefaultIngestSvc
+	}
+	switch {
+	case c.Timeout == 0:
+		c.Timeout = DefaultTimeout
+	case c.Timeout < 100*time.Millisecond:
+		return Config{}, fmt.Errorf("datadog: config: timeout %s is below 100ms", c.Timeout)
+	}
+	if c.MaxRetries == nil {
+		n := DefaultMaxRetries
+		c.MaxRetries = &n
+	} else if *c.MaxRetries < 0 || *c.MaxRetries > MaxMaxRetries {
+		return Config{}, fmt.Errorf("datadog: config: max_retries %d out of range (0..%d)", *c.MaxRetries, MaxMaxRetries)
+	}
+	switch {
+	case c.MaxWait == 0:
+		c.MaxWait = DefaultMaxWait
+	case c.MaxWait < 0:
+		return Config{}, fmt.Errorf("datadog: config: max_wait %s is negative", c.MaxWait)
+	}
+	return c, nil
+}
+
+func knownSite(s string) bool {
+	for _, k := range Sites {
+		if k == s {
+			return true
+		}
+	}
+	return false
+}
+
+// checkURL validates an optional base URL and returns it without a
+// trailing slash.
+func checkURL(key, raw string) (string, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return "", nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("datadog: config: %s: %w", key, err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", fmt.Errorf("datadog: config: %s %q: want an http or https URL", key, raw)
+	case u.Host == "":
+		return "", fmt.Errorf("datadog: config: %s %q: no host", key, raw)
+	case u.User != nil:
+		return "", fmt.Errorf("datadog: config: %s: user info in the URL is not supported (use api_key and app_key)", key)
+	case u.RawQuery != "" || u.Fragment != "":
+		return "", fmt.Errorf("datadog: config: %s %q: no query or fragment allowed", key, raw)
+	}
+	return strings.TrimRight(raw, "/"), nil
+}
+
+// apiBase returns the scheme and the host (with any path prefix) of the API.
+func (c Config) apiBase() (scheme, name string) {
+	if c.URL != "" {
+		return splitBase(c.URL)
+	}
+	return "https", "api." + c.Site
+}
+
+// intakeBase returns the scheme and host of the logs intake.
+func (c Config) intakeBase() (scheme, name string) {
+	switch {
+	case c.IntakeURL != "":
+		return splitBase(c.IntakeURL)
+	case c.URL != "":
+		return splitBase(c.URL)
+	}
+	return "https", "http-intake.logs." + c.Site
+}
+
+func splitBase(u string) (string, string) {
+	scheme, rest, _ := strings.Cut(u, "://")
+	return scheme, rest
+}
+
+// redactTOMLError keeps TOML syntax errors but never the values of secret
+// keys: the decoder may quote a line of the input.
+func redactTOMLError(err error, b []byte) error {
+	msg := err.Error()
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		msg = fmt.Sprintf("line %d: %s", pe.Position.Line, pe.Message)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		k = strings.ToLower(strings.TrimSpace(k))
+		if k != "api_key" && k != "app_key" {
+			continue
+		}
+		v = strings.Trim(strings.TrimSpace(v), `"'`)
+		if len(v) >= 4 {
+			msg = strings.ReplaceAll(msg, v, "[REDACTED]")
+		}
+	}
+	return fmt.Errorf("%s", msg)
+}

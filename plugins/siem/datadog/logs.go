@@ -1,0 +1,440 @@
+package datadog
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/DataDog/datadog-api-client-go/v2/api/datadog"
+	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV2"
+
+	"github.com/vigilsec/vigil/core/plugin"
+)
+
+// Limits of the logs intake (SubmitLog): entries per payload, bytes per
+// payload (uncompressed), bytes per entry, and how far in the past an
+// event may be stamped.
+const (
+	MaxIntakeEntries = 1000
+	MaxIntakeBytes   = 5_000_000
+	MaxEntryBytes    = 1_000_000
+	MaxEventAge      = 18 * time.Hour
+	// ageMargin keeps re-timestamped events clear of MaxEventAge.
+	ageMargin = time.Hour
+)
+
+// logsPageLimit is the page size of raw-event searches.
+const logsPageLimit = 1000
+
+// rawWindowSlack widens raw-event searches on both sides (clock skew
+// between the target, vigil and Datadog).
+const rawWindowSlack = time.Minute
+
+// logsPage is the JSON of a logs search answer.
+type logsPage struct {
+	Data []json.RawMessage `json:"data"`
+	Meta *struct {
+		Page *struct {
+			After string `json:"after"`
+		} `json:"page"`
+		Status string `json:"status"`
+	} `json:"meta"`
+}
+
+// wireLog is the part of a log vigil reads.
+type wireLog struct {
+	ID         string `json:"id"`
+	Attributes struct {
+		Timestamp string `json:"timestamp"`
+		Host      string `json:"host"`
+	} `json:"attributes"`
+}
+
+// markersQuery returns a logs query matching any of the markers, in the
+// vigil.marker attribute of replayed events or anywhere in the message.
+func markersQuery(markers []string) string {
+	var terms []string
+	for _, m := range markers {
+		m = strings.ReplaceAll(m, `"`, "")
+		if m == "" {
+			continue
+		}
+		terms = append(terms, fmt.Sprintf(`@vigil.marker:"%s"`, m), fmt.Sprintf(`"%s"`, m))
+	}
+	return "(" + strings.Join(terms, " OR ") + ")"
+}
+
+// SearchRawEvents finds the injected activity's own logs by marker through
+// the logs search API (POST /api/v2/logs/events/search), over [Start, End]
+// widened by a minute, ANDed with logs_query, in logs_indexes. Each log is
+// returned once per marker its JSON holds; Datadog does not expose when it
+// received a log, so IngestedAt is left zero and Timestamp is the log's own
+// time.
+func (s *SIEM) SearchRawEvents(ctx context.Context, req plugin.RawEventsRequest) ([]plugin.RawEvent, error) {
+	st, err := s.state()
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Markers) == 0 {
+		return nil, nil
+	}
+	a := st.api
+	filter := datadogV2.LogsQueryFilter{Query: datadog.PtrString(and(st.cfg.LogsQuery, markersQuery(req.Markers)))}
+	if !req.Start.IsZero() {
+		filter.From = datadog.PtrString(req.Start.Add(-rawWindowSlack).UTC().Format(time.RFC3339Nano))
+	}
+	end := req.End
+	if end.IsZero() {
+		end = a.now()
+	}
+	filter.To = datadog.PtrString(end.Add(rawWindowSlack).UTC().Format(time.RFC3339Nano))
+	if len(st.cfg.LogsIndexes) > 0 {
+		filter.Indexes = st.cfg.LogsIndexes
+	}
+	body := datadogV2.LogsListRequest{
+		Filter: &filter,
+		Page:   &datadogV2.LogsListRequestPage{Limit: datadog.PtrInt32(logsPageLimit)},
+		Sort:   datadogV2.LOGSSORT_TIMESTAMP_ASCENDING.Ptr(),
+	}
+	var out []plugin.RawEvent
+	for page := 0; page < DefaultLogsPages; page++ {
+		ans, err := a.call(ctx, opListLogs, "search logs", func(ctx context.Context) (*http.Response, error) {
+			_, resp, err := a.logs.ListLogs(ctx, *datadogV2.NewListLogsOptionalParameters().WithBody(body))
+			return resp, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		var p logsPage
+		if err := json.Unmarshal(ans.body, &p); err != nil || (p.Data == nil && !bytes.Contains(ans.body, []byte(`"data"`))) {
+			if err == nil {
+				err = fmt.Errorf("no \"data\"")
+			}
+			return nil, fmt.Errorf("datadog: search logs: decode answer: %w (body: %s)", err, excerpt(string(ans.body), 120))
+		}
+		for _, raw := range p.Data {
+			var w wireLog
+			if err := json.Unmarshal(raw, &w); err != nil {
+				return nil, fmt.Errorf("datadog: search logs: decode log: %w", err)
+			}
+			ts, err := parseTime(w.Attributes.Timestamp)
+			if err != nil {
+				return nil, fmt.Errorf("datadog: search logs: log %s: timestamp: %w", w.ID, err)
+			}
+			for _, m := range req.Markers {
+				if m != "" && bytes.Contains(raw, []byte(m)) {
+					out = append(out, plugin.RawEvent{Marker: m, Timestamp: ts, Host: w.Attributes.Host, Raw: []byte(raw)})
+				}
+			}
+		}
+		if len(p.Data) == 0 || p.Meta == nil || p.Meta.Page == nil || p.Meta.Page.After == "" {
+			return out, nil
+		}
+		body.Page.Cursor = datadog.PtrString(p.Meta.Page.After)
+	}
+	return out, nil
+}
+
+// replayEvent is the shape of vigil's recorded telemetry (the local SIEM's
+// event.Event): a Sigma logsource, its fields, the process ancestry.
+type replayEvent struct {
+	Time      time.Time      `json:"time"`
+	Host      string         `json:"host"`
+	Logsource map[string]any `json:"logsource"`
+	Fields    map[string]any `json:"fields"`
+	Ancestry  []string       `json:"ancestry"`
+}
+
+// pendingLog is one event on its way to the intake.
+type pendingLog struct {
+	index int
+	at    time.Time
+	item  datadogV2.HTTPLogItem
+}
+
+// Ingest replays events through the logs intake (SubmitLog, API key only),
+// gzip-compressed, in batches within the intake's limits (1,000 entries,
+// 5 MB, 1 MB per entry). Each event becomes a log with ddsource (config
+// ingest_source, else the event's logsource service or product), service
+// (ingest_service), hostname (the event's host), ddtags (vigil_marker:<m>
+// and ingest_tags) and the attributes: timestamp, vigil.marker,
+// process.command_line, process.ancestry, file.path and sigma.{logsource,
+// fields}. Events older than the intake accepts (18 hours) are shifted
+// forward together, keeping their spacing, so that the latest one happens
+// now. Events that cannot be sent are problems; an intake that refuses the
+// first batch is an error.
+func (s *SIEM) Ingest(ctx context.Context, req plugin.IngestRequest) (plugin.IngestResult, error) {
+	st, err := s.state()
+	if err != nil {
+		return plugin.IngestResult{}, err
+	}
+	a := st.api
+	var res plugin.IngestResult
+	now := a.now()
+	logs := make([]pendingLog, 0, len(req.Events))
+	for i, b := range req.Events {
+		l, err := st.cfg.toLog(b, req.Marker, now)
+		if err != nil {
+			res.Problems = append(res.Problems, plugin.Problem{Subject: "events[" + strconv.Itoa(i) + "]", Message: err.Error()})
+			continue
+		}
+		l.index = i
+		logs = append(logs, l)
+	}
+	logs = retimestamp(logs, now, &res)
+
+	// Batch within the intake's limits.
+	var batches [][]pendingLog
+	var cur []pendingLog
+	size := 2 // the brackets
+	for _, l := range logs {
+		b, err := json.Marshal(l.item)
+		if err != nil {
+			res.Problems = append(res.Problems, plugin.Problem{Subject: "events[" + strconv.Itoa(l.index) + "]", Message: err.Error()})
+			continue
+		}
+		if len(b) > MaxEntryBytes {
+			res.Problems = append(res.Problems, plugin.Problem{Subject: "events[" + strconv.Itoa(l.index) + "]", Message: fmt.Sprintf("%d bytes: above the intake's 1 MB per log", len(b))})
+			continue
+		}
+		if len(cur) == MaxIntakeEntries || size+len(b)+1 > MaxIntakeBytes {
+			batches = append(batches, cur)
+			cur, size = nil, 2
+		}
+		cur = append(cur, l)
+		size += len(b) + 1
+	}
+	if len(cur) > 0 {
+		batches = append(batches, cur)
+	}
+	a.stats.logsRejected.Add(int64(len(res.Problems)))
+
+	opts := *datadogV2.NewSubmitLogOptionalParameters().WithContentEncoding(datadogV2.CONTENTENCODING_GZIP)
+	for bi, batch := range batches {
+		items := make([]datadogV2.HTTPLogItem, len(batch))
+		for i, l := range batch {
+			items[i] = l.item
+		}
+		_, err := a.call(ctx, opSubmitLog, "submit logs", func(ctx context.Context) (*http.Response, error) {
+			_, resp, err := a.logs.SubmitLog(ctx, items, opts)
+			return resp, err
+		})
+		if err != nil {
+			if res.Accepted == 0 {
+				return res, err
+			}
+			unsent := 0
+			for _, b := range batches[bi:] {
+				unsent += len(b)
+			}
+			res.Problems = append(res.Problems, plugin.Problem{Subject: "events", Message: fmt.Sprintf("%d events not sent: %v", unsent, err)})
+			a.stats.logsRejected.Add(int64(unsent))
+			return res, nil
+		}
+		res.Accepted += len(batch)
+		a.stats.logsSent.Add(int64(len(batch)))
+	}
+	return res, nil
+}
+
+// retimestamp shifts all events forward together, keeping their spacing,
+// when the oldest would be refused by the intake, so that the latest one
+// happens now; events still too old are dropped as problems. It sets each
+// log's timestamp attribute.
+func retimestamp(logs []pendingLog, now time.Time, res *plugin.IngestResult) []pendingLog {
+	if len(logs) == 0 {
+		return logs
+	}
+	oldest, latest := logs[0].at, logs[0].at
+	for _, l := range logs {
+		if l.at.Before(oldest) {
+			oldest = l.at
+		}
+		if l.at.After(latest) {
+			latest = l.at
+		}
+	}
+	limit := now.Add(-(MaxEventAge - ageMargin))
+	var shift time.Duration
+	if oldest.Before(limit) && latest.Before(now) {
+		shift = now.Sub(latest)
+	}
+	out := logs[:0]
+	for _, l := range logs {
+		l.at = l.at.Add(shift)
+		if l.at.Before(limit) {
+			res.Problems = append(res.Problems, plugin.Problem{Subject: "events[" + strconv.Itoa(l.index) + "]",
+				Message: fmt.Sprintf("stamped %s, older than the intake accepts (%s) even after re-timestamping", l.at.UTC().Format(time.RFC3339), MaxEventAge)})
+			continue
+		}
+		l.item.AdditionalProperties["timestamp"] = l.at.UTC().Format(time.RFC3339Nano)
+		out = append(out, l)
+	}
+	return out
+}
+
+// toLog maps one event (vigil's recorded telemetry, or any JSON object) to
+// an intake item.
+func (c Config) toLog(b []byte, marker string, now time.Time) (pendingLog, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var obj map[string]any
+	if err := dec.Decode(&obj); err != nil {
+		return pendingLog{}, fmt.Errorf("not a JSON object: %w", err)
+	}
+	if obj == nil {
+		return pendingLog{}, fmt.Errorf("not a JSON object")
+	}
+	attrs := map[string]any{}
+	var (
+		at                         time.Time
+		host, source, msg, cmdline string
+		filePath                   string
+	)
+	if _, isReplay := obj["logsource"]; isReplay || obj["fields"] != nil {
+		var ev replayEvent
+		if err := json.Unmarshal(b, &ev); err != nil {
+			return pendingLog{}, fmt.Errorf("decode event: %w", err)
+		}
+		at, host = ev.Time, ev.Host
+		ls := map[string]string{}
+		for _, k := range []string{"product", "category", "service"} {
+			if v, ok := ev.Logsource[k].(string); ok && v != "" {
+				ls[k] = v
+			}
+		}
+		source = ls["service"]
+		if source == "" {
+			source = ls["product"]
+		}
+		cmdline, filePath = commandLine(ev), filePathOf(ev)
+		attrs["sigma"] = map[string]any{"logsource": ls, "fields": ev.Fields}
+		if len(ev.Ancestry) > 0 {
+			setPath(attrs, []string{"process", "ancestry"}, ev.Ancestry)
+		}
+		name := strings.Trim(ls["product"]+"/"+ls["category"]+ls["service"], "/")
+		switch {
+		case cmdline != "":
+			msg = name + ": " + cmdline
+		case filePath != "":
+			msg = name + ": " + filePath
+		default:
+			fb, _ := json.Marshal(ev.Fields)
+			msg = name + ": " + string(fb)
+		}
+	} else {
+		for k, v := range obj {
+			attrs[k] = v
+		}
+		for _, k := range []string{"timestamp", "@timestamp", "date", "time"} {
+			if t, err := parseTime(str(obj[k])); err == nil {
+				at = t
+				break
+			}
+		}
+		host = str(obj["host"])
+		if host == "" {
+			host = str(obj["hostname"])
+		}
+		source = str(obj["ddsource"])
+		msg = str(obj["message"])
+		if msg == "" {
+			msg = string(b)
+		}
+		for _, k := range []string{"message", "host", "hostname", "ddsource", "ddtags", "service", "@timestamp", "date", "time"} {
+			delete(attrs, k)
+		}
+	}
+	if at.IsZero() {
+		at = now
+	}
+	if c.IngestSource != "" {
+		source = c.IngestSource
+	}
+	if source == "" {
+		source = "vigil"
+	}
+	if cmdline != "" {
+		setPath(attrs, []string{"process", "command_line"}, cmdline)
+	}
+	if filePath != "" {
+		setPath(attrs, []string{"file", "path"}, filePath)
+	}
+	tags := append([]string(nil), c.IngestTags...)
+	if marker != "" {
+		setPath(attrs, []string{"vigil", "marker"}, marker)
+		tags = append([]string{"vigil_marker:" + marker}, tags...)
+	}
+	item := datadogV2.HTTPLogItem{
+		Message:              msg,
+		Ddsource:             datadog.PtrString(source),
+		Service:              datadog.PtrString(c.IngestService),
+		AdditionalProperties: attrs,
+	}
+	if host != "" {
+		item.Hostname = datadog.PtrString(host)
+	}
+	if len(tags) > 0 {
+		item.Ddtags = datadog.PtrString(strings.Join(tags, ","))
+	}
+	return pendingLog{at: at, item: item}, nil
+}
+
+// commandLine returns the command line of a recorded event: the
+// process_creation CommandLine, the argv of an auditd EXECVE record, else
+// the nearest command line of the ancestry.
+func commandLine(ev replayEvent) string {
+	if s := str(ev.Fields["CommandLine"]); s != "" {
+		return s
+	}
+	if str(ev.Fields["type"]) == "EXECVE" {
+		var args []string
+		keys := make([]int, 0)
+		for k := range ev.Fields {
+			if n, err := strconv.Atoi(strings.TrimPrefix(k, "a")); err == nil && strings.HasPrefix(k, "a") {
+				keys = append(keys, n)
+			}
+		}
+		sort.Ints(keys)
+		for _, n := range keys {
+			args = append(args, str(ev.Fields["a"+strconv.Itoa(n)]))
+		}
+		if len(args) > 0 {
+			return strings.Join(args, " ")
+		}
+	}
+	if len(ev.Ancestry) > 0 {
+		return ev.Ancestry[0]
+	}
+	return ""
+}
+
+// filePathOf returns the file a recorded event is about, if any.
+func filePathOf(ev replayEvent) string {
+	if s := str(ev.Fields["TargetFilename"]); s != "" {
+		return s
+	}
+	if str(ev.Fields["type"]) == "PATH" {
+		return str(ev.Fields["name"])
+	}
+	return ""
+}
+
+// setPath sets a nested attribute, creating the objects on the way.
+func setPath(m map[string]any, keys []string, v any) {
+	for _, k := range keys[:len(keys)-1] {
+		next, ok := m[k].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[k] = next
+		}
+		m = next
+	}
+	m[keys[len(keys)-1]] = v
+}
