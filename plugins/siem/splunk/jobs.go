@@ -157,7 +157,7 @@ func (st *state) runJob(ctx context.Context, s search) ([]row, time.Duration, er
 		return nil, waited, fmt.Errorf("search job %s returned %d rows, over max_rows %d: narrow the search (SPL: %s)",
 			sid, int(status.ResultCount), s.maxRows, excerpt(s.spl, 300))
 	}
-	rows, err := st.readResults(jctx, sid, s)
+	rows, err := st.readResults(jctx, sid, s, int(status.ResultCount))
 	return rows, waited, err
 }
 
@@ -216,14 +216,16 @@ type resultsPage struct {
 	Results  []row    `json:"results"`
 }
 
-// readResults reads every result row of a finished job, results_page rows
-// per request (count/offset), past the server's per-request cap.
-func (st *state) readResults(ctx context.Context, sid string, s search) ([]row, error) {
+// readResults reads the total result rows of a finished job, results_page
+// rows per request (count/offset). The job's resultCount, not a short page,
+// says when the rows are all read: a server cap (maxresultrows) below
+// results_page answers short pages that are not the last.
+func (st *state) readResults(ctx context.Context, sid string, s search, total int) ([]row, error) {
 	path := st.client.jobsPath() + "/" + url.PathEscape(sid) + "/results"
-	var rows []row
-	for offset := 0; ; {
+	rows := make([]row, 0, total)
+	for len(rows) < total {
 		params := url.Values{
-			"output_mode": {"json"}, "count": {strconv.Itoa(st.cfg.ResultsPage)}, "offset": {strconv.Itoa(offset)},
+			"output_mode": {"json"}, "count": {strconv.Itoa(st.cfg.ResultsPage)}, "offset": {strconv.Itoa(len(rows))},
 		}
 		// v2 reads results with POST, v1 with GET (as the Java SDK does).
 		r := request{method: http.MethodPost, path: path, form: params, retry: true}
@@ -235,12 +237,11 @@ func (st *state) readResults(ctx context.Context, sid string, s search) ([]row, 
 			return nil, fmt.Errorf("read results of search job %s: %w", sid, ctxCause(ctx, err))
 		}
 		st.counters.pages.Add(1)
-		if status == http.StatusNoContent || len(bytes.TrimSpace(b)) == 0 {
-			break
-		}
 		var page resultsPage
-		if err := decodeJSON(b, &page); err != nil {
-			return nil, fmt.Errorf("read results of search job %s: %w", sid, err)
+		if status != http.StatusNoContent && len(bytes.TrimSpace(b)) > 0 {
+			if err := decodeJSON(b, &page); err != nil {
+				return nil, fmt.Errorf("read results of search job %s: %w", sid, err)
+			}
 		}
 		if f := page.Messages.failures(); len(f) > 0 {
 			return nil, &SearchError{SID: sid, State: "returned errors", Messages: f, SPL: s.spl}
@@ -248,14 +249,10 @@ func (st *state) readResults(ctx context.Context, sid string, s search) ([]row, 
 		if page.Preview {
 			return nil, fmt.Errorf("read results of search job %s: preview results of a finished job", sid)
 		}
+		if len(page.Results) == 0 {
+			return nil, fmt.Errorf("read results of search job %s: no rows at offset %d of %d", sid, len(rows), total)
+		}
 		rows = append(rows, page.Results...)
-		if len(rows) > s.maxRows {
-			return nil, fmt.Errorf("search job %s returned over max_rows %d rows: narrow the search (SPL: %s)", sid, s.maxRows, excerpt(s.spl, 300))
-		}
-		if len(page.Results) < st.cfg.ResultsPage {
-			break
-		}
-		offset += len(page.Results)
 	}
 	st.counters.rows.Add(int64(len(rows)))
 	return rows, nil
