@@ -209,8 +209,9 @@ type config struct {
 	hec     *url.URL // nil without HEC
 	tls     *tls.Config
 	markers map[plugin.MarkerLocation][]string
-	// quotaBackoff is the first wait after a 503 (tests shorten it).
-	quotaBackoff time.Duration
+	// quotaBackoff is the first wait after a 503, hecBackoff after a busy
+	// HEC reply (tests shorten them).
+	quotaBackoff, hecBackoff time.Duration
 }
 
 // esMode reports whether the base search is ES's notables.
@@ -245,7 +246,7 @@ func parseConfig(b []byte) (*config, error) {
 	bad := func(format string, args ...any) (*config, error) {
 		return nil, fmt.Errorf("splunk: config: "+format, args...)
 	}
-	cfg := &config{Config: c, quotaBackoff: 500 * time.Millisecond}
+	cfg := &config{Config: c, quotaBackoff: 500 * time.Millisecond, hecBackoff: 500 * time.Millisecond}
 
 	if c.URL == "" {
 		return bad("url is required (the management port, e.g. https://splunk.example.com:8089)")

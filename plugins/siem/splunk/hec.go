@@ -218,7 +218,7 @@ func (st *state) sendBatch(ctx context.Context, envs []hecEnvelope, channel stri
 			return hecReply{}, fmt.Errorf("encode event: %w", err)
 		}
 	}
-	wait := 500 * time.Millisecond
+	wait := st.cfg.hecBackoff
 	for attempt := 1; ; attempt++ {
 		st.counters.hecBatches.Add(1)
 		reply, err := st.hecDo(ctx, http.MethodPost, st.cfg.hecPath("event"), body.Bytes(), channel)
