@@ -1,0 +1,238 @@
+package splunk
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/core/attack"
+	"github.com/vigilsec/vigil/core/catalog"
+	"github.com/vigilsec/vigil/core/measure"
+	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/core/plugin/sdk"
+	"github.com/vigilsec/vigil/core/runner"
+)
+
+// replayInjector is an in-process injector that performs nothing: like the
+// replay injector, it returns telemetry (one process event whose command
+// line is the test's cmd param and the run marker) for the engine to
+// ingest into the SIEM.
+type replayInjector struct {
+	sdk.InjectorBase
+	host string
+}
+
+var _ plugin.Injector = (*replayInjector)(nil)
+
+func (r *replayInjector) Describe(context.Context) (plugin.Description, error) {
+	return plugin.Description{Name: "replaytest", Kind: plugin.KindInjector, MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine}}, nil
+}
+
+func (r *replayInjector) Configure(context.Context, []byte) error { return nil }
+
+func (r *replayInjector) Inject(_ context.Context, req plugin.InjectRequest) (plugin.InjectResult, error) {
+	// Whole milliseconds, as Splunk renders _time: latencies come out exact.
+	start := time.Now().Truncate(time.Millisecond)
+	return plugin.InjectResult{
+		StartedAt: start, EndedAt: start.Add(5 * time.Millisecond), Outcome: plugin.OutcomeSucceeded, Host: r.host,
+		MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine},
+		Events:          [][]byte{replayEvent(start, r.host, req.Params.String("cmd")+" # "+req.Marker)},
+	}, nil
+}
+
+func (r *replayInjector) Cleanup(context.Context, plugin.CleanupRequest) (plugin.CleanupResult, error) {
+	return plugin.CleanupResult{}, nil
+}
+
+// e2eTest is a catalog test injected through the replay injector.
+func e2eTest(t *testing.T, id, technique, cmd string, exps ...catalog.Expectation) *catalog.Test {
+	t.Helper()
+	tech, err := attack.Lookup(technique)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &catalog.Test{
+		ID: id, Name: id, Technique: tech, Tactics: tech.Tactics, Safety: catalog.SafetySafe, Timeout: 5 * time.Second,
+		Inject: catalog.Step{Plugin: "replaytest", Params: map[string]any{"cmd": cmd}}, Expect: exps,
+	}
+}
+
+// e2eEngine wires the engine to the plugin (over gRPC) against the fake,
+// and to the replay injector.
+func e2eEngine(t *testing.T, f *fakeSplunk, extra string, timeout time.Duration) (*runner.Engine, plugin.SIEM) {
+	t.Helper()
+	s, _ := configured(t, f, extra)
+	ctx := context.Background()
+	d, err := s.Describe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inj := &replayInjector{host: "lab-host"}
+	id, _ := inj.Describe(ctx)
+	return &runner.Engine{
+		SIEMs:   []*runner.SIEM{{Name: "splunk", Plugin: Name, Impl: s, Desc: d, PollInterval: 200 * time.Millisecond, Timeout: timeout}},
+		Targets: []*runner.Target{{Name: "lab", Plugin: "replaytest", Impl: inj, Desc: id, Host: "lab-host", TmpRoot: t.TempDir()}},
+		Opts:    runner.Options{Concurrency: 4, CloseSignals: true},
+	}, s
+}
+
+// cronRule is the fake's correlation search: crontab listings raise a
+// notable tagged T1053.003, 700ms after the event.
+var cronRule = fakeRule{
+	Contains: "crontab", Name: "Linux Crontab Listing", SearchName: "ESCU - Linux Crontab Listing - Rule",
+	Techniques: []string{"T1053.003"}, Delay: 700 * time.Millisecond,
+}
+
+func run(t *testing.T, eng *runner.Engine, tests ...*catalog.Test) map[string]measure.Result {
+	t.Helper()
+	plan, err := eng.Plan(tests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]measure.Result{}
+	for _, r := range eng.Run(context.Background(), plan) {
+		out[r.TestID] = r
+	}
+	return out
+}
+
+// TestEndToEnd runs the engine with the plugin against the fake Splunk:
+// telemetry replayed through HEC, notables raised after a delay by the
+// fake's correlation search, found by one search job per poll.
+func TestEndToEnd(t *testing.T) {
+	t.Run("replay, detect, latency, close, no double count", func(t *testing.T) {
+		t.Parallel()
+		f := newFake(t)
+		f.rules = []fakeRule{cronRule}
+		eng, s := e2eEngine(t, f, "close_notables = true\nindex = \"vigil\"", 3*time.Second)
+		rs := run(t, eng,
+			e2eTest(t, "cron", "T1053.003", "crontab -l"),
+			e2eTest(t, "cron-by-rule", "T1053", "crontab -e", catalog.Expectation{Rule: "linux crontab listing"}),
+			e2eTest(t, "quiet", "T1053.003", "id", catalog.Expectation{Within: 1500 * time.Millisecond}),
+		)
+		for _, id := range []string{"cron", "cron-by-rule"} {
+			r := rs[id]
+			if r.Status != measure.Detected {
+				t.Fatalf("%s: %s (error %q, reason %q)", id, r.Status, r.Error, r.Reason)
+			}
+			if r.LatencyMS == nil || *r.LatencyMS != 700 {
+				t.Errorf("%s: latency_ms %v, want exactly 700 (notable _time - injection start)", id, r.LatencyMS)
+			}
+			if r.Correlation != "marker:process.command_line" || len(r.Signals) != 1 || r.Signals[0].Rule != "Linux Crontab Listing" ||
+				r.Signals[0].RuleID != "ESCU - Linux Crontab Listing - Rule" {
+				t.Errorf("%s: correlation %q signals %+v", id, r.Correlation, r.Signals)
+			}
+			if r.IngestLatencyMS == nil {
+				t.Errorf("%s: no ingest latency (raw-event search by marker)", id)
+			}
+			if r.Reason != "" {
+				t.Errorf("%s: reason %q (closing the notable failed?)", id, r.Reason)
+			}
+		}
+		if a, b := rs["cron"].Signals, rs["cron-by-rule"].Signals; len(a) == 1 && len(b) == 1 && a[0].ID == b[0].ID {
+			t.Errorf("one notable credited twice: %s", a[0].ID)
+		}
+		if r := rs["quiet"]; r.Status != measure.Missed || len(r.Signals) != 0 {
+			t.Errorf("quiet: %s signals %v", r.Status, r.Signals)
+		}
+
+		// One search job per poll, each cancelled; the raw-event searches
+		// come on top, one per finished test.
+		searches, polls := eng.Searches("splunk")
+		var pollJobs, rawJobs int
+		for _, c := range f.jobCreations() {
+			switch spl := c.Form.Get("search"); {
+			case spl == DefaultSearch:
+				pollJobs++
+			case strings.HasPrefix(spl, "search (index=*)"):
+				rawJobs++
+			default:
+				t.Errorf("unexpected SPL %q", spl)
+			}
+		}
+		if polls == 0 || int64(pollJobs) != polls || searches != polls {
+			t.Errorf("%d poll jobs, %d Search calls for %d polls: want one job and one call per poll", pollJobs, searches, polls)
+		}
+		if rawJobs != 3 {
+			t.Errorf("%d raw-event searches, want 3", rawJobs)
+		}
+		if n := len(f.requests(http.MethodPost, "/control")); n != pollJobs+rawJobs {
+			t.Errorf("%d jobs cancelled of %d", n, pollJobs+rawJobs)
+		}
+		// Both detected notables closed, in one update each.
+		var closed []string
+		for _, u := range f.requests(http.MethodPost, "/services/notable_update") {
+			closed = append(closed, u.Form["ruleUIDs"]...)
+			if u.Form.Get("status") != "5" || !strings.Contains(u.Form.Get("comment"), "vigil-") {
+				t.Errorf("notable_update form %v", u.Form)
+			}
+		}
+		want := []string{rs["cron"].Signals[0].ID, rs["cron-by-rule"].Signals[0].ID}
+		slices.Sort(closed)
+		slices.Sort(want)
+		if !slices.Equal(closed, want) {
+			t.Errorf("closed %v, want %v", closed, want)
+		}
+		st, _ := s.Stats(context.Background())
+		if st["hec_events"] != 3 || st["jobs_live"] != 0 || st["notables_closed"] != 2 {
+			t.Errorf("Stats %v", st)
+		}
+	})
+
+	t.Run("503 quota waited out in the poll", func(t *testing.T) {
+		t.Parallel()
+		f := newFake(t)
+		f.rules = []fakeRule{cronRule}
+		f.quota = 2
+		eng, s := e2eEngine(t, f, `quota_wait = "5s"`, 3*time.Second)
+		r := run(t, eng, e2eTest(t, "cron", "T1053.003", "crontab -l"))["cron"]
+		if r.Status != measure.Detected || r.LatencyMS == nil || *r.LatencyMS != 700 {
+			t.Errorf("cron: %s latency %v (error %q)", r.Status, r.LatencyMS, r.Error)
+		}
+		if st, _ := s.Stats(context.Background()); st["quota_refusals"] != 2 {
+			t.Errorf("quota_refusals = %d, want 2", st["quota_refusals"])
+		}
+	})
+
+	t.Run("503 quota backs the engine off, no lost result", func(t *testing.T) {
+		t.Parallel()
+		f := newFake(t)
+		f.rules = []fakeRule{cronRule}
+		f.quota = 3 // the first three polls are refused, quota_wait is 0
+		eng, s := e2eEngine(t, f, "", 8*time.Second)
+		r := run(t, eng, e2eTest(t, "cron", "T1053.003", "crontab -l"))["cron"]
+		if r.Status != measure.Detected || r.LatencyMS == nil || *r.LatencyMS != 700 {
+			t.Errorf("cron: %s latency %v (error %q)", r.Status, r.LatencyMS, r.Error)
+		}
+		if st, _ := s.Stats(context.Background()); st["quota_refusals"] != 3 {
+			t.Errorf("quota_refusals = %d, want 3", st["quota_refusals"])
+		}
+	})
+
+	for _, tc := range []struct {
+		name    string
+		setup   func(f *fakeSplunk)
+		wantErr string
+	}{
+		{"persistent FATAL is an error, not a miss", func(f *fakeSplunk) { f.fatal = "Unknown search command 'notable'." },
+			"FAILED: FATAL: Unknown search command 'notable'. (SPL: search `notable`)"},
+		{"persistent quota is an error, not a miss", func(f *fakeSplunk) { f.quota = -1 },
+			"still refused after waiting 0s (quota_wait): HTTP 503 Service Unavailable: FATAL: Search not executed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFake(t)
+			f.rules = []fakeRule{cronRule}
+			tc.setup(f)
+			eng, _ := e2eEngine(t, f, "", time.Second)
+			r := run(t, eng, e2eTest(t, "cron", "T1053.003", "crontab -l"))["cron"]
+			if r.Status != measure.Error || !strings.Contains(r.Error, tc.wantErr) || !strings.Contains(r.Error, `siem "splunk": search: splunk: search:`) {
+				t.Errorf("cron: %s, error %q; want error containing %q", r.Status, r.Error, tc.wantErr)
+			}
+			noSecrets(t, "result error", r.Error)
+		})
+	}
+}
