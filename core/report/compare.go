@@ -110,7 +110,7 @@ func WriteComparison(w io.Writer, run *measure.Run) error {
 		cells := make([]string, len(c.SIEMs))
 		for i, s := range c.SIEMs {
 			cells[i] = "-"
-			if n, ok := row.BySIEM[s]; ok {
+			if n, ok := row.BySIEM[s]; ok && n.Coverage != nil {
 				cells[i] = fmt.Sprintf("%s (%d/%d)", Percent(n.Coverage), n.Detected, n.Detected+n.Missed)
 			}
 		}

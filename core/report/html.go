@@ -299,7 +299,7 @@ func matrixCell(t TechniqueStats, order []string, views map[string]map[string]Te
 
 // latencyChart bins a SIEM's detection latencies into a histogram.
 func latencyChart(siem string, results []measure.Result) htmlChart {
-	c := htmlChart{SIEM: siem, Width: 560, Height: 190, AxisY: 150}
+	c := htmlChart{SIEM: siem, Width: 636, Height: 190, AxisY: 150}
 	counts := make([]int, len(latencyBins))
 	var lat []int64
 	for _, r := range results {
@@ -325,7 +325,7 @@ func latencyChart(siem string, results []measure.Result) htmlChart {
 			peak = n
 		}
 	}
-	const left, barW, gap, top = 10, 46, 8, 20
+	const left, barW, gap, top = 8, 56, 6, 20
 	for i, b := range latencyBins {
 		h := counts[i] * (c.AxisY - top) / peak
 		x := left + i*(barW+gap)
