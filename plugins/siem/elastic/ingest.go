@@ -248,6 +248,12 @@ func (st *state) bulkOnce(ctx context.Context, docs []bulkDoc) ([]bulkItem, erro
 	if err != nil {
 		return nil, fmt.Errorf("bulk: %w", err)
 	}
+	return decodeBulk(b, len(docs))
+}
+
+// decodeBulk decodes a bulk answer for n documents: one item per document,
+// in order, each a single-key object whose key is the operation.
+func decodeBulk(b []byte, n int) ([]bulkItem, error) {
 	var r struct {
 		Errors *bool                 `json:"errors"`
 		Items  []map[string]bulkItem `json:"items"`
@@ -255,16 +261,20 @@ func (st *state) bulkOnce(ctx context.Context, docs []bulkDoc) ([]bulkItem, erro
 	if err := json.Unmarshal(b, &r); err != nil || r.Errors == nil {
 		return nil, fmt.Errorf("bulk: malformed answer: %s", excerpt(b, 200))
 	}
-	if len(r.Items) != len(docs) {
-		return nil, fmt.Errorf("bulk: answer has %d items for %d documents", len(r.Items), len(docs))
+	if len(r.Items) != n {
+		return nil, fmt.Errorf("bulk: answer has %d items for %d documents", len(r.Items), n)
 	}
 	items := make([]bulkItem, len(r.Items))
 	for i, m := range r.Items {
-		it, ok := m["create"]
-		if !ok || len(m) != 1 {
-			return nil, fmt.Errorf("bulk: item %d is not a create result", i)
+		if len(m) != 1 {
+			return nil, fmt.Errorf("bulk: malformed item %d", i)
 		}
-		items[i] = it
+		for _, it := range m {
+			if it.Status == 0 {
+				return nil, fmt.Errorf("bulk: item %d has no status", i)
+			}
+			items[i] = it
+		}
 	}
 	return items, nil
 }
