@@ -1,7 +1,7 @@
 package rules_test
 
 import (
-	"os"
+	"io/fs"
 	"path"
 	"regexp"
 	"strings"
@@ -11,6 +11,7 @@ import (
 	"github.com/vigilsec/vigil/core/attack"
 	"github.com/vigilsec/vigil/core/catalog"
 	"github.com/vigilsec/vigil/plugins/siem/local/detect"
+	"github.com/vigilsec/vigil/rules"
 )
 
 // The Linux technique pack (techniques/linux) and the vigil Sigma rules that
@@ -19,8 +20,8 @@ import (
 
 const (
 	linuxTechniques = "techniques/linux/"
-	linuxRules      = "sigma/linux"
-	sigmaHQRules    = "sigma/sigmahq"
+	linuxRules      = rules.SigmaOwnRoot
+	sigmaHQRules    = rules.SigmaHQRoot
 
 	minLinuxTests   = 31
 	minLinuxTactics = 8
@@ -65,10 +66,11 @@ func linuxPack(t *testing.T) []*catalog.Test {
 	return out
 }
 
-// vigilRules loads sigma/linux and fails on any file that is not a rule.
+// vigilRules loads sigma/linux from the embedded rules (what the binary
+// ships) and fails on any file that is not a rule.
 func vigilRules(t *testing.T) []*detect.Rule {
 	t.Helper()
-	rs, err := detect.Load(os.DirFS("."), linuxRules)
+	rs, err := detect.Load(rules.Sigma, linuxRules)
 	if err != nil {
 		t.Fatalf("load %s: %v", linuxRules, err)
 	}
@@ -159,7 +161,7 @@ func TestLinuxPackTests(t *testing.T) {
 }
 
 func TestLinuxPackDetectedByVigilRules(t *testing.T) {
-	rules := vigilRules(t)
+	vr := vigilRules(t)
 	for _, tc := range linuxPack(t) {
 		want := map[attack.TechniqueID]bool{tc.Technique.ID: true}
 		for _, e := range tc.Expect {
@@ -169,7 +171,7 @@ func TestLinuxPackDetectedByVigilRules(t *testing.T) {
 		}
 		for tech := range want {
 			var by []string
-			for _, r := range rules {
+			for _, r := range vr {
 				for _, rt := range r.Techniques {
 					if attack.TechniqueID(rt).Covers(tech) {
 						by = append(by, r.Title)
@@ -185,9 +187,9 @@ func TestLinuxPackDetectedByVigilRules(t *testing.T) {
 }
 
 func TestVigilRules(t *testing.T) {
-	rules := vigilRules(t)
+	vr := vigilRules(t)
 	ids := map[string]string{}
-	for _, r := range rules {
+	for _, r := range vr {
 		t.Run(path.Base(r.Path), func(t *testing.T) {
 			if !uuidV4.MatchString(r.ID) {
 				t.Errorf("id %q is not a lower-case UUIDv4", r.ID)
@@ -238,7 +240,7 @@ func TestVigilRules(t *testing.T) {
 				}
 			}
 			// Rules detect behaviour, never vigil's run markers.
-			data, err := os.ReadFile(r.Path)
+			data, err := fs.ReadFile(rules.Sigma, r.Path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -249,7 +251,7 @@ func TestVigilRules(t *testing.T) {
 	}
 
 	// The ids must not collide with the SigmaHQ rules shipped next to them.
-	hq, err := detect.Load(os.DirFS("."), sigmaHQRules)
+	hq, err := detect.Load(rules.Sigma, sigmaHQRules)
 	if err != nil {
 		t.Fatalf("load %s: %v", sigmaHQRules, err)
 	}
