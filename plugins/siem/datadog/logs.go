@@ -111,34 +111,49 @@ func (s *SIEM) SearchRawEvents(ctx context.Context, req plugin.RawEventsRequest)
 		if err != nil {
 			return nil, err
 		}
-		var p logsPage
-		if err := json.Unmarshal(ans.body, &p); err != nil || (p.Data == nil && !bytes.Contains(ans.body, []byte(`"data"`))) {
-			if err == nil {
-				err = fmt.Errorf("no \"data\"")
-			}
-			return nil, fmt.Errorf("datadog: search logs: decode answer: %w (body: %s)", err, excerpt(string(ans.body), 120))
+		evs, after, err := decodeLogsPage(ans.body, req.Markers)
+		if err != nil {
+			return nil, fmt.Errorf("datadog: search logs: %w", err)
 		}
-		for _, raw := range p.Data {
-			var w wireLog
-			if err := json.Unmarshal(raw, &w); err != nil {
-				return nil, fmt.Errorf("datadog: search logs: decode log: %w", err)
-			}
-			ts, err := parseTime(w.Attributes.Timestamp)
-			if err != nil {
-				return nil, fmt.Errorf("datadog: search logs: log %s: timestamp: %w", w.ID, err)
-			}
-			for _, m := range req.Markers {
-				if m != "" && bytes.Contains(raw, []byte(m)) {
-					out = append(out, plugin.RawEvent{Marker: m, Timestamp: ts, Host: w.Attributes.Host, Raw: []byte(raw)})
-				}
-			}
-		}
-		if len(p.Data) == 0 || p.Meta == nil || p.Meta.Page == nil || p.Meta.Page.After == "" {
+		out = append(out, evs...)
+		if after == "" {
 			return out, nil
 		}
-		body.Page.Cursor = datadog.PtrString(p.Meta.Page.After)
+		body.Page.Cursor = datadog.PtrString(after)
 	}
 	return out, nil
+}
+
+// decodeLogsPage decodes a logs search answer: the logs holding one of the
+// markers (once per marker) and the next cursor ("" on the last page).
+func decodeLogsPage(body []byte, markers []string) ([]plugin.RawEvent, string, error) {
+	var p logsPage
+	if err := json.Unmarshal(body, &p); err != nil {
+		return nil, "", fmt.Errorf("decode answer: %w (body: %s)", err, excerpt(string(body), 120))
+	}
+	if p.Data == nil && !bytes.Contains(body, []byte(`"data"`)) {
+		return nil, "", fmt.Errorf("decode answer: no \"data\" (body: %s)", excerpt(string(body), 120))
+	}
+	var out []plugin.RawEvent
+	for _, raw := range p.Data {
+		var w wireLog
+		if err := json.Unmarshal(raw, &w); err != nil {
+			return nil, "", fmt.Errorf("decode log: %w", err)
+		}
+		ts, err := parseTime(w.Attributes.Timestamp)
+		if err != nil {
+			return nil, "", fmt.Errorf("log %s: timestamp: %w", w.ID, err)
+		}
+		for _, m := range markers {
+			if m != "" && bytes.Contains(raw, []byte(m)) {
+				out = append(out, plugin.RawEvent{Marker: m, Timestamp: ts, Host: w.Attributes.Host, Raw: []byte(raw)})
+			}
+		}
+	}
+	if len(p.Data) == 0 || p.Meta == nil || p.Meta.Page == nil {
+		return out, "", nil
+	}
+	return out, p.Meta.Page.After, nil
 }
 
 // replayEvent is the shape of vigil's recorded telemetry (the local SIEM's

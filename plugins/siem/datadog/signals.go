@@ -220,24 +220,25 @@ func hostOf(h any, custom map[string]any) string {
 var markerFields = []struct {
 	loc  plugin.MarkerLocation
 	path []string
+	argv bool // an array is one argv (else: one value per element)
 }{
-	{plugin.MarkerCommandLine, []string{"process", "command_line"}},
-	{plugin.MarkerCommandLine, []string{"process", "cmdline"}},
-	{plugin.MarkerCommandLine, []string{"process", "args"}},
-	{plugin.MarkerCommandLine, []string{"process", "parent", "args"}},
-	{plugin.MarkerCommandLine, []string{"process", "parent", "command_line"}},
-	{plugin.MarkerCommandLine, []string{"process", "ancestry"}},
-	{plugin.MarkerCommandLine, []string{"process", "ancestors", "args"}},
-	{plugin.MarkerProcessName, []string{"process", "executable", "name"}},
-	{plugin.MarkerProcessName, []string{"process", "comm"}},
-	{plugin.MarkerFilePath, []string{"file", "path"}},
-	{plugin.MarkerFilePath, []string{"file", "destination", "path"}},
-	{plugin.MarkerFilePath, []string{"process", "executable", "path"}},
-	{plugin.MarkerUserAgent, []string{"http", "useragent"}},
-	{plugin.MarkerUserAgent, []string{"http", "user_agent"}},
-	{plugin.MarkerUserAgent, []string{"userAgent"}},
-	{plugin.MarkerEnvironment, []string{"process", "envs"}},
-	{plugin.MarkerLogField, []string{"vigil", "marker"}},
+	{plugin.MarkerCommandLine, []string{"process", "command_line"}, false},
+	{plugin.MarkerCommandLine, []string{"process", "cmdline"}, false},
+	{plugin.MarkerCommandLine, []string{"process", "args"}, true},
+	{plugin.MarkerCommandLine, []string{"process", "parent", "args"}, true},
+	{plugin.MarkerCommandLine, []string{"process", "parent", "command_line"}, false},
+	{plugin.MarkerCommandLine, []string{"process", "ancestry"}, false},
+	{plugin.MarkerCommandLine, []string{"process", "ancestors", "args"}, true},
+	{plugin.MarkerProcessName, []string{"process", "executable", "name"}, false},
+	{plugin.MarkerProcessName, []string{"process", "comm"}, false},
+	{plugin.MarkerFilePath, []string{"file", "path"}, false},
+	{plugin.MarkerFilePath, []string{"file", "destination", "path"}, false},
+	{plugin.MarkerFilePath, []string{"process", "executable", "path"}, false},
+	{plugin.MarkerUserAgent, []string{"http", "useragent"}, false},
+	{plugin.MarkerUserAgent, []string{"http", "user_agent"}, false},
+	{plugin.MarkerUserAgent, []string{"userAgent"}, false},
+	{plugin.MarkerEnvironment, []string{"process", "envs"}, false},
+	{plugin.MarkerLogField, []string{"vigil", "marker"}, false},
 }
 
 // markerValues collects the values of marker-capable fields of a signal:
@@ -262,7 +263,7 @@ func markerValues(w wireSignal, custom map[string]any, host string) []plugin.Mar
 	}
 	scan := func(attrs map[string]any) {
 		for _, f := range markerFields {
-			for _, v := range collect(attrs, f.path) {
+			for _, v := range collect(attrs, f.path, f.argv) {
 				add(f.loc, v)
 			}
 		}
@@ -303,31 +304,28 @@ func asMap(v any) map[string]any {
 }
 
 // collect returns the string values at a path, descending into arrays of
-// objects (process.ancestors[].args) and joining arrays of strings with
-// spaces (process.args as argv).
-func collect(v any, keys []string) []string {
+// objects (process.ancestors[].args). An array of strings at the end is
+// one value per element, or one space-joined command line when argv is set
+// (process.args).
+func collect(v any, keys []string, argv bool) []string {
 	if len(keys) == 0 {
-		switch x := v.(type) {
-		case []any:
-			// An argv-like list is one command line; a list of objects is
-			// not a value.
+		if x, ok := v.([]any); ok && argv {
 			parts := strs(x)
 			if len(parts) == 0 {
 				return nil
 			}
 			return []string{strings.Join(parts, " ")}
-		default:
-			return strs(x)
 		}
+		return strs(v)
 	}
 	switch x := v.(type) {
 	case map[string]any:
-		return collect(x[keys[0]], keys[1:])
+		return collect(x[keys[0]], keys[1:], argv)
 	case []any:
 		var out []string
 		for _, e := range x {
 			if _, ok := e.(map[string]any); ok {
-				out = append(out, collect(e, keys)...)
+				out = append(out, collect(e, keys, argv)...)
 			}
 		}
 		return out

@@ -234,9 +234,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		if ans.Status != 0 {
 			for k, vs := range ans.Header {
-				for _, v := range vs {
-					w.Header().Add(k, v)
-				}
+				w.Header()[http.CanonicalHeaderKey(k)] = vs
 			}
 			ct := ans.ContentType
 			if ct == "" {
