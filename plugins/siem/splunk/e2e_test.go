@@ -103,6 +103,7 @@ func run(t *testing.T, eng *runner.Engine, tests ...*catalog.Test) map[string]me
 // telemetry replayed through HEC, notables raised after a delay by the
 // fake's correlation search, found by one search job per poll.
 func TestEndToEnd(t *testing.T) {
+	t.Parallel()
 	t.Run("replay, detect, latency, close, no double count", func(t *testing.T) {
 		t.Parallel()
 		f := newFake(t)

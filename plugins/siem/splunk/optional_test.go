@@ -15,6 +15,7 @@ import (
 )
 
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	shadow := savedSearch("ESCU - Linux Shadow File Read - Rule", "Linux Shadow File Read", false, true, true, `{"mitre_attack":["T1003"],"analytic_story":["Linux Privilege Escalation"]}`)
 	cron := savedSearch("ESCU - Linux Cron Edit - Rule", "Linux Cron Edit", false, true, true, `{"mitre_attack":["T1053.003"]}`)
 	off := savedSearch("ESCU - Disabled - Rule", "Disabled", true, true, true, `{"mitre_attack":["T1059"]}`)
@@ -154,6 +155,7 @@ func replayEvent(t time.Time, host, cmd string) []byte {
 }
 
 func TestIngest(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2025, 3, 4, 10, 0, 0, 123456789, time.UTC)
 	marker := "vigil-0123456789ab"
 	five := [][]byte{

@@ -243,14 +243,17 @@ func TestTLS(t *testing.T) {
 }
 
 func TestSearchNotables(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name        string
 		extra       string
 		jobsPath    string // where jobs are created
 		resultsVerb string
 		export      bool
+		running     int // status polls answered RUNNING
 	}{
 		{name: "v2 jobs", jobsPath: "/services/search/v2/jobs", resultsVerb: http.MethodPost},
+		{name: "slow job", jobsPath: "/services/search/v2/jobs", resultsVerb: http.MethodPost, running: 4},
 		{name: "v1 jobs in an app namespace", extra: "api = \"v1\"\napp = \"SplunkEnterpriseSecuritySuite\"",
 			jobsPath: "/servicesNS/-/SplunkEnterpriseSecuritySuite/search/jobs", resultsVerb: http.MethodGet},
 		{name: "owner and app", extra: "app = \"search\"\nowner = \"svc\"", jobsPath: "/servicesNS/svc/search/search/v2/jobs", resultsVerb: http.MethodPost},
@@ -260,6 +263,7 @@ func TestSearchNotables(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t)
 			f.exportPreview = true
+			f.runningPolls = tc.running
 			loadNotables(t, f)
 			s, _ := configured(t, f, tc.extra)
 			req := notablesWindow(t)
@@ -327,8 +331,8 @@ func TestSearchNotables(t *testing.T) {
 				return
 			}
 			sid := "1741083330.1_9C4E3A2B"
-			if polls := f.requests(http.MethodGet, tc.jobsPath+"/"+sid); len(polls) != 2 || polls[0].Form.Get("output_mode") != "json" {
-				t.Errorf("status polls %+v, want 2 (QUEUED, DONE)", polls)
+			if polls := f.requests(http.MethodGet, tc.jobsPath+"/"+sid); len(polls) != 2+tc.running || polls[0].Form.Get("output_mode") != "json" {
+				t.Errorf("%d status polls, want %d (QUEUED, RUNNING x%d, DONE)", len(polls), 2+tc.running, tc.running)
 			}
 			results := f.requests("", tc.jobsPath+"/"+sid+"/results")
 			if len(results) != 1 || results[0].Method != tc.resultsVerb || results[0].Form.Get("count") != "5000" || results[0].Form.Get("offset") != "0" {
@@ -354,6 +358,7 @@ func hasMarkerValue(s plugin.Signal, loc plugin.MarkerLocation, v string) bool {
 // TestResultsPaging reads past results_page and past a server cap below
 // it, and pages the signals to the engine.
 func TestResultsPaging(t *testing.T) {
+	t.Parallel()
 	start := time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
 	cases := []struct {
 		name        string
@@ -531,6 +536,7 @@ func TestMessagesShapes(t *testing.T) {
 }
 
 func TestSearchErrors(t *testing.T) {
+	t.Parallel()
 	start := time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
 	cases := []struct {
 		name    string
@@ -612,6 +618,9 @@ func TestSearchErrors(t *testing.T) {
 				}
 			}
 			noSecrets(t, "search error", err.Error())
+			if tc.token != "" && strings.Contains(err.Error(), tc.token) {
+				t.Errorf("the error leaks the token: %v", err)
+			}
 			if tc.check != nil {
 				tc.check(t, f)
 			}
@@ -765,4 +774,63 @@ func TestPerExpectationQueries(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestResultsWithBOM: an answer starting with a UTF-8 BOM decodes.
+func TestResultsWithBOM(t *testing.T) {
+	b, err := os.ReadFile("testdata/notables.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFake(t)
+	loadNotables(t, f)
+	f.resultsBody = append(append([]byte{}, utf8BOM...), b...)
+	s, _ := configured(t, f, "")
+	res, err := s.Search(context.Background(), notablesWindow(t))
+	if err != nil || len(res.Signals) != 2 {
+		t.Fatalf("Search = %d signals, %v", len(res.Signals), err)
+	}
+}
+
+func TestHTTPError(t *testing.T) {
+	cases := []struct {
+		name     string
+		status   int
+		header   map[string]string
+		body     string
+		want     string
+		busy     bool
+		auth     bool
+		retryAft time.Duration
+	}{
+		{name: "JSON messages", status: 503, body: jsonMessages("FATAL", quotaMessage),
+			want: "HTTP 503 Service Unavailable: FATAL: " + quotaMessage, busy: true},
+		{name: "XML messages", status: 400, body: `<?xml version="1.0" encoding="UTF-8"?>
+<response>
+  <messages>
+    <msg type="ERROR">Unknown search command 'nosuchcmd'.</msg>
+  </messages>
+</response>`, want: "HTTP 400 Bad Request: ERROR: Unknown search command 'nosuchcmd'."},
+		{name: "HTML page", status: 502, body: "<html><body>\nBad gateway\x00</body></html>", want: "HTTP 502 Bad Gateway: <html><body> Bad gateway</body></html>"},
+		{name: "rate limited", status: 429, header: map[string]string{"Retry-After": "7"}, body: "", want: "HTTP 429 Too Many Requests", busy: true, retryAft: 7 * time.Second},
+		{name: "unauthorised", status: 401, body: `{"messages":[{"type":"WARN","text":"call not properly authenticated"}]}`,
+			want: "HTTP 401 Unauthorized: WARN: call not properly authenticated", auth: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := &http.Response{StatusCode: tc.status, Header: http.Header{}}
+			for k, v := range tc.header {
+				resp.Header.Set(k, v)
+			}
+			e := httpError(resp, []byte(tc.body))
+			if e.Error() != tc.want || errors.Is(e, ErrBusy) != tc.busy || errors.Is(e, ErrAuth) != tc.auth || e.RetryAfter != tc.retryAft {
+				t.Errorf("httpError = %q busy %v auth %v retry %s", e, errors.Is(e, ErrBusy), errors.Is(e, ErrAuth), e.RetryAfter)
+			}
+		})
+	}
+}
+
+func jsonMessages(typ, text string) string {
+	b, _ := json.Marshal(map[string]any{"messages": []Message{{Type: typ, Text: text}}})
+	return string(b)
 }
