@@ -59,7 +59,9 @@ func esConfig(f *fakeElastic, kibana bool, extra ...string) string {
 // fake (which requires the test API key), and its implementation.
 func configured(t *testing.T, f *fakeElastic, cfg string) (plugin.SIEM, *SIEM) {
 	t.Helper()
-	f.auth = "ApiKey " + testKeyEncoded
+	if f.auth == "" {
+		f.auth = "ApiKey " + testKeyEncoded
+	}
 	impl := &SIEM{retryBase: time.Millisecond}
 	s := overGRPC(t, impl)
 	if err := s.Configure(context.Background(), []byte(cfg)); err != nil {

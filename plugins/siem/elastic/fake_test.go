@@ -52,6 +52,11 @@ type failure struct {
 	status int
 	body   string
 	header http.Header
+	// noProduct leaves out the X-Elastic-Product header (a proxy or a
+	// server that is not Elasticsearch).
+	noProduct bool
+	// delay holds the answer back (until the client gives up).
+	delay time.Duration
 }
 
 // itemFailure decides the fate of one bulk item: status 0 means created.
@@ -129,9 +134,13 @@ func (f *fakeElastic) docs(index string) []map[string]any {
 }
 
 func (f *fakeElastic) fail(match string, n, status int, body string) {
+	f.failWith(&failure{match: match, n: n, status: status, body: body})
+}
+
+func (f *fakeElastic) failWith(fl *failure) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.failures = append(f.failures, &failure{match: match, n: n, status: status, body: body})
+	f.failures = append(f.failures, fl)
 }
 
 func (f *fakeElastic) clearFailures() {
@@ -162,6 +171,9 @@ const (
 
 func (f *fakeElastic) record(server string, r *http.Request) ([]byte, *failure) {
 	body, _ := io.ReadAll(r.Body)
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		f.t.Errorf("fake: unexpected gzip request body")
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.requests = append(f.requests, recorded{Server: server, Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header.Clone(), Body: body})
@@ -222,7 +234,16 @@ func (f *fakeElastic) authorized(w http.ResponseWriter, r *http.Request, es bool
 func (f *fakeElastic) serveES(w http.ResponseWriter, r *http.Request) {
 	body, fl := f.record("es", r)
 	if fl != nil {
-		w.Header().Set("X-Elastic-Product", "Elasticsearch")
+		if fl.delay > 0 {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(fl.delay):
+			}
+		}
+		if !fl.noProduct {
+			w.Header().Set("X-Elastic-Product", "Elasticsearch")
+		}
 		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 		for k, v := range fl.header {
 			w.Header()[k] = v
