@@ -168,9 +168,10 @@ type replayEvent struct {
 
 // pendingLog is one event on its way to the intake.
 type pendingLog struct {
-	index int
-	at    time.Time
-	item  datadogV2.HTTPLogItem
+	index   int
+	at      time.Time
+	stamped bool // the event carried its own time (else it happens now)
+	item    datadogV2.HTTPLogItem
 }
 
 // Ingest replays events through the logs intake (SubmitLog, API key only),
@@ -263,26 +264,28 @@ func (s *SIEM) Ingest(ctx context.Context, req plugin.IngestRequest) (plugin.Ing
 // happens now; events still too old are dropped as problems. It sets each
 // log's timestamp attribute.
 func retimestamp(logs []pendingLog, now time.Time, res *plugin.IngestResult) []pendingLog {
-	if len(logs) == 0 {
-		return logs
-	}
-	oldest, latest := logs[0].at, logs[0].at
+	var oldest, latest time.Time
 	for _, l := range logs {
-		if l.at.Before(oldest) {
+		if !l.stamped {
+			continue
+		}
+		if oldest.IsZero() || l.at.Before(oldest) {
 			oldest = l.at
 		}
-		if l.at.After(latest) {
+		if latest.IsZero() || l.at.After(latest) {
 			latest = l.at
 		}
 	}
 	limit := now.Add(-(MaxEventAge - ageMargin))
 	var shift time.Duration
-	if oldest.Before(limit) && latest.Before(now) {
+	if !oldest.IsZero() && oldest.Before(limit) && latest.Before(now) {
 		shift = now.Sub(latest)
 	}
 	out := logs[:0]
 	for _, l := range logs {
-		l.at = l.at.Add(shift)
+		if l.stamped {
+			l.at = l.at.Add(shift)
+		}
 		if l.at.Before(limit) {
 			res.Problems = append(res.Problems, plugin.Problem{Subject: "events[" + strconv.Itoa(l.index) + "]",
 				Message: fmt.Sprintf("stamped %s, older than the intake accepts (%s) even after re-timestamping", l.at.UTC().Format(time.RFC3339), MaxEventAge)})
@@ -366,7 +369,8 @@ func (c Config) toLog(b []byte, marker string, now time.Time) (pendingLog, error
 			delete(attrs, k)
 		}
 	}
-	if at.IsZero() {
+	stamped := !at.IsZero()
+	if !stamped {
 		at = now
 	}
 	if c.IngestSource != "" {
@@ -398,7 +402,7 @@ func (c Config) toLog(b []byte, marker string, now time.Time) (pendingLog, error
 	if len(tags) > 0 {
 		item.Ddtags = datadog.PtrString(strings.Join(tags, ","))
 	}
-	return pendingLog{at: at, item: item}, nil
+	return pendingLog{at: at, stamped: stamped, item: item}, nil
 }
 
 // commandLine returns the command line of a recorded event: the

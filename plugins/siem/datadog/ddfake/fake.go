@@ -96,7 +96,7 @@ type Answer struct {
 	Delay time.Duration
 }
 
-// Fault decides, per request (n counts the API requests from 1), whether
+// Fault decides, per request (n counts the requests from 1), whether
 // to answer it with a scripted Answer instead of serving it.
 type Fault func(r Request, n int) *Answer
 
@@ -203,11 +203,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.requests = append(s.requests, req)
 	var ans *Answer
-	if !intake {
-		s.nAPI++
-		if s.fault != nil {
-			ans = s.fault(req, s.nAPI)
-		}
+	s.nAPI++
+	if s.fault != nil {
+		ans = s.fault(req, s.nAPI)
 	}
 	s.mu.Unlock()
 
