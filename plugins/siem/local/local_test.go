@@ -393,8 +393,8 @@ detection:
 	probs, err := s.Check(ctx, plugin.CheckRequest{Expectations: []plugin.Expectation{
 		exp, bad,
 		{ID: "m/2/local", RuleID: "no-such-rule"},
-		{ID: "m/3/local", Technique: "T1007"},                      // only SigmaHQ tags it: not loaded here
-		{ID: "m/4/local", Technique: "T1007", Absent: true},        // absences are not checked
+		{ID: "m/3/local", Technique: "T1115"},                      // only SigmaHQ tags it: not loaded here
+		{ID: "m/4/local", Technique: "T1115", Absent: true},        // absences are not checked
 		{ID: "m/5/local", RuleName: "Crontab Enumeration"},         // not loaded
 		{ID: "m/6/local", Query: "detection: [unclosed\n"},         // YAML error
 		{ID: "m/7/local", Query: "- a\n- b\n"},                     // not a mapping
@@ -410,7 +410,7 @@ detection:
 	want := map[string]string{
 		"m/1/local": "query: no detection",
 		"m/2/local": "no loaded Sigma rule has id no-such-rule",
-		"m/3/local": "no loaded Sigma rule is tagged with T1007",
+		"m/3/local": "no loaded Sigma rule is tagged with T1115",
 		"m/5/local": `no loaded Sigma rule has title "Crontab Enumeration"`,
 	}
 	for k, w := range want {
