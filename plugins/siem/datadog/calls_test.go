@@ -178,7 +178,7 @@ func TestCloseSignals(t *testing.T) {
 		var body struct {
 			Data struct {
 				Attributes struct{ State, ArchiveReason, ArchiveComment string } `json:"attributes"`
-				Type                                                         string
+				Type       string
 			}
 		}
 		for _, r := range srv.Requests() {
