@@ -57,12 +57,15 @@ func esConfig(f *fakeElastic, kibana bool, extra ...string) string {
 
 // configured returns the plugin over gRPC, configured with cfg against the
 // fake (which requires the test API key), and its implementation.
-func configured(t *testing.T, f *fakeElastic, cfg string) (plugin.SIEM, *SIEM) {
+func configured(t *testing.T, f *fakeElastic, cfg string, opts ...func(*SIEM)) (plugin.SIEM, *SIEM) {
 	t.Helper()
 	if f.auth == "" {
 		f.auth = "ApiKey " + testKeyEncoded
 	}
 	impl := &SIEM{retryBase: time.Millisecond}
+	for _, o := range opts {
+		o(impl)
+	}
 	s := overGRPC(t, impl)
 	if err := s.Configure(context.Background(), []byte(cfg)); err != nil {
 		t.Fatalf("Configure: %v", err)

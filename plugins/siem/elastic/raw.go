@@ -119,11 +119,11 @@ func rawEventsQuery(req plugin.RawEventsRequest, markers []string) obj {
 			continue
 		}
 		short, _, _ := strings.Cut(h, ".")
-		byHost = append(byHost,
-			obj{"term": obj{"host.name": obj{"value": h, "case_insensitive": true}}},
-			obj{"term": obj{"host.name": obj{"value": short, "case_insensitive": true}}},
-			obj{"prefix": obj{"host.name": obj{"value": short + ".", "case_insensitive": true}}},
-		)
+		byHost = append(byHost, obj{"term": obj{"host.name": obj{"value": h, "case_insensitive": true}}})
+		if short != h {
+			byHost = append(byHost, obj{"term": obj{"host.name": obj{"value": short, "case_insensitive": true}}})
+		}
+		byHost = append(byHost, obj{"prefix": obj{"host.name": obj{"value": short + ".", "case_insensitive": true}}})
 	}
 	if len(byHost) > 0 {
 		filter = append(filter, obj{"bool": obj{"should": byHost, "minimum_should_match": 1}})
