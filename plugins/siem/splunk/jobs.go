@@ -21,7 +21,6 @@ type row map[string]any
 
 // search is one SPL run over a time window.
 type search struct {
-	op       string // what the search is for, in errors: "search", "raw-event search"
 	spl      string
 	earliest time.Time
 	latest   time.Time

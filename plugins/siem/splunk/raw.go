@@ -43,7 +43,7 @@ func (p *SIEM) SearchRawEvents(ctx context.Context, req plugin.RawEventsRequest)
 		return nil, nil
 	}
 	s := search{
-		op: "raw-event search", spl: st.cfg.rawSPL(markers),
+		spl:      st.cfg.rawSPL(markers),
 		earliest: req.Start.Add(-rawSlack), latest: req.End.Add(rawSlack), maxRows: MaxRawEvents,
 	}
 	rows, _, err := st.run(ctx, s)

@@ -64,7 +64,7 @@ func (p *SIEM) Search(ctx context.Context, req plugin.SearchRequest) (plugin.Sea
 		return plugin.SearchResult{}, st.fail(fmt.Errorf("search: bad window [%s, %s]", req.Start, req.End))
 	}
 	s := search{
-		op: "search", spl: st.cfg.pollSPL(req.Expectations),
+		spl:      st.cfg.pollSPL(req.Expectations),
 		earliest: req.Start.Add(-windowSlack), latest: req.End, maxRows: st.cfg.MaxRows,
 	}
 	rows, waited, err := st.run(ctx, s)
