@@ -3,25 +3,40 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigilsec/vigil/core/history"
 	"github.com/vigilsec/vigil/core/measure"
+	"github.com/vigilsec/vigil/core/report"
 	"github.com/vigilsec/vigil/core/runner"
 )
 
 // RunOptions are the flags of `vigil run`.
 type RunOptions struct {
 	selectOptions
+	historyOptions
+	regressionOptions
 	Out          string
 	Concurrency  int
 	GetPrereqs   bool
 	CloseSignals bool
 	Quiet        bool
+	// Formats are the reports written into Out (--format).
+	Formats []string
+	// Baseline is "last" or a stored run's ID (--baseline).
+	Baseline string
+
+	// sink receives the run's metadata and its results as they are
+	// measured (history and results.json); nil for `vigil record`.
+	sink *runSink
 }
 
 func newCmdRun(io IO, runF func(*RunOptions) error) *cobra.Command {
@@ -37,7 +52,9 @@ SIEM (needs root for the kernel audit sensor; without root use --replay).
 Ctrl-C stops firing and cleans up; a second Ctrl-C aborts the cleanup.`,
 		Example: `  sudo vigil run
   vigil run --replay
-  vigil run --technique T1053 --siem local --out results/`,
+  vigil run --technique T1053 --siem local --out results/
+  sudo vigil run --out out/ --format junit,navigator,html,markdown,csv
+  sudo vigil run --out out/ --baseline last --max-latency-regression 2   # nightly gate`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runF != nil {
@@ -53,10 +70,25 @@ Ctrl-C stops firing and cleans up; a second Ctrl-C aborts the cleanup.`,
 	f.BoolVar(&o.GetPrereqs, "get-prereqs", false, "run the get commands of unmet prerequisites")
 	f.BoolVar(&o.CloseSignals, "close-signals", false, "archive the signals vigil raised, in SIEMs that can")
 	f.BoolVarP(&o.Quiet, "quiet", "q", false, "print the summary only")
+	f.StringArrayVarP(&o.Formats, "format", "f", nil, "also write these reports into --out: navigator, junit, html, markdown, csv or all (comma-separated, repeatable)")
+	f.StringVar(&o.Baseline, "baseline", "", "compare with a stored run, `last` (the newest complete run of this config) or a run ID: exit 1 on a regression")
+	o.addHistoryFlags(cmd, true)
+	o.addRegressionFlags(cmd)
 	return cmd
 }
 
 func runRun(ctx context.Context, io IO, o *RunOptions) error {
+	formats, err := report.ParseFormats(o.Formats)
+	if err != nil {
+		return usageErr(err)
+	}
+	if len(formats) > 0 && o.Out == "" {
+		return usageErr(fmt.Errorf("--format needs --out DIR (the reports are written next to results.json)"))
+	}
+	th, err := o.thresholds()
+	if err != nil {
+		return err
+	}
 	l, err := o.load()
 	if err != nil {
 		return err
@@ -66,13 +98,51 @@ func runRun(ctx context.Context, io IO, o *RunOptions) error {
 			return usageErr(fmt.Errorf("create --out directory: %w", err))
 		}
 	}
+
+	// History: every run is stored; a baseline is resolved before anything
+	// fires, so that a wrong run ID costs nothing.
+	var store *history.Store
+	if !o.NoHistory || o.Baseline != "" {
+		store, err = o.openHistory(ctx)
+		switch {
+		case err != nil && o.Baseline != "":
+			return runtimeErr(err)
+		case err != nil:
+			fmt.Fprintf(io.Err, "vigil: %v; this run is not stored in history\n", err)
+		default:
+			defer store.Close()
+		}
+	}
+	var base *measure.Run
+	if o.Baseline != "" {
+		base, err = loadBaseline(ctx, store, o.Baseline, history.ConfigHash(l.cfg.Redacted()))
+		switch {
+		case errors.Is(err, history.ErrNotFound) && o.Baseline == "last":
+			fmt.Fprintf(io.Err, "note: --baseline last: %v yet; this run becomes the baseline of the next one\n", err)
+		case err != nil:
+			return usageErr(fmt.Errorf("--baseline: %w", err))
+		}
+	}
+	o.sink = &runSink{io: io}
+	if store != nil && !o.NoHistory {
+		o.sink.store = store
+	}
+	if o.Out != "" {
+		o.sink.resultsPath = filepath.Join(o.Out, "results.json")
+	}
+
 	run, err := execute(ctx, io, l, o)
 	if err != nil {
 		return err
 	}
-	if o.Out != "" {
-		if err := writeResults(filepath.Join(o.Out, "results.json"), run); err != nil {
-			// The results are printed below all the same: nothing measured is lost.
+	state := history.StateComplete
+	if ctx.Err() != nil {
+		state = history.StateInterrupted
+	}
+	o.sink.finish(ctx, run, state)
+	var written []string
+	if len(formats) > 0 {
+		if written, err = report.WriteDir(o.Out, run, formats); err != nil {
 			fmt.Fprintln(io.Err, "vigil:", err)
 		}
 	}
@@ -80,14 +150,74 @@ func runRun(ctx context.Context, io IO, o *RunOptions) error {
 		printResults(io.Out, run)
 	}
 	printSummary(io.Out, run)
+	printBreaches(io.Out, run)
 	if o.Out != "" {
 		fmt.Fprintf(io.Out, "\nresults: %s\n", filepath.Join(o.Out, "results.json"))
+		for _, p := range written {
+			fmt.Fprintf(io.Out, "report: %s\n", p)
+		}
+	}
+	if o.sink.stored {
+		fmt.Fprintf(io.Out, "history: run %s stored in %s\n", run.RunID, store.Path())
+	}
+	var regressions []report.Change
+	if base != nil {
+		regressions = report.DiffRuns(base, run, th).Regressions()
+		fmt.Fprintln(io.Out)
+		report.WriteRegressions(io.Out, base.RunID, regressions)
 	}
 	if ctx.Err() != nil {
 		fmt.Fprintln(io.Err, "vigil: interrupted; the results above are what was measured before it")
 		return silentExit{ExitRuntime}
 	}
+	if o.Baseline != "" {
+		return silentExit{exitCodeForBaseline(run.Results, regressions)}
+	}
 	return silentExit{exitCodeFor(run.Results)}
+}
+
+// loadBaseline loads the baseline run: "last" is the newest complete run
+// of the config; anything else a run ID (or a unique prefix of one).
+func loadBaseline(ctx context.Context, store *history.Store, ref, configHash string) (*measure.Run, error) {
+	if ref == "last" {
+		info, err := store.Last(ctx, configHash, "")
+		if err != nil {
+			return nil, err
+		}
+		ref = info.ID
+	}
+	return store.Load(ctx, ref)
+}
+
+// exitCodeForBaseline: with --baseline the gate is the regressions: 3 when
+// a result is an error (part of the run proves nothing), else 1 when a
+// test detected in the baseline is now missed or much slower, else 0 (a
+// test the baseline missed too does not fail the gate).
+func exitCodeForBaseline(rs []measure.Result, regressions []report.Change) ExitCode {
+	for _, r := range rs {
+		if r.Status == measure.Error {
+			return ExitRuntime
+		}
+	}
+	if len(regressions) > 0 {
+		return ExitMissed
+	}
+	return ExitOK
+}
+
+// printBreaches lists the detections that came later than their budget.
+func printBreaches(w io.Writer, run *measure.Run) {
+	bs := report.Breaches(run)
+	if len(bs) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nBUDGET BREACHES (%d): detected, but later than the test's within\n", len(bs))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TEST\tTECHNIQUE\tTARGET\tSIEM\tLATENCY\tBUDGET")
+	for _, b := range bs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", b.TestID, b.Technique, b.Target, b.SIEM, fmtMS(b.LatencyMS), fmtMS(b.BudgetMS))
+	}
+	tw.Flush()
 }
 
 // execute starts the plugins, fires the selected tests and returns the run;
@@ -125,16 +255,25 @@ func execute(ctx context.Context, io IO, l *loaded, o *RunOptions) (*measure.Run
 		Concurrency: conc, AllowDestructive: o.AllowDestr, GetPrereqs: o.GetPrereqs, Args: l.args,
 		CloseSignals: o.CloseSignals, CleanupContext: io.Abort,
 	}
-	prog := newProgress(io, len(plan.Jobs), o.Quiet)
-	eng.Opts.Progress = prog.update
-	results := eng.Run(ctx, plan)
-	prog.done()
-
 	run := &measure.Run{
 		Schema: measure.Schema, RunID: runID(startedAt), Vigil: Version,
-		StartedAt: startedAt, FinishedAt: time.Now().UTC(), Config: l.cfg.Redacted(),
-		Results: results, Summary: measure.Summarise(results), Notes: append(l.notes, plan.Notes...),
+		StartedAt: startedAt, Config: l.cfg.Redacted(), Notes: append(l.notes, plan.Notes...),
 	}
+	prog := newProgress(io, len(plan.Jobs), o.Quiet)
+	eng.Opts.Progress = prog.update
+	if o.sink != nil {
+		o.sink.begin(ctx, run, len(plan.Jobs))
+		eng.Opts.Progress = func(ev runner.Progress) {
+			prog.update(ev)
+			if ev.Results != nil {
+				o.sink.add(ctx, ev.Results)
+			}
+		}
+	}
+	results := eng.Run(ctx, plan)
+	prog.done()
+	run.FinishedAt = time.Now().UTC()
+	run.Results, run.Summary = results, measure.Summarise(results)
 	run.SIEMStats = map[string]map[string]int64{}
 	for _, s := range st.siems {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -164,6 +303,97 @@ func exitCodeFor(rs []measure.Result) ExitCode {
 
 func runID(t time.Time) string {
 	return t.Format("20060102T150405Z") + "-" + runner.NewMarker()[len("vigil-"):][:6]
+}
+
+// runSink stores a run as it goes: its metadata when it starts, each
+// job's results as they are measured (in history and in results.json),
+// and the final run. A run that dies halfway leaves every result measured
+// so far in both. Failures are reported once and never stop the run.
+type runSink struct {
+	io          IO
+	store       *history.Store
+	resultsPath string
+
+	run    measure.Run // the header, and the results so far
+	jobs   int
+	stored bool // the run is in history
+	warned map[string]bool
+}
+
+func (s *runSink) warn(what string, err error) {
+	if s.warned == nil {
+		s.warned = map[string]bool{}
+	}
+	if !s.warned[what] {
+		s.warned[what] = true
+		fmt.Fprintf(s.io.Err, "vigil: %s: %v (the run goes on)\n", what, err)
+	}
+}
+
+func (s *runSink) begin(ctx context.Context, run *measure.Run, jobs int) {
+	s.run, s.jobs = *run, jobs
+	ctx = context.WithoutCancel(ctx)
+	if s.store != nil {
+		if err := s.store.Begin(ctx, run); err != nil {
+			s.warn("history", err)
+			s.store = nil
+		} else {
+			s.stored = true
+		}
+	}
+	s.writePartial()
+}
+
+// add is called by the runner's progress callback, which the runner
+// serialises.
+func (s *runSink) add(ctx context.Context, rs []measure.Result) {
+	s.run.Results = append(s.run.Results, rs...)
+	if s.store != nil {
+		if err := s.store.Add(context.WithoutCancel(ctx), s.run.RunID, rs); err != nil {
+			s.warn("history", err)
+		}
+	}
+	s.writePartial()
+}
+
+// writePartial rewrites results.json with what was measured so far, with a
+// note saying so.
+func (s *runSink) writePartial() {
+	if s.resultsPath == "" {
+		return
+	}
+	p := s.run
+	p.Results = append([]measure.Result{}, s.run.Results...)
+	p.Summary = measure.Summarise(p.Results)
+	p.Notes = append(append([]string{}, s.run.Notes...),
+		fmt.Sprintf("incomplete: %d of %d test(s) measured so far; the run is still going, or it died", len(doneJobs(p.Results)), s.jobs))
+	if err := writeResults(s.resultsPath, &p); err != nil {
+		s.warn("results", err)
+	}
+}
+
+// doneJobs counts the distinct (test, target) pairs of results.
+func doneJobs(rs []measure.Result) map[[2]string]bool {
+	out := map[[2]string]bool{}
+	for _, r := range rs {
+		out[[2]string{r.TestID, r.Target}] = true
+	}
+	return out
+}
+
+func (s *runSink) finish(ctx context.Context, run *measure.Run, state string) {
+	if s.resultsPath != "" {
+		if err := writeResults(s.resultsPath, run); err != nil {
+			// The results are printed all the same: nothing measured is lost.
+			fmt.Fprintln(s.io.Err, "vigil:", err)
+		}
+	}
+	if s.store != nil {
+		if err := s.store.Finish(context.WithoutCancel(ctx), run, state); err != nil {
+			fmt.Fprintln(s.io.Err, "vigil:", err)
+			s.stored = false
+		}
+	}
 }
 
 // writeResults writes results.json atomically (temp file, then rename).
