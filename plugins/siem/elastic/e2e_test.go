@@ -1,0 +1,209 @@
+package elastic
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/core/attack"
+	"github.com/vigilsec/vigil/core/catalog"
+	"github.com/vigilsec/vigil/core/measure"
+	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/core/plugin/sdk"
+	"github.com/vigilsec/vigil/core/runner"
+)
+
+// replayInjector is an in-process injector that performs nothing: it
+// returns one telemetry event carrying the run marker in its command line,
+// for the engine to ingest into the SIEM, and remembers when each
+// injection started.
+type replayInjector struct {
+	sdk.InjectorBase
+	mu      sync.Mutex
+	started map[string]time.Time // by marker
+}
+
+func (x *replayInjector) Describe(context.Context) (plugin.Description, error) {
+	return plugin.Description{Name: "replaytest", Kind: plugin.KindInjector, Platforms: []string{"linux"},
+		MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine}}, nil
+}
+
+func (x *replayInjector) Configure(context.Context, []byte) error { return nil }
+
+func (x *replayInjector) Inject(_ context.Context, req plugin.InjectRequest) (plugin.InjectResult, error) {
+	start := time.Now().UTC().Truncate(time.Millisecond)
+	x.mu.Lock()
+	x.started[req.Marker] = start
+	x.mu.Unlock()
+	ev := fmt.Sprintf(`{"@timestamp":%q,"host":{"name":%q},"process":{"name":"bash","command_line":"bash -c 'echo %s'"},"event":{"category":["process"],"type":["start"]}}`,
+		start.Format(time.RFC3339Nano), testHost, req.Marker)
+	return plugin.InjectResult{StartedAt: start, EndedAt: start.Add(5 * time.Millisecond), Outcome: plugin.OutcomeSucceeded,
+		Host: testHost, MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine}, Events: [][]byte{[]byte(ev)}}, nil
+}
+
+func (x *replayInjector) Cleanup(context.Context, plugin.CleanupRequest) (plugin.CleanupResult, error) {
+	return plugin.CleanupResult{}, nil
+}
+
+// detectionRule makes the fake raise, for each ingested event whose marker
+// is in markers, an 8.x alert stamped delay after the injection start and
+// searchable from then on (a rule run later writes it).
+func detectionRule(t *testing.T, f *fakeElastic, inj *replayInjector, delay time.Duration, only func(marker string) bool, extra map[string]any) {
+	f.onIngest = func(docs []map[string]any) {
+		for _, d := range docs {
+			marker := first(d, MarkerField)
+			if only != nil && !only(marker) {
+				continue
+			}
+			inj.mu.Lock()
+			start := inj.started[marker]
+			inj.mu.Unlock()
+			at := start.Add(delay)
+			id := "alert-" + marker
+			doc := alert8x(t, id, at, marker)
+			if extra != nil {
+				doc = withFields(t, doc, extra)
+			}
+			f.add(".alerts-security.alerts-default", id, doc, at)
+		}
+	}
+}
+
+// e2eEngine wires the runner to the plugin (over gRPC, against the fake)
+// and the in-process injector.
+func e2eEngine(t *testing.T, f *fakeElastic, inj *replayInjector) *runner.Engine {
+	t.Helper()
+	ctx := context.Background()
+	siem, _ := configured(t, f, esConfig(f, true))
+	sd, err := siem.Describe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := inj.Describe(ctx)
+	return &runner.Engine{
+		SIEMs:   []*runner.SIEM{{Name: "elastic", Plugin: Name, Impl: siem, Desc: sd, PollInterval: 100 * time.Millisecond, Timeout: 3 * time.Second}},
+		Targets: []*runner.Target{{Name: "lab", Plugin: "replaytest", Impl: inj, Desc: id, Host: testHost, TmpRoot: t.TempDir()}},
+		Opts:    runner.Options{Concurrency: 4, CloseSignals: true},
+	}
+}
+
+func e2eTest(t *testing.T, id string, within time.Duration) *catalog.Test {
+	t.Helper()
+	tech, err := attack.Lookup("T1059.004")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &catalog.Test{ID: id, Name: id, Technique: tech, Tactics: tech.Tactics, Safety: catalog.SafetySafe, Timeout: 5 * time.Second,
+		Inject: catalog.Step{Plugin: "replaytest", Params: map[string]any{}}, Expect: []catalog.Expectation{{Within: within}}}
+}
+
+func run(t *testing.T, eng *runner.Engine, tests ...*catalog.Test) map[string]measure.Result {
+	t.Helper()
+	plan, err := eng.Plan(tests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]measure.Result{}
+	for _, r := range eng.Run(context.Background(), plan) {
+		out[r.TestID] = r
+	}
+	return out
+}
+
+// End to end through runner.Engine: replayed telemetry is ingested through
+// the bulk API, a rule raises an alert after a delay, the watcher finds it
+// in one batched search per poll and measures the latency from the alert's
+// own timestamp; the matched alert is closed; failures of the SIEM are
+// errors, never misses.
+func TestEndToEnd(t *testing.T) {
+	const delay = 700 * time.Millisecond
+	const searchPath = "POST /.alerts-security.alerts-default/_search"
+	t.Run("detected with the alert's latency, closed, one search per poll", func(t *testing.T) {
+		t.Parallel()
+		f := newFakeElastic(t)
+		inj := &replayInjector{started: map[string]time.Time{}}
+		detectionRule(t, f, inj, delay, nil, nil)
+		eng := e2eEngine(t, f, inj)
+		rs := run(t, eng, e2eTest(t, "shell", 3*time.Second))
+		r := rs["shell"]
+		if r.Status != measure.Detected {
+			t.Fatalf("status %s (error %q, reason %q), want detected", r.Status, r.Error, r.Reason)
+		}
+		if r.LatencyMS == nil || *r.LatencyMS != delay.Milliseconds() {
+			t.Errorf("latency_ms = %v, want exactly %d (alert @timestamp - injection start)", r.LatencyMS, delay.Milliseconds())
+		}
+		if r.ObservedLatencyMS == nil || *r.ObservedLatencyMS < delay.Milliseconds() {
+			t.Errorf("observed_latency_ms = %v, want >= %d", r.ObservedLatencyMS, delay.Milliseconds())
+		}
+		if r.Correlation != "marker:process.command_line" || len(r.Signals) != 1 || r.Signals[0].Rule != "Unix Shell Execution With Run Marker" {
+			t.Errorf("correlation %q signals %+v", r.Correlation, r.Signals)
+		}
+		if r.IngestLatencyMS == nil {
+			t.Error("no ingest latency: the replayed event was not found by marker")
+		}
+		if st := first(f.doc(".alerts-security.alerts-default", r.Signals[0].ID), "kibana.alert.workflow_status"); st != "closed" {
+			t.Errorf("matched alert status %q, want closed", st)
+		}
+		searches, polls := eng.Searches("elastic")
+		if searches != polls || polls == 0 || int64(len(f.recordedRequests(searchPath))) != searches {
+			t.Errorf("searches %d, polls %d, server saw %d: want one search per poll", searches, polls, len(f.recordedRequests(searchPath)))
+		}
+	})
+	t.Run("429 retried, no lost result", func(t *testing.T) {
+		t.Parallel()
+		f := newFakeElastic(t)
+		inj := &replayInjector{started: map[string]time.Time{}}
+		detectionRule(t, f, inj, delay, nil, nil)
+		eng := e2eEngine(t, f, inj)
+		// More 429s than one call retries: the first poll fails, the
+		// watcher backs off and the next one gets through.
+		f.fail(searchPath, 2*(1+MaxRetries), 429, esRejectedBody)
+		rs := run(t, eng, e2eTest(t, "shell", 4*time.Second))
+		if r := rs["shell"]; r.Status != measure.Detected || r.LatencyMS == nil || *r.LatencyMS != delay.Milliseconds() {
+			t.Fatalf("status %s latency %v (error %q), want detected at %d ms", r.Status, r.LatencyMS, r.Error, delay.Milliseconds())
+		}
+		if n := len(f.recordedRequests(searchPath)); n <= 2*(1+MaxRetries) {
+			t.Errorf("%d searches: the 429s were not all answered before detection?", n)
+		}
+	})
+	t.Run("persistent 500 is an error, not a miss", func(t *testing.T) {
+		t.Parallel()
+		f := newFakeElastic(t)
+		inj := &replayInjector{started: map[string]time.Time{}}
+		detectionRule(t, f, inj, delay, nil, nil)
+		eng := e2eEngine(t, f, inj)
+		f.fail(searchPath, -1, 500, esInternalBody)
+		rs := run(t, eng, e2eTest(t, "shell", time.Second))
+		r := rs["shell"]
+		if r.Status != measure.Error || !strings.Contains(r.Error, "elastic: search alerts: HTTP 500 Internal Server Error: null_pointer_exception") {
+			t.Fatalf("status %s error %q, want an error naming the 500", r.Status, r.Error)
+		}
+	})
+	t.Run("missed: building-block alert and another run's alert do not count", func(t *testing.T) {
+		t.Parallel()
+		f := newFakeElastic(t)
+		inj := &replayInjector{started: map[string]time.Time{}}
+		var mu sync.Mutex
+		seen := 0
+		// Only the first ingested marker raises an alert: the second test
+		// must not be credited with it (no double count).
+		detectionRule(t, f, inj, delay, func(string) bool { mu.Lock(); defer mu.Unlock(); seen++; return seen == 1 }, nil)
+		eng := e2eEngine(t, f, inj)
+		eng.Opts.Concurrency = 1
+		rs := run(t, eng, e2eTest(t, "first", 1500*time.Millisecond), e2eTest(t, "second", 1500*time.Millisecond))
+		if rs["first"].Status != measure.Detected || rs["second"].Status != measure.Missed {
+			t.Errorf("first %s, second %s (%q): want detected then missed", rs["first"].Status, rs["second"].Status, rs["second"].Error)
+		}
+
+		f2 := newFakeElastic(t)
+		inj2 := &replayInjector{started: map[string]time.Time{}}
+		detectionRule(t, f2, inj2, delay, nil, map[string]any{"kibana.alert.building_block_type": "default"})
+		rs = run(t, e2eEngine(t, f2, inj2), e2eTest(t, "bb", 1500*time.Millisecond))
+		if r := rs["bb"]; r.Status != measure.Missed {
+			t.Errorf("building-block only: status %s (%q), want missed", r.Status, r.Error)
+		}
+	})
+}
