@@ -216,13 +216,17 @@ func (a *api) call(ctx context.Context, op, what string, fn func(ctx context.Con
 			return fail(apiErr)
 		}
 		lastErr = apiErr
+		switch {
+		case status == http.StatusTooManyRequests:
+			a.stats.rateLimited.Add(1)
+		case status >= 500:
+			a.stats.serverErrors.Add(1)
+		}
 		if attempt+1 >= attempts {
 			break
 		}
 		wait := backoff(attempt)
-		switch {
-		case status == http.StatusTooManyRequests:
-			a.stats.rateLimited.Add(1)
+		if status == http.StatusTooManyRequests {
 			if reset > 0 {
 				wait = reset
 			}
@@ -230,8 +234,6 @@ func (a *api) call(ctx context.Context, op, what string, fn func(ctx context.Con
 				return fail(fmt.Errorf("%w; reset in %s exceeds max_wait %s", apiErr, wait.Round(time.Second), a.cfg.MaxWait))
 			}
 			a.stats.throttledMS.Add(wait.Milliseconds())
-		case status >= 500:
-			a.stats.serverErrors.Add(1)
 		}
 		if err := a.sleep(ctx, wait); err != nil {
 			return fail(err)

@@ -97,7 +97,8 @@ type Answer struct {
 }
 
 // Fault decides, per request (n counts the requests from 1), whether
-// to answer it with a scripted Answer instead of serving it.
+// to answer it with a scripted Answer instead of serving it (nil: serve
+// it). It runs under the fake's lock: it must not call the Server.
 type Fault func(r Request, n int) *Answer
 
 // Server is a fake Datadog. Create it with New; its methods are safe for

@@ -1,0 +1,320 @@
+package datadog
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/core/attack"
+	"github.com/vigilsec/vigil/core/catalog"
+	"github.com/vigilsec/vigil/core/measure"
+	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/core/plugin/sdk"
+	"github.com/vigilsec/vigil/core/runner"
+	"github.com/vigilsec/vigil/plugins/injector/replay"
+	"github.com/vigilsec/vigil/plugins/siem/datadog/ddfake"
+	"github.com/vigilsec/vigil/plugins/siem/local/detect"
+	"github.com/vigilsec/vigil/rules"
+)
+
+// fakeInjector performs nothing: it tells the test a technique was fired
+// (so that the test can make the fake Datadog raise a signal) and plants
+// the marker in the command line.
+type fakeInjector struct {
+	sdk.InjectorBase
+	onInject func(req plugin.InjectRequest, started time.Time)
+}
+
+var _ plugin.Injector = (*fakeInjector)(nil)
+
+func (f *fakeInjector) Describe(context.Context) (plugin.Description, error) {
+	return plugin.Description{Name: "fakeinj", Kind: plugin.KindInjector, MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine}}, nil
+}
+
+func (f *fakeInjector) Configure(context.Context, []byte) error { return nil }
+
+func (f *fakeInjector) Inject(_ context.Context, req plugin.InjectRequest) (plugin.InjectResult, error) {
+	// Datadog stamps signals to the millisecond: so does the injection, so
+	// that latencies are exact.
+	started := time.Now().Truncate(time.Millisecond)
+	if f.onInject != nil {
+		f.onInject(req, started)
+	}
+	return plugin.InjectResult{StartedAt: started, EndedAt: started, Outcome: plugin.OutcomeSucceeded, Host: "lab-1",
+		MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine}}, nil
+}
+
+func (f *fakeInjector) Cleanup(context.Context, plugin.CleanupRequest) (plugin.CleanupResult, error) {
+	return plugin.CleanupResult{}, nil
+}
+
+// e2eTest is a catalog test of technique tech fired by injector inj.
+func e2eTest(t *testing.T, id, tech, inj string, within time.Duration) *catalog.Test {
+	t.Helper()
+	tk, err := attack.Lookup(tech)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &catalog.Test{
+		ID: id, Name: id, Technique: tk, Tactics: tk.Tactics, Safety: catalog.SafetySafe, Timeout: 5 * time.Second,
+		Inject: catalog.Step{Plugin: inj, Params: map[string]any{}},
+		Expect: []catalog.Expectation{{Within: within}},
+	}
+}
+
+// engine wires the datadog plugin (over gRPC, against srv) and an injector
+// into the real engine.
+func engine(t *testing.T, srv *ddfake.Server, extra string, inj plugin.Injector, injName string) (*runner.Engine, *SIEM) {
+	t.Helper()
+	s, impl := configured(t, srv, extra, nil)
+	ctx := context.Background()
+	sd, err := s.Describe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := inj.Describe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &runner.Engine{
+		SIEMs:   []*runner.SIEM{{Name: "datadog", Plugin: Name, Impl: s, Desc: sd, PollInterval: 100 * time.Millisecond, Timeout: 5 * time.Second}},
+		Targets: []*runner.Target{{Name: "lab", Plugin: injName, Impl: inj, Desc: id, Host: "lab-1", TmpRoot: t.TempDir()}},
+		Opts:    runner.Options{Concurrency: 8, CloseSignals: true},
+	}, impl
+}
+
+func run(t *testing.T, eng *runner.Engine, tests ...*catalog.Test) map[string]measure.Result {
+	t.Helper()
+	plan, err := eng.Plan(tests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]measure.Result{}
+	for _, r := range eng.Run(context.Background(), plan) {
+		out[r.TestID] = r
+	}
+	return out
+}
+
+// shellSignal is the signal a Unix shell technique raises in Datadog,
+// with the marked command line among its samples.
+func shellSignal(at time.Time, marker string) ddfake.Signal {
+	return taggedSignal(at, marker, "technique:t1059.004-unix-shell")
+}
+
+func taggedSignal(at time.Time, marker, technique string) ddfake.Signal {
+	return ddfake.Signal{
+		Timestamp: at, RuleID: "abc-she-ll1", RuleName: "Shell spawned with a suspicious command line", RuleType: "Workload Security",
+		Host: "lab-1", Tags: []string{"security:attack", technique, "tactic:ta0002-execution", technique},
+		Samples: []map[string]any{{"process": map[string]any{"args": []any{"-c", "true " + marker}, "executable": map[string]any{"path": "/bin/sh"}}}},
+	}
+}
+
+func TestEngineEndToEnd(t *testing.T) {
+	t.Run("signals after a delay are detected with their latency", func(t *testing.T) {
+		t.Parallel()
+		srv := newFake(t, ddfake.Options{})
+		delays := map[string]time.Duration{"fast": 300 * time.Millisecond, "slow": 900 * time.Millisecond, "twin-a": 500 * time.Millisecond, "twin-b": 500 * time.Millisecond}
+		var mu sync.Mutex
+		signalOf := map[string]string{}
+		inj := &fakeInjector{onInject: func(req plugin.InjectRequest, started time.Time) {
+			// A decoy of the same technique from another run comes first:
+			// it must never be credited to this one.
+			srv.AddSignal(shellSignal(started.Add(100*time.Millisecond), "vigil-ffffffffffff"))
+			if d, ok := delays[req.TestID]; ok {
+				tag := "technique:t1059.004-unix-shell"
+				if req.TestID == "slow" {
+					// A rule tagged with the parent technique covers the
+					// expected sub-technique.
+					tag = "technique:t1059-command-and-scripting-interpreter"
+				}
+				id := srv.AddSignal(taggedSignal(started.Add(d), req.Marker, tag))
+				mu.Lock()
+				signalOf[req.TestID] = id
+				mu.Unlock()
+			}
+		}}
+		eng, _ := engine(t, srv, "close_signals = true\nquery = \"security:attack\"", inj, "fakeinj")
+		rs := run(t, eng,
+			e2eTest(t, "fast", "T1059.004", "fakeinj", 5*time.Second),
+			e2eTest(t, "slow", "T1059.004", "fakeinj", 5*time.Second),
+			e2eTest(t, "twin-a", "T1059.004", "fakeinj", 5*time.Second),
+			e2eTest(t, "twin-b", "T1059.004", "fakeinj", 5*time.Second),
+			e2eTest(t, "silent", "T1059.004", "fakeinj", 1500*time.Millisecond),
+		)
+		for id, d := range delays {
+			r := rs[id]
+			if r.Status != measure.Detected {
+				t.Errorf("%s: %s (%s), want detected", id, r.Status, r.Error)
+				continue
+			}
+			if r.LatencyMS == nil || *r.LatencyMS != d.Milliseconds() {
+				t.Errorf("%s: latency_ms %v, want exactly %d (signal timestamp - injection)", id, r.LatencyMS, d.Milliseconds())
+			}
+			if r.ObservedLatencyMS == nil || *r.ObservedLatencyMS < d.Milliseconds() || *r.ObservedLatencyMS > d.Milliseconds()+5000 {
+				t.Errorf("%s: observed_latency_ms %v", id, r.ObservedLatencyMS)
+			}
+			if r.Correlation != "marker:process.command_line" || len(r.Signals) != 1 || r.Signals[0].ID != signalOf[id] {
+				t.Errorf("%s: correlation %q signals %+v, want its own signal %s", id, r.Correlation, r.Signals, signalOf[id])
+			}
+			if r.Signals[0].Rule != "Shell spawned with a suspicious command line" || r.Signals[0].RuleID != "abc-she-ll1" {
+				t.Errorf("%s: signal %+v", id, r.Signals[0])
+			}
+		}
+		if r := rs["silent"]; r.Status != measure.Missed {
+			t.Errorf("silent: %s (%s), want missed", r.Status, r.Error)
+		}
+		// The matched signals, and only they, are archived.
+		archived := srv.Archived()
+		if len(archived) != len(delays) {
+			t.Errorf("%d signals archived, want %d: %v", len(archived), len(delays), archived)
+		}
+		for id, sig := range signalOf {
+			if archived[sig] != "testing_or_maintenance" {
+				t.Errorf("%s: signal %s not archived (%v)", id, sig, archived)
+			}
+		}
+		// One batched search per poll: its first page, plus the empty page
+		// that ends it when it found signals, whatever the number of tests.
+		searches, polls := eng.Searches("datadog")
+		if got := srv.Count(http.MethodPost, ddfake.PathSignalsSearch); int64(got) != searches || searches > 2*polls || polls == 0 {
+			t.Errorf("%d search requests, %d Search calls, %d polls", got, searches, polls)
+		}
+	})
+
+	t.Run("a 429 storm slows polling and loses nothing", func(t *testing.T) {
+		t.Parallel()
+		srv := newFake(t, ddfake.Options{})
+		const storm = 5
+		var n atomic.Int32
+		srv.SetFault(func(r ddfake.Request, _ int) *ddfake.Answer {
+			if r.Path != ddfake.PathSignalsSearch || n.Add(1) > storm {
+				return nil
+			}
+			return &ddfake.Answer{Status: 429, Body: `{"errors":["Rate limit exceeded"]}`,
+				Header: http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {"1"}}}
+		})
+		inj := &fakeInjector{onInject: func(req plugin.InjectRequest, started time.Time) {
+			srv.AddSignal(shellSignal(started.Add(300*time.Millisecond), req.Marker))
+		}}
+		eng, impl := engine(t, srv, "max_retries = 3", inj, "fakeinj")
+		rs := run(t, eng,
+			e2eTest(t, "a", "T1059.004", "fakeinj", 15*time.Second),
+			e2eTest(t, "b", "T1059.004", "fakeinj", 15*time.Second),
+			e2eTest(t, "c", "T1059.004", "fakeinj", 15*time.Second),
+		)
+		for id, r := range rs {
+			if r.Status != measure.Detected || r.LatencyMS == nil || *r.LatencyMS != 300 {
+				t.Errorf("%s: %s latency %v (%s), want detected in 300ms", id, r.Status, r.LatencyMS, r.Error)
+			}
+		}
+		// Every 429 was waited out (X-RateLimit-Reset: 1) before the next
+		// search went out.
+		var searches []ddfake.Request
+		for _, r := range srv.Requests() {
+			if r.Path == ddfake.PathSignalsSearch {
+				searches = append(searches, r)
+			}
+		}
+		if len(searches) <= storm {
+			t.Fatalf("%d searches", len(searches))
+		}
+		for i := 0; i < storm; i++ {
+			if gap := searches[i+1].At.Sub(searches[i].At); gap < time.Second {
+				t.Errorf("search %d went out %s after a 429 that asked for 1s", i+1, gap)
+			}
+		}
+		stats, _ := impl.Stats(context.Background())
+		if stats["rate_limited"] != storm || stats["throttled_ms"] < (storm-1)*1000 {
+			t.Errorf("stats %v: want %d 429s waited out", stats, storm)
+		}
+	})
+
+	t.Run("a persistent 500 is an error, never a miss", func(t *testing.T) {
+		t.Parallel()
+		srv := newFake(t, ddfake.Options{})
+		srv.SetFault(func(r ddfake.Request, _ int) *ddfake.Answer {
+			if r.Path == ddfake.PathSignalsSearch {
+				return &ddfake.Answer{Status: 500, Body: `{"errors":["Internal Server Error"]}`}
+			}
+			return nil
+		})
+		inj := &fakeInjector{onInject: func(req plugin.InjectRequest, started time.Time) {
+			srv.AddSignal(shellSignal(started.Add(100*time.Millisecond), req.Marker))
+		}}
+		eng, _ := engine(t, srv, "max_retries = 1", inj, "fakeinj")
+		rs := run(t, eng, e2eTest(t, "broken", "T1059.004", "fakeinj", 500*time.Millisecond))
+		r := rs["broken"]
+		if r.Status != measure.Error || !strings.Contains(r.Error, "datadog: search signals: giving up after 2 attempts: 500 Internal Server Error") {
+			t.Fatalf("status %s error %q, want an error naming the call", r.Status, r.Error)
+		}
+		if strings.Contains(r.Error, testAPIKey) || strings.Contains(r.Error, testAppKey) {
+			t.Fatalf("error leaks a key: %s", r.Error)
+		}
+	})
+
+	t.Run("replay, ingest, detect, search", func(t *testing.T) {
+		t.Parallel()
+		hq, err := fs.Sub(rules.Sigma, rules.SigmaHQRoot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, err := detect.LoadWithOptions(hq, detect.Options{LinkBase: detect.SigmaHQLinkBase})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const delay = 400 * time.Millisecond
+		srv := newFake(t, ddfake.Options{Detect: detect.NewEngine(set.Rules), SignalDelay: delay, Rules: ddfake.RulesFromSigma(set.Rules)})
+
+		// A recording of a crontab listing, in the replay injector's format.
+		dir := t.TempDir()
+		const rec = `{"vigil_recording":1,"test_id":"dd-crontab-list","marker":"vigil-0123456789ab","host":"recordhost","recorded_at":"2026-08-20T10:05:00Z"}
+{"time":"2026-08-20T10:00:00.25Z","host":"recordhost","logsource":{"product":"linux","category":"process_creation"},"fields":{"Image":"/usr/bin/crontab","CommandLine":"crontab -l","ParentCommandLine":"/bin/sh -c crontab -l; true vigil-0123456789ab"},"ancestry":["crontab -l","/bin/sh -c crontab -l; true vigil-0123456789ab"]}
+{"time":"2026-08-20T10:00:00.75Z","host":"recordhost","logsource":{"product":"linux","category":"process_creation"},"fields":{"Image":"/usr/bin/id","CommandLine":"id -u"},"ancestry":["id -u","/bin/sh -c id -u; true vigil-0123456789ab"]}
+`
+		if err := os.WriteFile(filepath.Join(dir, "dd-crontab-list.jsonl"), []byte(rec), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		inj := new(replay.Injector)
+		if err := inj.Configure(context.Background(), []byte(fmt.Sprintf("dir = %q", dir))); err != nil {
+			t.Fatal(err)
+		}
+		eng, _ := engine(t, srv, "close_signals = true", inj, replay.Name)
+		rs := run(t, eng,
+			e2eTest(t, "dd-crontab-list", "T1007", replay.Name, 10*time.Second),
+			e2eTest(t, "dd-crontab-list-missing", "T1007", replay.Name, time.Second),
+		)
+		r := rs["dd-crontab-list"]
+		if r.Status != measure.Detected {
+			t.Fatalf("status %s (%s), want detected", r.Status, r.Error)
+		}
+		// The signal is stamped 400ms after the event, to the millisecond.
+		if r.LatencyMS == nil || *r.LatencyMS > delay.Milliseconds() || *r.LatencyMS < delay.Milliseconds()-1 {
+			t.Errorf("latency_ms %v, want %d", r.LatencyMS, delay.Milliseconds())
+		}
+		if len(r.Signals) != 1 || r.Signals[0].Rule != "Crontab Enumeration" || r.Signals[0].RuleID != "403ed92c-b7ec-4edd-9947-5b535ee12d46" {
+			t.Errorf("signals %+v", r.Signals)
+		}
+		if !strings.HasPrefix(r.Correlation, "marker:") {
+			t.Errorf("correlation %q", r.Correlation)
+		}
+		if r.IngestLatencyMS == nil {
+			t.Errorf("no ingest latency: the replayed logs were not found by marker")
+		}
+		if srv.Logs() != 2 || len(srv.Archived()) != 1 || srv.Archived()[r.Signals[0].ID] != "testing_or_maintenance" {
+			t.Errorf("%d logs ingested, archived %v", srv.Logs(), srv.Archived())
+		}
+		// A test without a recording is an error, not a miss.
+		if m := rs["dd-crontab-list-missing"]; m.Status != measure.Error || !strings.Contains(m.Error, "no recording") {
+			t.Errorf("missing recording: %s (%s)", m.Status, m.Error)
+		}
+	})
+}
