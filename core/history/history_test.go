@@ -39,7 +39,7 @@ func testRun(id string, cfg map[string]any, statuses ...measure.Status) *measure
 
 func open(t *testing.T) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "state", "vigil", "history.db"))
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "state dir #1?%41", "vigil", "history.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,6 +191,18 @@ func TestLastAndResolve(t *testing.T) {
 	runs, err := s.Runs(ctx, Filter{Limit: 2})
 	if err != nil || len(runs) != 2 || runs[0].ID != "20261122T000000Z-dddddd" || runs[0].State != StateInterrupted {
 		t.Fatalf("newest two: %+v, %v", runs, err)
+	}
+	// The runs are in the file named (its path has URI metacharacters).
+	again, err := Open(ctx, s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if runs, err := again.Runs(ctx, Filter{}); err != nil || len(runs) != 4 {
+		t.Fatalf("reopened %s: %d runs, %v", s.Path(), len(runs), err)
+	}
+	if fi, err := os.Stat(s.Path()); err != nil || fi.Size() == 0 {
+		t.Fatalf("%s is empty (%v): the database went elsewhere", s.Path(), err)
 	}
 }
 
