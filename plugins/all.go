@@ -7,6 +7,7 @@ import (
 	_ "github.com/vigilsec/vigil/plugins/injector/exec"   // injector "exec": runs shell commands on the local host
 	_ "github.com/vigilsec/vigil/plugins/injector/replay" // injector "replay": replays recorded telemetry instead of performing the technique
 	_ "github.com/vigilsec/vigil/plugins/siem/datadog"    // siem "datadog": Datadog Cloud SIEM / Workload Protection signals, replay through the logs intake
+	_ "github.com/vigilsec/vigil/plugins/siem/elastic"    // siem "elastic": Elastic Security detection alerts (Elasticsearch or Kibana), replay through the bulk API
 	_ "github.com/vigilsec/vigil/plugins/siem/local"      // siem "local": the embedded default SIEM (audit sensor + Sigma rules)
 	_ "github.com/vigilsec/vigil/plugins/siem/splunk"     // siem "splunk": Splunk (ES notables or any SPL) over the REST API, replay through HEC
 )
