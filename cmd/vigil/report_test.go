@@ -596,3 +596,68 @@ plugin = "exec"
 		t.Fatalf("diff: exit %d\n%s\n%s", code, diff, stderr)
 	}
 }
+
+// TestCompareTwoSIEMs: with two SIEMs configured, each test is injected
+// once and checked in both; compare shows what only one caught and what
+// none caught, and the HTML report has the same view.
+func TestCompareTwoSIEMs(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "vigil.toml")
+	if err := os.WriteFile(cfg, []byte(`[run]
+poll_interval = "100ms"
+timeout = "5s"
+
+[[siem]]
+name = "alpha"
+plugin = "testsiem"
+[[siem.params.rule]]
+test_id = "e2e-detected"
+delay = "300ms"
+marker = true
+name = "Alpha rule"
+
+[[siem]]
+name = "beta"
+plugin = "testsiem"
+[siem.params]
+hostname = "testhost"
+
+[[target]]
+name = "lab"
+plugin = "testinjector"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	log := filepath.Join(t.TempDir(), "inject.log")
+	db := filepath.Join(t.TempDir(), "history.db")
+	stdout, stderr, code := repVigil(t, nil, "run", "--config", cfg, "--catalog", "testdata/e2e/catalog", "--id", "e2e-detected", "--id", "e2e-missed",
+		"--plugin-dir", pluginDir, "--allow-unpinned", "--arg", "log="+log, "--out", out, "--format", "html", "--history", db, "-q")
+	if code != 1 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	logged, _ := os.ReadFile(log)
+	if n := strings.Count(string(logged), "inject vigil-"); n != 1 {
+		t.Fatalf("e2e-detected injected %d times for two SIEMs, want once:\n%s", n, logged)
+	}
+	cmp, stderr, code := repVigil(t, nil, "compare", "--history", db)
+	if code != 0 {
+		t.Fatalf("compare: exit %d\n%s", code, stderr)
+	}
+	for _, want := range []string{
+		`\nalpha\s+2\s+1\s+1\s+0\s+50%\s+300ms\s+300ms\n`,
+		`\nbeta\s+2\s+0\s+2\s+0\s+0%\s+-\s+-\n`,
+		`\nexecution\s+50% \(1/2\)\s+0% \(0/2\)\n`,
+		`caught by only one SIEM \(1\):\n.*\ne2e-detected\s+lab\s+T1059\.004\s+alpha\s+300ms\s+beta\n`,
+		`caught by no SIEM \(1\):\n.*\ne2e-missed\s+lab\s+T1059\.004\s+alpha, beta\s+-\n`,
+	} {
+		if !regexp.MustCompile(want).MatchString(cmp) {
+			t.Errorf("compare lacks %s:\n%s", want, cmp)
+		}
+	}
+	html, _ := os.ReadFile(filepath.Join(out, "report.html"))
+	for _, want := range []string{`id="compare"`, "Caught by only one SIEM (1)", "Caught by no SIEM (1)", `<option value="beta">beta</option>`} {
+		if !bytes.Contains(html, []byte(want)) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+}
