@@ -446,3 +446,43 @@ func TestSearchRawEventsPages(t *testing.T) {
 		t.Errorf("%d logs searches, want 3 (1000, 500, empty)", n)
 	}
 }
+
+// Raw events stay within what one gRPC answer carries: big logs, and logs
+// past the budget, come back as summaries with their time.
+func TestSearchRawEventsBounded(t *testing.T) {
+	const m = "vigil-0000000000bb"
+	srv := newFake(t, ddfake.Options{})
+	s, impl := configured(t, srv, "", nil)
+	now := time.Now()
+	var events [][]byte
+	events = append(events, []byte(fmt.Sprintf(`{"message":"huge %s","timestamp":%q}`, strings.Repeat("z", 100<<10), now.UTC().Format(time.RFC3339Nano))))
+	for i := 1; i < 400; i++ {
+		events = append(events, []byte(fmt.Sprintf(`{"message":"e%d %s","timestamp":%q}`, i, strings.Repeat("w", 10<<10), now.Add(time.Duration(i)*time.Millisecond).UTC().Format(time.RFC3339Nano))))
+	}
+	if res, err := impl.Ingest(context.Background(), plugin.IngestRequest{Events: events, Marker: m}); err != nil || res.Accepted != 400 {
+		t.Fatalf("Ingest = %+v, %v", res, err)
+	}
+	evs, err := s.SearchRawEvents(context.Background(), plugin.RawEventsRequest{Start: now, End: now.Add(time.Second), Markers: []string{m}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 400 {
+		t.Fatalf("%d raw events, want 400", len(evs))
+	}
+	total, summaries := 0, 0
+	for _, e := range evs {
+		total += len(e.Raw)
+		if strings.Contains(string(e.Raw), `"vigil_truncated":true`) {
+			summaries++
+		}
+		if e.Timestamp.IsZero() {
+			t.Fatal("raw event without time")
+		}
+	}
+	if !strings.Contains(string(evs[0].Raw), `"vigil_truncated":true`) || !evs[0].Timestamp.Equal(now.Truncate(time.Millisecond)) {
+		t.Errorf("the huge log: %.200s at %s", evs[0].Raw, evs[0].Timestamp)
+	}
+	if total > maxRawEventsBytes+400*200 || summaries < 100 {
+		t.Errorf("%d bytes of raw logs, %d summaries", total, summaries)
+	}
+}

@@ -103,6 +103,7 @@ func (s *SIEM) SearchRawEvents(ctx context.Context, req plugin.RawEventsRequest)
 		Sort:   datadogV2.LOGSSORT_TIMESTAMP_ASCENDING.Ptr(),
 	}
 	var out []plugin.RawEvent
+	budget := maxRawEventsBytes
 	for page := 0; page < DefaultLogsPages; page++ {
 		ans, err := a.call(ctx, opListLogs, "search logs", func(ctx context.Context) (*http.Response, error) {
 			_, resp, err := a.logs.ListLogs(ctx, *datadogV2.NewListLogsOptionalParameters().WithBody(body))
@@ -115,6 +116,9 @@ func (s *SIEM) SearchRawEvents(ctx context.Context, req plugin.RawEventsRequest)
 		if err != nil {
 			return nil, fmt.Errorf("datadog: search logs: %w", err)
 		}
+		for i := range evs {
+			evs[i].Raw = boundRaw(evs[i].Raw, &budget)
+		}
 		out = append(out, evs...)
 		if after == "" {
 			return out, nil
@@ -122,6 +126,29 @@ func (s *SIEM) SearchRawEvents(ctx context.Context, req plugin.RawEventsRequest)
 		body.Page.Cursor = datadog.PtrString(after)
 	}
 	return out, nil
+}
+
+// Bounds on the raw logs SearchRawEvents returns: the answer travels over
+// gRPC (4 MiB per message), and the engine only needs their times.
+const (
+	maxRawEventBytes  = 16 << 10
+	maxRawEventsBytes = 2 << 20
+)
+
+// boundRaw keeps a log's JSON when it fits maxRawEventBytes and what is
+// left of the budget, else a summary of it (id, timestamp, host).
+func boundRaw(raw []byte, budget *int) []byte {
+	if len(raw) <= maxRawEventBytes && len(raw) <= *budget {
+		*budget -= len(raw)
+		return raw
+	}
+	var w wireLog
+	_ = json.Unmarshal(raw, &w)
+	b, _ := json.Marshal(map[string]any{
+		"id": w.ID, "type": "log", "vigil_truncated": true,
+		"attributes": map[string]any{"timestamp": w.Attributes.Timestamp, "host": w.Attributes.Host},
+	})
+	return b
 }
 
 // decodeLogsPage decodes a logs search answer: the logs holding one of the
