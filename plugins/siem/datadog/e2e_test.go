@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -317,4 +318,95 @@ func TestEngineEndToEnd(t *testing.T) {
 			t.Errorf("missing recording: %s (%s)", m.Status, m.Error)
 		}
 	})
+}
+
+// The whole built-in Linux pack through the real engine: every test's
+// injection makes the fake Datadog raise, after a per-test delay, the
+// signal its expectations ask for (and a decoy of the same technique from
+// another run). Every test is detected with its exact latency and its own
+// signal, every matched signal is archived, and each poll costs the same
+// few requests whatever the number of pending tests.
+func TestEnginePack(t *testing.T) {
+	cat, err := catalog.Load(catalog.Embedded())
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]*catalog.Test{}
+	var tests []*catalog.Test
+	for _, ts := range cat.Tests {
+		if ts.Inject.Plugin != "exec" || ts.Safety == catalog.SafetyDestructive {
+			continue
+		}
+		byID[ts.ID] = ts
+		tests = append(tests, ts)
+	}
+	if len(tests) < 40 {
+		t.Fatalf("%d tests in the pack", len(tests))
+	}
+	srv := newFake(t, ddfake.Options{})
+	delayOf := func(id string) time.Duration {
+		return time.Duration(200+100*(len(id)%7)) * time.Millisecond
+	}
+	var mu sync.Mutex
+	signalsOf := map[string][]string{}
+	inj := &fakeInjector{onInject: func(req plugin.InjectRequest, started time.Time) {
+		ts := byID[req.TestID]
+		exps := ts.Expect
+		if len(exps) == 0 {
+			exps = []catalog.Expectation{{Technique: ts.Technique.ID}}
+		}
+		for i, x := range exps {
+			if x.Absent || (len(x.SIEMs) > 0 && !slices.Contains(x.SIEMs, "datadog")) {
+				continue
+			}
+			tech := x.Technique
+			if tech == "" {
+				tech = ts.Technique.ID
+			}
+			tag := "technique:" + strings.ToLower(string(tech)) + "-vigil-pack"
+			srv.AddSignal(taggedSignal(started.Add(50*time.Millisecond), "vigil-ffffffffffff", tag))
+			sg := taggedSignal(started.Add(delayOf(req.TestID)), req.Marker, tag)
+			sg.RuleName = fmt.Sprintf("Pack rule %s/%d", req.TestID, i)
+			id := srv.AddSignal(sg)
+			mu.Lock()
+			signalsOf[req.TestID] = append(signalsOf[req.TestID], id)
+			mu.Unlock()
+		}
+	}}
+	eng, _ := engine(t, srv, "close_signals = true", inj, "exec")
+	eng.Opts.Concurrency = 16
+	rs := run(t, eng, tests...)
+	if len(rs) != len(tests) {
+		t.Fatalf("%d results for %d tests", len(rs), len(tests))
+	}
+	seen := map[string]string{}
+	for id, r := range rs {
+		if r.Status != measure.Detected {
+			t.Errorf("%s: %s (%s %s), want detected", id, r.Status, r.Error, r.Reason)
+			continue
+		}
+		if d := delayOf(id).Milliseconds(); r.LatencyMS == nil || *r.LatencyMS != d {
+			t.Errorf("%s: latency_ms %v, want %d", id, r.LatencyMS, d)
+		}
+		if len(r.Signals) != len(signalsOf[id]) {
+			t.Errorf("%s: %d signals, want %d", id, len(r.Signals), len(signalsOf[id]))
+		}
+		for _, sg := range r.Signals {
+			if !slices.Contains(signalsOf[id], sg.ID) {
+				t.Errorf("%s: credited with signal %s of another run", id, sg.ID)
+			}
+			if other, dup := seen[sg.ID]; dup {
+				t.Errorf("signal %s credited to %s and %s", sg.ID, other, id)
+			}
+			seen[sg.ID] = id
+		}
+	}
+	if archived := srv.Archived(); len(archived) != len(seen) {
+		t.Errorf("%d signals archived, want %d", len(archived), len(seen))
+	}
+	searches, polls := eng.Searches("datadog")
+	if got := srv.Count(http.MethodPost, ddfake.PathSignalsSearch); int64(got) != searches || searches > 2*polls {
+		t.Errorf("%d search requests for %d polls (%d Search calls): want at most 2 per poll", got, polls, searches)
+	}
+	t.Logf("%d tests: %d polls, %d signal searches", len(tests), polls, searches)
 }
