@@ -206,6 +206,8 @@ type HTTPError struct {
 	Reason string
 }
 
+// Error says the status, the server's error type and reason, and a hint
+// for 401 and 403.
 func (e *HTTPError) Error() string {
 	s := fmt.Sprintf("HTTP %d %s", e.Status, http.StatusText(e.Status))
 	if e.Type != "" {

@@ -30,12 +30,18 @@ const (
 
 // Defaults and limits of Config.
 const (
-	DefaultSpace            = "default"
-	DefaultPageSize         = 500
-	MaxPageSize             = 10_000
-	DefaultEventIndex       = "logs-*"
+	// DefaultSpace is the Kibana space when none is set.
+	DefaultSpace = "default"
+	// DefaultPageSize is the number of alerts per search page.
+	DefaultPageSize = 500
+	// MaxPageSize caps page_size and the engine's page size.
+	MaxPageSize = 10_000
+	// DefaultEventIndex is searched for raw events.
+	DefaultEventIndex = "logs-*"
+	// DefaultReplayDataStream receives replayed telemetry.
 	DefaultReplayDataStream = "logs-vigil.replay-default"
-	DefaultTimeout          = 30 * time.Second
+	// DefaultTimeout bounds each call, retries included.
+	DefaultTimeout = 30 * time.Second
 )
 
 // Config is the elastic SIEM's [siem.params] table, for example
@@ -153,6 +159,7 @@ func (c *config) secrets() []string {
 // dataStream is a data stream name split into its parts.
 type dataStream struct{ Type, Dataset, Namespace string }
 
+// String returns the data stream's name.
 func (d dataStream) String() string { return d.Type + "-" + d.Dataset + "-" + d.Namespace }
 
 var (
