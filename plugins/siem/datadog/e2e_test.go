@@ -2,6 +2,7 @@ package datadog
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -409,4 +410,120 @@ func TestEnginePack(t *testing.T) {
 		t.Errorf("%d search requests for %d polls (%d Search calls): want at most 2 per poll", got, polls, searches)
 	}
 	t.Logf("%d tests: %d polls, %d signal searches", len(tests), polls, searches)
+}
+
+// sigmaEngine loads the rules the local SIEM loads by default: vigil's own
+// (every file must load), then SigmaHQ's, the first of a duplicate id
+// winning.
+func sigmaEngine(t *testing.T) []*detect.Rule {
+	t.Helper()
+	own, err := detect.Load(rules.Sigma, rules.SigmaOwnRoot)
+	if err != nil || len(own.Problems) > 0 {
+		t.Fatalf("vigil's rules: %v %v", err, own.Problems)
+	}
+	hq, err := fs.Sub(rules.Sigma, rules.SigmaHQRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := detect.LoadWithOptions(hq, detect.Options{LinkBase: detect.SigmaHQLinkBase})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	var out []*detect.Rule
+	for _, r := range append(own.Rules, set.Rules...) {
+		if !seen[r.ID] {
+			seen[r.ID] = true
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// recordingSpan returns how long the shipped recording of a test lasts.
+func recordingSpan(t *testing.T, testID string) time.Duration {
+	t.Helper()
+	b, err := fs.ReadFile(rules.Telemetry, rules.TelemetryRoot+"/"+testID+replay.Ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first, last time.Time
+	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if i == 0 {
+			continue // the header
+		}
+		var ev struct{ Time time.Time }
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("%s: %v", testID, err)
+		}
+		if first.IsZero() || ev.Time.Before(first) {
+			first = ev.Time
+		}
+		if ev.Time.After(last) {
+			last = ev.Time
+		}
+	}
+	return last.Sub(first)
+}
+
+// The whole Linux pack replayed from its shipped recordings through the
+// logs intake: the fake Datadog runs the ingested logs through the same
+// Sigma rules as the local SIEM and raises each signal 300ms after its
+// event. Every test is detected, its latency is the delay plus where the
+// detected event sits in its recording, the raw logs are found by marker,
+// every matched signal is archived, and no signal counts twice.
+func TestEnginePackReplay(t *testing.T) {
+	cat, err := catalog.Load(catalog.Embedded())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tests []*catalog.Test
+	for _, ts := range cat.Tests {
+		if ts.Safety != catalog.SafetyDestructive {
+			tests = append(tests, ts)
+		}
+	}
+	const delay = 300 * time.Millisecond
+	sigma := sigmaEngine(t)
+	srv := newFake(t, ddfake.Options{Detect: detect.NewEngine(sigma), SignalDelay: delay, Rules: ddfake.RulesFromSigma(sigma)})
+	eng, _ := engine(t, srv, "close_signals = true", new(replay.Injector), "exec")
+	eng.Opts.Concurrency = 16
+	rs := run(t, eng, tests...)
+	if len(rs) != len(tests) || len(tests) < 40 {
+		t.Fatalf("%d results for %d tests", len(rs), len(tests))
+	}
+	credited := map[string]string{}
+	for id, r := range rs {
+		if r.Status != measure.Detected {
+			t.Errorf("%s: %s (%s%s), want detected", id, r.Status, r.Error, r.Reason)
+			continue
+		}
+		lo, hi := delay.Milliseconds()-1, (delay + recordingSpan(t, id)).Milliseconds()
+		if r.LatencyMS == nil || *r.LatencyMS < lo || *r.LatencyMS > hi {
+			t.Errorf("%s: latency_ms %v, want within [%d, %d]", id, r.LatencyMS, lo, hi)
+		}
+		if r.ObservedLatencyMS == nil || *r.ObservedLatencyMS < *r.LatencyMS {
+			t.Errorf("%s: observed_latency_ms %v below latency_ms %v", id, r.ObservedLatencyMS, r.LatencyMS)
+		}
+		if r.IngestLatencyMS == nil {
+			t.Errorf("%s: the replayed logs were not found by marker", id)
+		}
+		for _, sg := range r.Signals {
+			if other, dup := credited[sg.ID]; dup {
+				t.Errorf("signal %s (%s) credited to %s and %s", sg.ID, sg.Rule, other, id)
+			}
+			credited[sg.ID] = id
+		}
+	}
+	archived := srv.Archived()
+	for sg, id := range credited {
+		if archived[sg] != "testing_or_maintenance" {
+			t.Errorf("%s: signal %s not archived", id, sg)
+		}
+	}
+	searches, polls := eng.Searches("datadog")
+	if got := srv.Count(http.MethodPost, ddfake.PathSignalsSearch); int64(got) != searches || searches > 2*polls {
+		t.Errorf("%d search requests for %d polls (%d Search calls): want at most 2 per poll", got, polls, searches)
+	}
+	t.Logf("%d tests replayed: %d logs ingested, %d signals raised, %d polls, %d signal searches", len(tests), srv.Logs(), srv.SignalCount(), polls, searches)
 }
