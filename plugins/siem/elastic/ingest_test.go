@@ -377,6 +377,22 @@ func TestRawEvents(t *testing.T) {
 	if len(evs) != 5 || !strings.Contains(string(evs[4].Raw), `"Test Five"`) || evs[0].Marker != "" {
 		t.Errorf("fixture answer: %d events, last %s", len(evs), evs[len(evs)-1].Raw)
 	}
+	// Large events: Raw is dropped past 2 MiB so the answer fits gRPC.
+	big := strings.Repeat("y", 900<<10)
+	for i := 0; i < 3; i++ {
+		add(fmt.Sprintf("big%d", i), time.Duration(i+1)*time.Second, `,"message":"`+testMarker+` `+big+`"`)
+	}
+	evs, err = s.SearchRawEvents(context.Background(), plugin.RawEventsRequest{Start: t0, End: t0.Add(time.Minute), Markers: []string{testMarker}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var withRaw []bool
+	for _, e := range evs[len(evs)-3:] {
+		withRaw = append(withRaw, e.Raw != nil)
+	}
+	if !slices.Equal(withRaw, []bool{true, true, false}) || evs[len(evs)-1].Marker != testMarker {
+		t.Errorf("large events keep Raw %v, want [true true false]", withRaw)
+	}
 	if evs, err := s.SearchRawEvents(context.Background(), plugin.RawEventsRequest{Start: t0, End: t0.Add(time.Minute)}); err != nil || evs != nil {
 		t.Errorf("no marker: %v %v, want nothing and no request", evs, err)
 	}

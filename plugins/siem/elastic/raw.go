@@ -33,7 +33,7 @@ var (
 // (default logs-*) whose @timestamp is in [Start-1s, End], that contain one
 // of Markers and, when Hosts is set, come from one of Hosts (case-
 // insensitive, a short name also matching its FQDN): at most MaxRawEvents,
-// the earliest first. IngestedAt is the event's event.ingested, set by
+// the earliest first; past 2 MiB of documents, Raw is left out. IngestedAt is the event's event.ingested, set by
 // Elasticsearch ingest pipelines, zero when absent.
 func (s *SIEM) SearchRawEvents(ctx context.Context, req plugin.RawEventsRequest) ([]plugin.RawEvent, error) {
 	st, err := s.state()
@@ -63,6 +63,7 @@ func (s *SIEM) SearchRawEvents(ctx context.Context, req plugin.RawEventsRequest)
 		return nil, fmt.Errorf("elastic: search raw events: %w", err)
 	}
 	out := make([]plugin.RawEvent, 0, len(r.Hits.Hits))
+	rawBytes := 0
 	for _, h := range r.Hits.Hits {
 		src, err := decodeDoc(h.Source)
 		if err != nil {
@@ -80,7 +81,9 @@ func (s *SIEM) SearchRawEvents(ctx context.Context, req plugin.RawEventsRequest)
 				break
 			}
 		}
-		if len(ev.Raw) > maxRawDoc {
+		// Keep the answer within one gRPC message: past maxPageBytes of
+		// documents, events keep their times and host only.
+		if rawBytes += len(ev.Raw); len(ev.Raw) > maxRawDoc || rawBytes > maxPageBytes {
 			ev.Raw = nil
 		}
 		out = append(out, ev)
