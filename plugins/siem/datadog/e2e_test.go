@@ -374,7 +374,9 @@ func TestEnginePack(t *testing.T) {
 			mu.Unlock()
 		}
 	}}
-	eng, _ := engine(t, srv, "close_signals = true", inj, "exec")
+	// One page holds every signal of a poll: a poll is its page and the
+	// empty one that ends it.
+	eng, _ := engine(t, srv, "close_signals = true\npage_size = 1000", inj, "exec")
 	eng.Opts.Concurrency = 16
 	rs := run(t, eng, tests...)
 	if len(rs) != len(tests) {
@@ -486,7 +488,9 @@ func TestEnginePackReplay(t *testing.T) {
 	const delay = 300 * time.Millisecond
 	sigma := sigmaEngine(t)
 	srv := newFake(t, ddfake.Options{Detect: detect.NewEngine(sigma), SignalDelay: delay, Rules: ddfake.RulesFromSigma(sigma)})
-	eng, _ := engine(t, srv, "close_signals = true", new(replay.Injector), "exec")
+	// One page holds every signal of a poll: a poll is its page and the
+	// empty one that ends it.
+	eng, _ := engine(t, srv, "close_signals = true\npage_size = 1000", new(replay.Injector), "exec")
 	eng.Opts.Concurrency = 16
 	rs := run(t, eng, tests...)
 	if len(rs) != len(tests) || len(tests) < 40 {
