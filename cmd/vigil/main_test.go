@@ -152,3 +152,25 @@ func TestPinnedPluginRuns(t *testing.T) {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 }
+
+// [run] history in vigil.toml chooses where runs are stored.
+func TestHistoryPathFromConfig(t *testing.T) {
+	base, err := os.ReadFile("../../testdata/e2e/configs/scripted.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "vigil.toml")
+	withHistory := strings.Replace(string(base), "[run]\n", "[run]\nhistory = \"runs/history.db\"\n", 1)
+	if err := os.WriteFile(cfg, []byte(withHistory), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := vigil(t, "run", "--config", cfg, "--catalog", "testdata/e2e/catalog", "--id", "e2e-detected",
+		"--plugin-dir", pluginDir, "--allow-unpinned")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "runs", "history.db")); err != nil {
+		t.Fatalf("history not stored where [run] history says: %v\nstdout:\n%s", err, stdout)
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigilsec/vigil/core/config"
 	"github.com/vigilsec/vigil/core/history"
 	"github.com/vigilsec/vigil/core/measure"
 	"github.com/vigilsec/vigil/core/report"
@@ -21,6 +22,8 @@ import (
 type historyOptions struct {
 	History   string
 	NoHistory bool
+	// configured is [run] history of the config in use, if any.
+	configured string
 }
 
 func (o *historyOptions) addHistoryFlags(cmd *cobra.Command, withNo bool) {
@@ -31,9 +34,19 @@ func (o *historyOptions) addHistoryFlags(cmd *cobra.Command, withNo bool) {
 	}
 }
 
+// path is --history, else $VIGIL_HISTORY, else [run] history of the config,
+// else the default under the user's state directory.
 func (o *historyOptions) path() (string, error) {
 	if o.History != "" {
 		return o.History, nil
+	}
+	if os.Getenv(history.EnvPath) == "" {
+		if o.configured != "" {
+			return o.configured, nil
+		}
+		if cfg, err := config.Find(""); err == nil && cfg.Run.History != "" {
+			return cfg.Run.History, nil
+		}
 	}
 	return history.DefaultPath()
 }

@@ -103,6 +103,7 @@ func runRun(ctx context.Context, io IO, o *RunOptions) error {
 	// fires, so that a wrong run ID costs nothing.
 	var store *history.Store
 	if !o.NoHistory || o.Baseline != "" {
+		o.configured = l.cfg.Run.History
 		store, err = o.openHistory(ctx)
 		switch {
 		case err != nil && o.Baseline != "":

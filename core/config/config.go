@@ -67,6 +67,10 @@ type Run struct {
 	PluginDirs []string
 	// CatalogDirs are extra technique catalogs, loaded with the built-in one.
 	CatalogDirs []string
+	// History is the run history database; "" means the default
+	// ($VIGIL_HISTORY, else the user's state directory). A --history flag
+	// and $VIGIL_HISTORY win over it.
+	History string
 }
 
 // SIEM is one [[siem]] table: a SIEM plugin instance to search.

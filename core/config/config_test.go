@@ -124,6 +124,7 @@ func TestLoadFull(t *testing.T) {
 		Timeout:      2 * time.Minute,
 		PluginDirs:   []string{filepath.Join("testdata", "valid", "plugins"), "/opt/vigil/plugins"},
 		CatalogDirs:  []string{filepath.Join(home, "catalog"), "/srv/catalog"},
+		History:      filepath.Join("testdata", "valid", "state", "history.db"),
 	}
 	if !reflect.DeepEqual(c.Run, wantRun) {
 		t.Errorf("Run = %+v, want %+v", c.Run, wantRun)

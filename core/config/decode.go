@@ -92,6 +92,17 @@ func decodeRun(t *tomldoc.Table, run *Run, base string) {
 	}
 	run.PluginDirs = decodeDirs(t, "plugin_dirs", base)
 	run.CatalogDirs = decodeDirs(t, "catalog_dirs", base)
+	if h := t.String("history"); h != "" {
+		switch {
+		case h == "~" || strings.HasPrefix(h, "~/"):
+			if home, err := os.UserHomeDir(); err == nil {
+				h = filepath.Join(home, strings.TrimPrefix(h, "~"))
+			}
+		case !filepath.IsAbs(h) && base != "":
+			h = filepath.Join(base, h)
+		}
+		run.History = h
+	}
 }
 
 // decodeDirs reads an array of directories, resolving "~/" and paths
