@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/vigilsec/vigil/core/attack"
 	"github.com/vigilsec/vigil/core/measure"
 	"github.com/vigilsec/vigil/core/runner"
 )
@@ -140,7 +141,7 @@ func printSummary(w io.Writer, run *measure.Run) {
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TACTIC\tTESTS\tDETECTED\tCOVERAGE")
-	for _, name := range sortedKeys(run.Summary.ByTactic) {
+	for _, name := range killChainOrder(run.Summary.ByTactic) {
 		c := run.Summary.ByTactic[name]
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", name, c.Total, c.Detected, pct(c.Coverage))
 	}
@@ -165,5 +166,24 @@ func sortedKeys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	sort.Strings(out)
+	return out
+}
+
+// killChainOrder returns the tactics of m in ATT&CK's kill-chain order,
+// unknown names last, alphabetically.
+func killChainOrder[V any](m map[string]V) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, t := range attack.Default().Tactics() {
+		if _, ok := m[t.ShortName]; ok {
+			out = append(out, t.ShortName)
+			seen[t.ShortName] = true
+		}
+	}
+	for _, k := range sortedKeys(m) {
+		if !seen[k] {
+			out = append(out, k)
+		}
+	}
 	return out
 }
