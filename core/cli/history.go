@@ -165,10 +165,10 @@ func runHistory(ctx context.Context, io IO, o *HistoryOptions) error {
 	for _, r := range runs {
 		dur := "-"
 		if r.FinishedAt != nil {
-			dur = fmtMS(r.FinishedAt.Sub(r.StartedAt).Milliseconds())
+			dur = report.FormatMS(r.FinishedAt.Sub(r.StartedAt).Milliseconds())
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.12s\t%d\t%d\t%d\t%d\t%d\t%s\n", r.ID, r.StartedAt.Local().Format("2006-01-02 15:04:05"), dur, r.State,
-			r.ConfigHash, r.Total, r.Detected, r.Missed, r.Errors, r.Skipped, pct(r.Coverage()))
+			r.ConfigHash, r.Total, r.Detected, r.Missed, r.Errors, r.Skipped, report.Percent(r.Coverage()))
 	}
 	return tw.Flush()
 }

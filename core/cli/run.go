@@ -216,7 +216,7 @@ func printBreaches(w io.Writer, run *measure.Run) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TEST\tTECHNIQUE\tTARGET\tSIEM\tLATENCY\tBUDGET")
 	for _, b := range bs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", b.TestID, b.Technique, b.Target, b.SIEM, fmtMS(b.LatencyMS), fmtMS(b.BudgetMS))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", b.TestID, b.Technique, b.Target, b.SIEM, report.FormatMS(b.LatencyMS), report.FormatMS(b.BudgetMS))
 	}
 	tw.Flush()
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vigilsec/vigil/core/attack"
 	"github.com/vigilsec/vigil/core/measure"
+	"github.com/vigilsec/vigil/core/report"
 	"github.com/vigilsec/vigil/core/runner"
 )
 
@@ -44,7 +45,7 @@ func (p *progress) update(ev runner.Progress) {
 	for _, r := range ev.Results {
 		s := r.SIEM + ": " + string(r.Status)
 		if r.LatencyMS != nil {
-			s += " " + fmtMS(*r.LatencyMS)
+			s += " " + report.FormatMS(*r.LatencyMS)
 		}
 		parts = append(parts, s)
 	}
@@ -62,23 +63,12 @@ func (p *progress) done() {
 	}
 }
 
-func fmtMS(ms int64) string {
-	d := time.Duration(ms) * time.Millisecond
-	switch {
-	case d < time.Second:
-		return fmt.Sprintf("%dms", ms)
-	case d < time.Minute:
-		return fmt.Sprintf("%.1fs", d.Seconds())
-	default:
-		return d.Round(time.Second).String()
-	}
-}
-
+// optMS renders an optional latency, "-" when absent.
 func optMS(p *int64) string {
 	if p == nil {
 		return "-"
 	}
-	return fmtMS(*p)
+	return report.FormatMS(*p)
 }
 
 // printResults prints the per-result table.
@@ -112,13 +102,6 @@ func oneLine(s string, n int) string {
 	return s
 }
 
-func pct(c *float64) string {
-	if c == nil {
-		return "-"
-	}
-	return fmt.Sprintf("%.0f%%", *c*100)
-}
-
 // printSummary prints coverage and latency per SIEM and per tactic.
 func printSummary(w io.Writer, run *measure.Run) {
 	fmt.Fprintln(w)
@@ -126,7 +109,7 @@ func printSummary(w io.Writer, run *measure.Run) {
 	fmt.Fprintln(tw, "SIEM\tTESTS\tDETECTED\tMISSED\tERROR\tSKIPPED\tCOVERAGE\tLATENCY p50\tp95\tmax")
 	row := func(name string, c measure.Counts) {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", name, c.Total, c.Detected, c.Missed, c.Error, c.Skipped,
-			pct(c.Coverage), optMS(c.LatencyMedianMS), optMS(c.LatencyP95MS), optMS(c.LatencyMaxMS))
+			report.Percent(c.Coverage), optMS(c.LatencyMedianMS), optMS(c.LatencyP95MS), optMS(c.LatencyMaxMS))
 	}
 	for _, name := range sortedKeys(run.Summary.BySIEM) {
 		row(name, run.Summary.BySIEM[name])
@@ -143,7 +126,7 @@ func printSummary(w io.Writer, run *measure.Run) {
 	fmt.Fprintln(tw, "TACTIC\tTESTS\tDETECTED\tCOVERAGE")
 	for _, name := range killChainOrder(run.Summary.ByTactic) {
 		c := run.Summary.ByTactic[name]
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", name, c.Total, c.Detected, pct(c.Coverage))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", name, c.Total, c.Detected, report.Percent(c.Coverage))
 	}
 	tw.Flush()
 	for name, st := range run.SIEMStats {
