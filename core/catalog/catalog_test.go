@@ -247,6 +247,17 @@ func TestSelect(t *testing.T) {
 			want:   []string{"full-featured"},
 		},
 		{
+			name:   "tag",
+			filter: Filter{Tags: []string{"nope", "cron"}},
+			want:   []string{"full-featured"},
+		},
+		{
+			name:   "excluded tag",
+			filter: Filter{ExcludeTags: []string{"sample"}, Platforms: []string{"linux"}},
+			want:   []string{"linux-delete-safe"},
+			skip:   []string{"linux-log-destructive", "linux-wipe-destructive"},
+		},
+		{
 			name:   "destructive by id without permission",
 			filter: Filter{IDs: []string{"linux-delete-safe", "linux-wipe-destructive", "linux-log-destructive"}},
 			wantErr: "selecting tests linux-log-destructive, linux-wipe-destructive: " +

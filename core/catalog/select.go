@@ -26,6 +26,11 @@ type Filter struct {
 	Tactics []string
 	// Platforms are platform names as tests list them ("linux").
 	Platforms []string
+	// Tags select tests that have any of these tags.
+	Tags []string
+	// ExcludeTags leave out tests that have any of these tags ("network",
+	// "payload" for imported atomics).
+	ExcludeTags []string
 	// AllowDestructive lets destructive tests run when they are selected by
 	// ID. Destructive tests never run from a broad selection.
 	AllowDestructive bool
@@ -112,6 +117,12 @@ func (f Filter) matches(t *Test, techniques []attack.TechniqueID, tactics []stri
 		return false
 	}
 	if len(f.Platforms) > 0 && !slices.ContainsFunc(f.Platforms, func(p string) bool { return slices.Contains(t.Platforms, p) }) {
+		return false
+	}
+	if len(f.Tags) > 0 && !slices.ContainsFunc(f.Tags, func(tag string) bool { return slices.Contains(t.Tags, tag) }) {
+		return false
+	}
+	if slices.ContainsFunc(f.ExcludeTags, func(tag string) bool { return slices.Contains(t.Tags, tag) }) {
 		return false
 	}
 	return true

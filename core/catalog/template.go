@@ -17,7 +17,10 @@ import (
 //	{{test_id}}    the test's ID
 //	{{args.NAME}}  the test's arg NAME, after user overrides
 //
-// Spaces inside the braces are allowed ({{ marker }}). Text in double braces
+// Any placeholder may end in "| raw" ({{args.NAME | raw}}): its value is
+// then substituted as it is even in shell params, so that the shell parses
+// it (Atomic Red Team's #{name} semantics: an arg may hold several words,
+// ~ or $HOME). Spaces inside the braces are allowed ({{ marker }}). Text in double braces
 // that is not a name, such as docker's {{.State.Pid}}, is left as it is.
 type Vars struct {
 	Marker string
@@ -31,9 +34,9 @@ type Vars struct {
 	Args map[string]string
 }
 
-// placeholderRE matches {{name}} and {{args.name}}; other double-brace text
-// is not a placeholder.
-var placeholderRE = regexp.MustCompile(`\{\{\s*([a-z_][a-z0-9_]*(?:\.[A-Za-z0-9_-]*)?)\s*\}\}`)
+// placeholderRE matches {{name}} and {{args.name}}, each optionally with
+// "| raw"; other double-brace text is not a placeholder.
+var placeholderRE = regexp.MustCompile(`\{\{\s*([a-z_][a-z0-9_]*(?:\.[A-Za-z0-9_-]*)?)(\s*\|\s*raw)?\s*\}\}`)
 
 // basicPlaceholders are the placeholders that are not args.
 var basicPlaceholders = []string{"marker", "tmpdir", "host", "target", "test_id"}
@@ -58,8 +61,8 @@ func (v Vars) basic(name string) (string, bool) {
 // tables and arrays and returns a new map; params is not modified. In string
 // values under a top-level key listed in shellKeys (the params an injector
 // declares as shell command lines), every substituted value is shell-quoted
-// (see ShellQuote), so that it stays one literal word; elsewhere values are
-// substituted as they are. Write placeholders in shell params bare, not
+// (see ShellQuote), so that it stays one literal word, unless the
+// placeholder is raw; elsewhere values are substituted as they are. Write placeholders in shell params bare, not
 // inside quotes: `rm -f {{tmpdir}}/x`, not `rm -f "{{tmpdir}}/x"`.
 //
 // An unknown placeholder or an arg missing from v.Args is an error.
@@ -158,7 +161,18 @@ func newRenderer(v Vars) (*renderer, error) {
 }
 
 func placeholderName(match string) string {
-	return strings.TrimSpace(match[2 : len(match)-2])
+	name, _ := parsePlaceholder(match)
+	return name
+}
+
+// parsePlaceholder returns the name of a placeholder match and whether it
+// is raw ("| raw").
+func parsePlaceholder(match string) (name string, raw bool) {
+	sm := placeholderRE.FindStringSubmatch(match)
+	if sm == nil {
+		return strings.TrimSpace(match[2 : len(match)-2]), false
+	}
+	return sm[1], sm[2] != ""
 }
 
 func (r *renderer) value(path string, v any, shell bool) any {
@@ -196,7 +210,7 @@ func (r *renderer) value(path string, v any, shell bool) any {
 
 func (r *renderer) str(path, s string, shell bool) string {
 	return placeholderRE.ReplaceAllStringFunc(s, func(m string) string {
-		name := placeholderName(m)
+		name, raw := parsePlaceholder(m)
 		val, ok := r.v.basic(name)
 		if arg, isArg := strings.CutPrefix(name, "args."); isArg {
 			val, ok = r.args[arg]
@@ -209,7 +223,7 @@ func (r *renderer) str(path, s string, shell bool) string {
 			r.errs = append(r.errs, fmt.Errorf("%s%s", where, placeholderProblem(name, r.v.Args)))
 			return m
 		}
-		if shell {
+		if shell && !raw {
 			return ShellQuote(val)
 		}
 		return val

@@ -194,3 +194,33 @@ func TestRenderDoesNotQuoteOutsideShellKeys(t *testing.T) {
 		t.Error("ShellQuote did not quote")
 	}
 }
+
+// TestRenderRaw: "| raw" placeholders are substituted as they are in shell
+// params (Atomic Red Team's #{name}), so that the shell parses the value;
+// plain ones next to them are still quoted.
+func TestRenderRaw(t *testing.T) {
+	v := Vars{Marker: "vigil-abc", TmpDir: "/tmp/a b", Args: map[string]string{"grep_args": "-e 'pass' -e ssh", "file": "~/.bash_history"}}
+	cases := []struct {
+		in, want string
+	}{
+		{"grep {{args.grep_args | raw}} {{args.file|raw}}", "grep -e 'pass' -e ssh ~/.bash_history"},
+		{"ls {{ args.file | raw }} {{args.file}}", "ls ~/.bash_history '~/.bash_history'"},
+		{"cd {{tmpdir | raw}} && cd {{tmpdir}}", "cd /tmp/a b && cd '/tmp/a b'"},
+		{"echo {{args.grep_args | rawx}}", "echo {{args.grep_args | rawx}}"}, // not a placeholder
+	}
+	for _, tc := range cases {
+		got, err := RenderString(tc.in, v, true)
+		if err != nil {
+			t.Fatalf("RenderString(%q): %v", tc.in, err)
+		}
+		if got != tc.want {
+			t.Errorf("RenderString(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	if _, err := RenderString("echo {{args.nope | raw}}", v, true); err == nil || !strings.Contains(err.Error(), "unknown arg {{args.nope}}") {
+		t.Errorf("undeclared raw arg: got %v", err)
+	}
+	if p := checkPlaceholders("echo {{args.grep_args | raw}} {{args.x|raw}}", v.Args, false); len(p) != 1 || !strings.Contains(p[0], "{{args.x}}") {
+		t.Errorf("checkPlaceholders = %q, want one problem for args.x", p)
+	}
+}
