@@ -62,7 +62,7 @@ expectations. Plugins are started (to describe themselves) but nothing fires.`,
 						exps = append(exps, fmt.Sprintf("%s within %s", e, within))
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Test.ID, j.Test.Technique.ID, j.Test.Safety,
-						j.Target.Name, s.Name, j.Pairings[s.Name].Describe(), strings.Join(exps, "; "))
+						j.TargetName(), s.Name, j.Pairings[s.Name].Describe(), strings.Join(exps, "; "))
 				}
 			}
 			tw.Flush()

@@ -274,7 +274,10 @@ func (l *loaded) start(ctx context.Context, o *selectOptions) (*started, error) 
 		if err != nil {
 			return fail(usageErr(err))
 		}
-		rt := &runner.Target{Name: t.Name, Plugin: t.Plugin, Impl: impl, Desc: desc, Host: targetHost(t), TmpRoot: targetTmpRoot(t)}
+		rt := &runner.Target{
+			Name: t.Name, Plugin: t.Plugin, Impl: impl, Desc: desc, Host: targetHost(t), TmpRoot: targetTmpRoot(t),
+			Hosts: t.Hosts, Runs: t.Runs,
+		}
 		st.targets = append(st.targets, rt)
 		if err := impl.Configure(ctx, params); err != nil {
 			return fail(runtimeErr(fmt.Errorf("%s: configure: %w", t, err)))
@@ -306,7 +309,7 @@ func validateTests(ctx context.Context, st *started, tests []*catalog.Test) []st
 	var problems []string
 	for _, tg := range st.targets {
 		for _, t := range tests {
-			if t.Inject.Plugin != tg.Plugin {
+			if !tg.Accepts(t.Inject.Plugin) {
 				continue
 			}
 			req := plugin.ValidateRequest{TestID: t.ID, Params: t.Inject.Params}

@@ -94,6 +94,21 @@ type Target struct {
 	Name string
 	// Plugin is a built-in injector plugin name or an external plugin's name.
 	Plugin string
+	// Hosts are the hosts the target reaches, each "host" or "host:port"
+	// ("[v6addr]:port"): its hosts array followed by the lines of its
+	// inventory file, without duplicates. Empty for a single-host target
+	// (such as this machine through exec). The engine runs every test of
+	// the target once per host, on one plugin process, and reports each
+	// host apart.
+	Hosts []string
+	// Inventory is the inventory file the hosts were read from (absolute
+	// or relative to the working directory), "" if none.
+	Inventory string
+	// Runs names the other injectors whose tests this target runs: a
+	// target with plugin "ssh" and runs = ["exec"] runs the exec tests of
+	// the catalog on its remote hosts. The target's own plugin is always
+	// implied.
+	Runs []string
 	// Params is the plugin's own table, with ${VAR}s expanded. It may hold
 	// secrets: pass it to the plugin with ParamsTOML, never log it.
 	Params map[string]any

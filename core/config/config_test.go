@@ -149,10 +149,11 @@ func TestLoadFull(t *testing.T) {
 		{Name: "localhost", Plugin: "exec"},
 		{Name: "web-1", Plugin: "ssh", Params: map[string]any{
 			"host": "web-1.example.com", "private_key": testSecret, "users": []any{"root", "splunk.example.com"},
-		}},
+		}, Hosts: []string{"web-1.example.com", "10.0.0.5:2222", "[fd00::7]:22", "db-1.example.com", "db-2.example.com:2200", "fd00::8"},
+			Inventory: filepath.Join("testdata", "valid", "fleet.inventory"), Runs: []string{"exec"}},
 	}
 	if !reflect.DeepEqual(c.Targets, wantTargets) {
-		t.Errorf("Targets = %v, want %v", c.Targets[1].Params, wantTargets[1].Params)
+		t.Errorf("Targets = %#v, want %#v (hosts %q, want %q)", c.Targets[1], wantTargets[1], c.Targets[1].Hosts, wantTargets[1].Hosts)
 	}
 	wantPins := []PluginPin{{Name: "vigil-plugin-siem-acme", SHA256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}}
 	if !reflect.DeepEqual(c.Plugins, wantPins) {
@@ -160,6 +161,35 @@ func TestLoadFull(t *testing.T) {
 	}
 	if c.Path != "testdata/valid/full.toml" {
 		t.Errorf("Path = %q", c.Path)
+	}
+}
+
+func TestCheckHost(t *testing.T) {
+	for _, tc := range []struct{ host, err string }{
+		{"web-1", ""},
+		{"web-1.example.com:22", ""},
+		{"10.0.0.5", ""},
+		{"[::1]:2222", ""},
+		{"[fd00::7]", ""},
+		{"fd00::8", ""},
+		{"", "empty host"},
+		{"web 1", `invalid host "web 1" (want a host name or address, with an optional :port)`},
+		{"-oProxyCommand=x", `invalid host "-oProxyCommand=x" (want a host name or address, with an optional :port)`},
+		{"web:0", `invalid host "web:0": port "0" is not a number in 1..65535`},
+		{"web:", `invalid host "web:": empty port`},
+		{"[10.0.0.1]:22", `invalid host "[10.0.0.1]:22": want an IPv6 address in brackets`},
+		{"fd00::zz", `invalid host "fd00::zz": not an IPv6 address (write [addr]:port with a port)`},
+	} {
+		t.Run(tc.host, func(t *testing.T) {
+			err := CheckHost(tc.host)
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tc.err {
+				t.Errorf("CheckHost(%q) = %q, want %q", tc.host, got, tc.err)
+			}
+		})
 	}
 }
 

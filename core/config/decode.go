@@ -54,7 +54,7 @@ func parse(path string, data []byte, lookup func(string) (string, bool)) (*Confi
 		c.SIEMs = append(c.SIEMs, decodeSIEM(t))
 	}
 	for _, t := range r.Tables("target") {
-		c.Targets = append(c.Targets, decodeTarget(t))
+		c.Targets = append(c.Targets, decodeTarget(t, filepath.Dir(path)))
 	}
 	for _, t := range r.Tables("plugin") {
 		c.Plugins = append(c.Plugins, PluginPin{Name: t.String("name"), SHA256: strings.ToLower(t.String("sha256"))})
@@ -139,12 +139,14 @@ func decodeSIEM(t *tomldoc.Table) SIEM {
 	return s
 }
 
-func decodeTarget(t *tomldoc.Table) Target {
+func decodeTarget(t *tomldoc.Table, base string) Target {
 	tg := Target{
 		Name:   t.String("name"),
 		Plugin: t.String("plugin"),
 		Params: decodeParams(t),
+		Runs:   t.Strings("runs"),
 	}
+	tg.Hosts, tg.Inventory = decodeHosts(t, base)
 	t.Close()
 	return tg
 }

@@ -27,11 +27,21 @@ func (c *Config) Redacted() map[string]any {
 	targets := make([]any, len(c.Targets))
 	for i, t := range c.Targets {
 		p := tomldoc.Index("target", i)
-		targets[i] = map[string]any{
+		tm := map[string]any{
 			"name":   r.value(tomldoc.Join(p, "name"), t.Name),
 			"plugin": r.value(tomldoc.Join(p, "plugin"), t.Plugin),
 			"params": r.value(tomldoc.Join(p, "params"), t.Params),
 		}
+		if len(t.Hosts) > 0 {
+			tm["hosts"] = r.value(tomldoc.Join(p, "hosts"), t.Hosts)
+		}
+		if t.Inventory != "" {
+			tm["inventory"] = r.value(tomldoc.Join(p, "inventory"), t.Inventory)
+		}
+		if len(t.Runs) > 0 {
+			tm["runs"] = t.Runs
+		}
+		targets[i] = tm
 	}
 	pins := make([]any, len(c.Plugins))
 	for i, pin := range c.Plugins {

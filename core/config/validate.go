@@ -68,6 +68,11 @@ func (c *Config) check(errorf func(path, format string, args ...any)) {
 		if t.Plugin == "" {
 			errorf(tomldoc.Join(p, "plugin"), "missing required key (a built-in injector plugin such as \"exec\", or an external plugin)")
 		}
+		for k, r := range t.Runs {
+			if !nameRE.MatchString(r) {
+				errorf(tomldoc.Index(tomldoc.Join(p, "runs"), k), "invalid injector name %s (want the name of an injector whose tests this target runs, such as \"exec\")", c.quote(tomldoc.Index(tomldoc.Join(p, "runs"), k), r))
+			}
+		}
 	}
 	names = map[string]int{}
 	for i, pin := range c.Plugins {

@@ -78,6 +78,10 @@ type PrerequisitesRequest struct {
 	ElevationRequired bool
 	GetPrerequisites  bool
 	Marker            string
+	// Host is the host to check on when the target names several (its
+	// hosts or inventory); "" for a single-host target. Injectors that
+	// reach one host ignore it.
+	Host string
 }
 
 // UnmetPrerequisite says which prerequisite failed and why.
@@ -99,6 +103,10 @@ type InjectRequest struct {
 	Timeout          time.Duration
 	AllowDestructive bool
 	Safety           string
+	// Host is the host to inject on when the target names several (its
+	// hosts or inventory); "" for a single-host target. Injectors that
+	// reach one host ignore it.
+	Host string
 }
 
 // Artifact is something an injection left behind for Cleanup to remove.
@@ -133,6 +141,8 @@ type CleanupRequest struct {
 	Params    Params // rendered cleanup params; may be empty
 	Artifacts []Artifact
 	Timeout   time.Duration
+	// Host is the InjectRequest's Host: cleanup runs on the same host.
+	Host string
 }
 
 // CleanupResult is the outcome of a cleanup.
@@ -198,7 +208,7 @@ func (c *injectorClient) Validate(ctx context.Context, req ValidateRequest) ([]P
 func (c *injectorClient) CheckPrerequisites(ctx context.Context, req PrerequisitesRequest) ([]UnmetPrerequisite, error) {
 	preq := &pluginv1.PrerequisitesRequest{
 		TestId: req.TestID, ElevationRequired: req.ElevationRequired,
-		FetchMissing: req.GetPrerequisites, Marker: req.Marker,
+		FetchMissing: req.GetPrerequisites, Marker: req.Marker, Host: req.Host,
 	}
 	for _, p := range req.Prerequisites {
 		preq.Prerequisites = append(preq.Prerequisites, &pluginv1.Prerequisite{Description: p.Description, Check: p.Check, Get: p.Get})
@@ -222,7 +232,7 @@ func (c *injectorClient) Inject(ctx context.Context, req InjectRequest) (InjectR
 	resp, err := c.c.Inject(ctx, &pluginv1.InjectRequest{
 		TestId: req.TestID, Technique: req.Technique, Marker: req.Marker, Workdir: req.Workdir,
 		ParamsJson: p, TimeoutMs: req.Timeout.Milliseconds(), AllowDestructive: req.AllowDestructive,
-		Safety: req.Safety,
+		Safety: req.Safety, Host: req.Host,
 	})
 	if err != nil {
 		return InjectResult{}, fromStatus(err)
@@ -249,7 +259,7 @@ func (c *injectorClient) Cleanup(ctx context.Context, req CleanupRequest) (Clean
 	}
 	resp, err := c.c.Cleanup(ctx, &pluginv1.CleanupRequest{
 		TestId: req.TestID, Marker: req.Marker, Workdir: req.Workdir, ParamsJson: p,
-		Artifacts: artifactsToProto(req.Artifacts), TimeoutMs: req.Timeout.Milliseconds(),
+		Artifacts: artifactsToProto(req.Artifacts), TimeoutMs: req.Timeout.Milliseconds(), Host: req.Host,
 	})
 	if err != nil {
 		return CleanupResult{}, fromStatus(err)
@@ -302,7 +312,7 @@ func (s *injectorServer) Validate(ctx context.Context, req *pluginv1.ValidateReq
 func (s *injectorServer) CheckPrerequisites(ctx context.Context, req *pluginv1.PrerequisitesRequest) (*pluginv1.PrerequisitesResponse, error) {
 	r := PrerequisitesRequest{
 		TestID: req.GetTestId(), ElevationRequired: req.GetElevationRequired(),
-		GetPrerequisites: req.GetFetchMissing(), Marker: req.GetMarker(),
+		GetPrerequisites: req.GetFetchMissing(), Marker: req.GetMarker(), Host: req.GetHost(),
 	}
 	for _, p := range req.GetPrerequisites() {
 		r.Prerequisites = append(r.Prerequisites, Prerequisite{Description: p.GetDescription(), Check: p.GetCheck(), Get: p.GetGet()})
@@ -326,7 +336,7 @@ func (s *injectorServer) Inject(ctx context.Context, req *pluginv1.InjectRequest
 	r, err := s.impl.Inject(ctx, InjectRequest{
 		TestID: req.GetTestId(), Technique: req.GetTechnique(), Marker: req.GetMarker(), Workdir: req.GetWorkdir(),
 		Params: p, Timeout: time.Duration(req.GetTimeoutMs()) * time.Millisecond,
-		AllowDestructive: req.GetAllowDestructive(), Safety: req.GetSafety(),
+		AllowDestructive: req.GetAllowDestructive(), Safety: req.GetSafety(), Host: req.GetHost(),
 	})
 	if err != nil {
 		return nil, toStatus(err)
@@ -347,6 +357,7 @@ func (s *injectorServer) Cleanup(ctx context.Context, req *pluginv1.CleanupReque
 	r, err := s.impl.Cleanup(ctx, CleanupRequest{
 		TestID: req.GetTestId(), Marker: req.GetMarker(), Workdir: req.GetWorkdir(), Params: p,
 		Artifacts: artifactsFromProto(req.GetArtifacts()), Timeout: time.Duration(req.GetTimeoutMs()) * time.Millisecond,
+		Host: req.GetHost(),
 	})
 	if err != nil {
 		return nil, toStatus(err)

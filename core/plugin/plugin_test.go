@@ -97,7 +97,9 @@ func TestSIEMRoundTrip(t *testing.T) {
 
 type fakeInjector struct {
 	sdk.InjectorBase
-	got plugin.InjectRequest
+	got        plugin.InjectRequest
+	gotPrereq  plugin.PrerequisitesRequest
+	gotCleanup plugin.CleanupRequest
 }
 
 func (f *fakeInjector) Describe(context.Context) (plugin.Description, error) {
@@ -115,8 +117,33 @@ func (f *fakeInjector) Inject(_ context.Context, r plugin.InjectRequest) (plugin
 		MarkerLocations: []plugin.MarkerLocation{plugin.MarkerEnvironment},
 	}, nil
 }
-func (f *fakeInjector) Cleanup(context.Context, plugin.CleanupRequest) (plugin.CleanupResult, error) {
+func (f *fakeInjector) Cleanup(_ context.Context, r plugin.CleanupRequest) (plugin.CleanupResult, error) {
+	f.gotCleanup = r
 	return plugin.CleanupResult{}, nil
+}
+func (f *fakeInjector) CheckPrerequisites(_ context.Context, r plugin.PrerequisitesRequest) ([]plugin.UnmetPrerequisite, error) {
+	f.gotPrereq = r
+	return nil, nil
+}
+
+// TestInjectorHostRoundTrip checks that the host of a multi-host target
+// reaches the plugin in each of the three calls that act on a host.
+func TestInjectorHostRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	impl := &fakeInjector{}
+	inj := dispense(t, plugin.KindInjector, impl, nil).(plugin.Injector)
+	if _, err := inj.CheckPrerequisites(ctx, plugin.PrerequisitesRequest{TestID: "t", Marker: "vigil-1", Host: "web1:2222"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inj.Inject(ctx, plugin.InjectRequest{TestID: "t", Marker: "vigil-1", Params: plugin.Params{"command": "true"}, Host: "web2"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inj.Cleanup(ctx, plugin.CleanupRequest{TestID: "t", Marker: "vigil-1", Host: "10.0.0.3"}); err != nil {
+		t.Fatal(err)
+	}
+	if impl.gotPrereq.Host != "web1:2222" || impl.got.Host != "web2" || impl.gotCleanup.Host != "10.0.0.3" {
+		t.Fatalf("plugin got hosts %q, %q, %q", impl.gotPrereq.Host, impl.got.Host, impl.gotCleanup.Host)
+	}
 }
 
 func TestInjectorRoundTrip(t *testing.T) {

@@ -7,13 +7,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/vigilsec/vigil/core/attack"
 	"github.com/vigilsec/vigil/core/catalog"
 	"github.com/vigilsec/vigil/core/measure"
+	"github.com/vigilsec/vigil/core/plugin"
 	"github.com/vigilsec/vigil/core/pluginhost"
 	"github.com/vigilsec/vigil/core/runner"
 )
@@ -363,5 +366,118 @@ func TestExternalPluginPinning(t *testing.T) {
 				t.Fatalf("Describe = %+v, %v", d, err)
 			}
 		})
+	}
+}
+
+// hostRecorder is an in-process injector that reaches many hosts: it
+// records, per host, the markers of its prerequisite, inject and cleanup
+// calls and the rendered {{host}} param, and succeeds without reporting a
+// host of its own.
+type hostRecorder struct {
+	mu    sync.Mutex
+	calls map[string][]string // host → "prereq M", "inject M host=H", "cleanup M"
+}
+
+func (h *hostRecorder) record(host, line string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.calls == nil {
+		h.calls = map[string][]string{}
+	}
+	h.calls[host] = append(h.calls[host], line)
+}
+
+func (h *hostRecorder) Describe(context.Context) (plugin.Description, error) {
+	return plugin.Description{Name: "fleet", MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine}}, nil
+}
+func (h *hostRecorder) Configure(context.Context, []byte) error { return nil }
+func (h *hostRecorder) Validate(context.Context, plugin.ValidateRequest) ([]plugin.Problem, error) {
+	return nil, nil
+}
+func (h *hostRecorder) CheckPrerequisites(_ context.Context, r plugin.PrerequisitesRequest) ([]plugin.UnmetPrerequisite, error) {
+	h.record(r.Host, "prereq "+r.Marker)
+	return nil, nil
+}
+func (h *hostRecorder) Inject(_ context.Context, r plugin.InjectRequest) (plugin.InjectResult, error) {
+	h.record(r.Host, "inject "+r.Marker+" host="+r.Params.String("where"))
+	now := time.Now()
+	return plugin.InjectResult{StartedAt: now, EndedAt: now, Outcome: plugin.OutcomeSucceeded,
+		MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine}}, nil
+}
+func (h *hostRecorder) Cleanup(_ context.Context, r plugin.CleanupRequest) (plugin.CleanupResult, error) {
+	h.record(r.Host, "cleanup "+r.Marker)
+	return plugin.CleanupResult{}, nil
+}
+func (h *hostRecorder) Close(context.Context) error { return nil }
+
+// A target with several hosts runs each test once per host, through its
+// one injector, with the host in every request and in {{host}}, and
+// reports each host apart ("name@host"). A target runs the tests of the
+// injectors its Runs lists.
+func TestEngineFansOutPerHost(t *testing.T) {
+	eng, _ := setup(t, `
+hostname = "testhost"
+[[rule]]
+test_id = "fast"
+delay = "100ms"
+marker = true
+`)
+	rec := &hostRecorder{}
+	hosts := []string{"web-1", "web-2.example.com:2222", "[fd00::7]:22"}
+	eng.Targets = append(eng.Targets, &runner.Target{
+		Name: "fleet", Plugin: "fleet", Impl: rec, Desc: plugin.Description{MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine}},
+		Hosts: hosts, Runs: []string{"testinjector"}, TmpRoot: "/tmp",
+	})
+	test := newTest(t, "fast", map[string]any{"where": "{{host}}"})
+	plan, err := eng.Plan([]*catalog.Test{test})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, j := range plan.Jobs {
+		names = append(names, j.TargetName())
+	}
+	if want := []string{"lab", "fleet@web-1", "fleet@web-2.example.com:2222", "fleet@[fd00::7]:22"}; !slices.Equal(names, want) {
+		t.Fatalf("jobs on %q, want %q", names, want)
+	}
+
+	rs := eng.Run(context.Background(), plan)
+	wantHost := map[string]string{"lab": "testhost", "fleet@web-1": "web-1", "fleet@web-2.example.com:2222": "web-2.example.com", "fleet@[fd00::7]:22": "fd00::7"}
+	if len(rs) != len(wantHost) {
+		t.Fatalf("%d results, want %d", len(rs), len(wantHost))
+	}
+	markers := map[string]bool{}
+	for _, r := range rs {
+		if r.Status != measure.Detected {
+			t.Errorf("%s: status %s (error %q), want detected", r.Target, r.Status, r.Error)
+		}
+		if h, ok := wantHost[r.Target]; !ok || r.Host != h {
+			t.Errorf("result target %q host %q, want host %q", r.Target, r.Host, h)
+		}
+		markers[r.Marker] = true
+	}
+	if len(markers) != len(rs) {
+		t.Errorf("%d distinct markers for %d results: each host's injection needs its own", len(markers), len(rs))
+	}
+	for _, h := range hosts {
+		calls := rec.calls[h]
+		if len(calls) != 3 {
+			t.Fatalf("host %s: calls %q, want prereq, inject, cleanup", h, calls)
+		}
+		m := strings.TrimPrefix(calls[0], "prereq ")
+		want := []string{"prereq " + m, "inject " + m + " host=" + runner.HostOnly(h), "cleanup " + m}
+		if !slices.Equal(calls, want) {
+			t.Errorf("host %s: calls %q, want %q", h, calls, want)
+		}
+	}
+	if _, ok := rec.calls[""]; ok {
+		t.Errorf("the multi-host injector got a request without a host: %q", rec.calls[""])
+	}
+
+	// Without Runs, the fleet target does not run testinjector tests.
+	eng.Targets[1].Runs = nil
+	plan, err = eng.Plan([]*catalog.Test{test})
+	if err != nil || len(plan.Jobs) != 1 || plan.Jobs[0].TargetName() != "lab" {
+		t.Fatalf("plan without runs: %v, %d jobs", err, len(plan.Jobs))
 	}
 }

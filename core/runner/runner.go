@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path"
 	"sort"
@@ -42,10 +43,24 @@ type Target struct {
 	Name, Plugin string
 	Impl         plugin.Injector
 	Desc         plugin.Description
-	// Host is the target's host name, for {{host}} and the time+host fallback.
+	// Host is the target's host name, for {{host}} and the time+host
+	// fallback, when it has no Hosts.
 	Host string
+	// Hosts are the hosts of a multi-host target ("host" or "host:port"),
+	// from its hosts and inventory. Each test runs once per host, through
+	// the target's one injector, which gets the host in every request.
+	Hosts []string
+	// Runs are the other injectors whose tests this target runs (an ssh
+	// target runs the exec tests); its own Plugin is implied.
+	Runs []string
 	// TmpRoot is where per-injection work directories go on the target.
 	TmpRoot string
+}
+
+// Accepts reports whether the target runs tests written for injector
+// name: its own plugin, or one its Runs lists.
+func (t *Target) Accepts(name string) bool {
+	return t.Plugin == name || contains(t.Runs, name)
 }
 
 // Options tune a run.
@@ -101,12 +116,44 @@ func (p Pairing) Describe() string {
 	return "marker in " + strings.Join(s, ", ")
 }
 
-// Job is one test on one target, checked against one or more SIEMs.
+// Job is one test on one target (on one of its hosts), checked against one
+// or more SIEMs.
 type Job struct {
-	Test     *catalog.Test
-	Target   *Target
+	Test   *catalog.Test
+	Target *Target
+	// Host is the host of a multi-host target this job runs on, one of
+	// Target.Hosts; "" for a single-host target.
+	Host     string
 	SIEMs    []*SIEM
 	Pairings map[string]Pairing // by SIEM name
+}
+
+// TargetName is the name results carry: the target's name, and for a host
+// of a multi-host target "name@host", so that each host is reported (and
+// compared across runs) on its own.
+func (j *Job) TargetName() string {
+	if j.Host == "" {
+		return j.Target.Name
+	}
+	return j.Target.Name + "@" + j.Host
+}
+
+// hostName is the host of the job as {{host}} and the time+host fallback
+// see it: the target's host, or the job's host without its port.
+func (j *Job) hostName() string {
+	if j.Host == "" {
+		return j.Target.Host
+	}
+	return HostOnly(j.Host)
+}
+
+// HostOnly strips the port from "host:port" and the brackets from
+// "[v6addr]:port" or "[v6addr]"; a bare name or address is returned as is.
+func HostOnly(h string) string {
+	if hh, _, err := net.SplitHostPort(h); err == nil {
+		return hh
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
 }
 
 // Plan is what a run would do.
@@ -142,9 +189,10 @@ func PairingFor(t *Target, s *SIEM) (Pairing, error) {
 	return Pairing{}, fmt.Errorf("target %q (%s) and siem %q (%s): %w", t.Name, t.Plugin, s.Name, s.Plugin, ErrNoPairing)
 }
 
-// Plan pairs each test with the targets whose injector it uses and the
-// SIEMs its expectations concern. A pairing that cannot correlate is an
-// error; a test without a target is a note.
+// Plan pairs each test with the targets that run its injector (see
+// Target.Accepts) and the SIEMs its expectations concern: one job per
+// target, or per host of a multi-host target. A pairing that cannot
+// correlate is an error; a test without a target is a note.
 func (e *Engine) Plan(tests []*catalog.Test) (*Plan, error) {
 	p := &Plan{}
 	var errs []error
@@ -152,7 +200,7 @@ func (e *Engine) Plan(tests []*catalog.Test) (*Plan, error) {
 	for _, t := range tests {
 		matched := false
 		for _, tg := range e.Targets {
-			if tg.Plugin != t.Inject.Plugin {
+			if !tg.Accepts(t.Inject.Plugin) {
 				continue
 			}
 			matched = true
@@ -173,8 +221,17 @@ func (e *Engine) Plan(tests []*catalog.Test) (*Plan, error) {
 				job.SIEMs = append(job.SIEMs, s)
 				job.Pairings[s.Name] = pr
 			}
-			if len(job.SIEMs) > 0 {
+			if len(job.SIEMs) == 0 {
+				continue
+			}
+			if len(tg.Hosts) == 0 {
 				p.Jobs = append(p.Jobs, job)
+				continue
+			}
+			for _, h := range tg.Hosts {
+				hj := *job
+				hj.Host = h
+				p.Jobs = append(p.Jobs, &hj)
 			}
 		}
 		if !matched {
@@ -316,7 +373,7 @@ func (e *Engine) baseResults(j *Job) []measure.Result {
 		out[i] = measure.Result{
 			TestID: j.Test.ID, TestName: j.Test.Name, Technique: string(j.Test.Technique.ID),
 			TechniqueName: j.Test.Technique.FullName(), Tactics: j.Test.Tactics,
-			Target: j.Target.Name, Host: j.Target.Host, SIEM: s.Name,
+			Target: j.TargetName(), Host: j.hostName(), SIEM: s.Name,
 			PollIntervalMS: s.PollInterval.Milliseconds(),
 		}
 	}
@@ -357,14 +414,14 @@ func (e *Engine) runJob(ctx context.Context, j *Job) []measure.Result {
 		tmpRoot = os.TempDir()
 	}
 	workdir := path.Join(tmpRoot, marker)
-	vars := catalog.Vars{Marker: marker, TmpDir: workdir, Host: tg.Host, Target: tg.Name, TestID: t.ID, Args: e.Opts.Args.Resolve(t)}
+	vars := catalog.Vars{Marker: marker, TmpDir: workdir, Host: j.hostName(), Target: tg.Name, TestID: t.ID, Args: e.Opts.Args.Resolve(t)}
 	for i := range rs {
 		rs[i].Marker = marker
 	}
 	shell := tg.Desc.ShellParams()
 
 	// Prerequisites.
-	prq := plugin.PrerequisitesRequest{TestID: t.ID, ElevationRequired: t.ElevationRequired, GetPrerequisites: e.Opts.GetPrereqs, Marker: marker}
+	prq := plugin.PrerequisitesRequest{TestID: t.ID, ElevationRequired: t.ElevationRequired, GetPrerequisites: e.Opts.GetPrereqs, Marker: marker, Host: j.Host}
 	for _, p := range t.Prerequisites {
 		check, err := catalog.RenderString(p.Check, vars, true)
 		if err != nil {
@@ -408,6 +465,7 @@ func (e *Engine) runJob(ctx context.Context, j *Job) []measure.Result {
 	ir, err := tg.Impl.Inject(injCtx, plugin.InjectRequest{
 		TestID: t.ID, Technique: string(t.Technique.ID), Marker: marker, Workdir: workdir,
 		Params: params, Timeout: timeout, AllowDestructive: e.Opts.AllowDestructive, Safety: string(t.Safety),
+		Host: j.Host,
 	})
 	cancel()
 	// Cleanup problems are recorded with the injection but never turn a
@@ -421,6 +479,7 @@ func (e *Engine) runJob(ctx context.Context, j *Job) []measure.Result {
 		defer cancel()
 		cr, err := tg.Impl.Cleanup(cctx, plugin.CleanupRequest{
 			TestID: t.ID, Marker: marker, Workdir: workdir, Params: cleanupParams, Artifacts: artifacts, Timeout: timeout,
+			Host: j.Host,
 		})
 		switch {
 		case err != nil:
@@ -447,7 +506,7 @@ func (e *Engine) runJob(ctx context.Context, j *Job) []measure.Result {
 	injectedAt := ir.StartedAt
 	host := ir.Host
 	if host == "" {
-		host = tg.Host
+		host = j.hostName()
 	}
 	for i := range rs {
 		rs[i].Injection = inj

@@ -248,6 +248,7 @@ type PrerequisitesRequest struct {
 	ElevationRequired bool                   `protobuf:"varint,3,opt,name=elevation_required,json=elevationRequired,proto3" json:"elevation_required,omitempty"`
 	FetchMissing      bool                   `protobuf:"varint,4,opt,name=fetch_missing,json=fetchMissing,proto3" json:"fetch_missing,omitempty"` // run `get` for unmet prerequisites, then check again (--get-prereqs)
 	Marker            string                 `protobuf:"bytes,5,opt,name=marker,proto3" json:"marker,omitempty"`
+	Host              string                 `protobuf:"bytes,6,opt,name=host,proto3" json:"host,omitempty"` // the host to check on, for injectors that reach many hosts; "" for single-host injectors
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -313,6 +314,13 @@ func (x *PrerequisitesRequest) GetFetchMissing() bool {
 func (x *PrerequisitesRequest) GetMarker() string {
 	if x != nil {
 		return x.Marker
+	}
+	return ""
+}
+
+func (x *PrerequisitesRequest) GetHost() string {
+	if x != nil {
+		return x.Host
 	}
 	return ""
 }
@@ -423,6 +431,7 @@ type InjectRequest struct {
 	TimeoutMs        int64                  `protobuf:"varint,6,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
 	AllowDestructive bool                   `protobuf:"varint,7,opt,name=allow_destructive,json=allowDestructive,proto3" json:"allow_destructive,omitempty"`
 	Safety           string                 `protobuf:"bytes,8,opt,name=safety,proto3" json:"safety,omitempty"`
+	Host             string                 `protobuf:"bytes,9,opt,name=host,proto3" json:"host,omitempty"` // the host to inject on (a target's hosts/inventory); "" for single-host targets
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -509,6 +518,13 @@ func (x *InjectRequest) GetAllowDestructive() bool {
 func (x *InjectRequest) GetSafety() string {
 	if x != nil {
 		return x.Safety
+	}
+	return ""
+}
+
+func (x *InjectRequest) GetHost() string {
+	if x != nil {
+		return x.Host
 	}
 	return ""
 }
@@ -705,6 +721,7 @@ type CleanupRequest struct {
 	ParamsJson    []byte                 `protobuf:"bytes,4,opt,name=params_json,json=paramsJson,proto3" json:"params_json,omitempty"` // rendered cleanup params (may be empty: remove artifacts only)
 	Artifacts     []*Artifact            `protobuf:"bytes,5,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
 	TimeoutMs     int64                  `protobuf:"varint,6,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	Host          string                 `protobuf:"bytes,7,opt,name=host,proto3" json:"host,omitempty"` // the host the injection ran on (the InjectRequest's host)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -779,6 +796,13 @@ func (x *CleanupRequest) GetTimeoutMs() int64 {
 		return x.TimeoutMs
 	}
 	return 0
+}
+
+func (x *CleanupRequest) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
 }
 
 type CleanupResponse struct {
@@ -856,18 +880,19 @@ const file_vigil_plugin_v1_injector_proto_rawDesc = "" +
 	"\fPrerequisite\x12 \n" +
 	"\vdescription\x18\x01 \x01(\tR\vdescription\x12\x14\n" +
 	"\x05check\x18\x02 \x01(\tR\x05check\x12\x10\n" +
-	"\x03get\x18\x03 \x01(\tR\x03get\"\xe0\x01\n" +
+	"\x03get\x18\x03 \x01(\tR\x03get\"\xf4\x01\n" +
 	"\x14PrerequisitesRequest\x12\x17\n" +
 	"\atest_id\x18\x01 \x01(\tR\x06testId\x12C\n" +
 	"\rprerequisites\x18\x02 \x03(\v2\x1d.vigil.plugin.v1.PrerequisiteR\rprerequisites\x12-\n" +
 	"\x12elevation_required\x18\x03 \x01(\bR\x11elevationRequired\x12#\n" +
 	"\rfetch_missing\x18\x04 \x01(\bR\ffetchMissing\x12\x16\n" +
-	"\x06marker\x18\x05 \x01(\tR\x06marker\"M\n" +
+	"\x06marker\x18\x05 \x01(\tR\x06marker\x12\x12\n" +
+	"\x04host\x18\x06 \x01(\tR\x04host\"M\n" +
 	"\x11UnmetPrerequisite\x12 \n" +
 	"\vdescription\x18\x01 \x01(\tR\vdescription\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"Q\n" +
 	"\x15PrerequisitesResponse\x128\n" +
-	"\x05unmet\x18\x01 \x03(\v2\".vigil.plugin.v1.UnmetPrerequisiteR\x05unmet\"\xfd\x01\n" +
+	"\x05unmet\x18\x01 \x03(\v2\".vigil.plugin.v1.UnmetPrerequisiteR\x05unmet\"\x91\x02\n" +
 	"\rInjectRequest\x12\x17\n" +
 	"\atest_id\x18\x01 \x01(\tR\x06testId\x12\x1c\n" +
 	"\ttechnique\x18\x02 \x01(\tR\ttechnique\x12\x16\n" +
@@ -878,7 +903,8 @@ const file_vigil_plugin_v1_injector_proto_rawDesc = "" +
 	"\n" +
 	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\x12+\n" +
 	"\x11allow_destructive\x18\a \x01(\bR\x10allowDestructive\x12\x16\n" +
-	"\x06safety\x18\b \x01(\tR\x06safety\"0\n" +
+	"\x06safety\x18\b \x01(\tR\x06safety\x12\x12\n" +
+	"\x04host\x18\t \x01(\tR\x04host\"0\n" +
 	"\bArtifact\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x10\n" +
 	"\x03ref\x18\x02 \x01(\tR\x03ref\"\xed\x03\n" +
@@ -896,7 +922,7 @@ const file_vigil_plugin_v1_injector_proto_rawDesc = "" +
 	"\x06events\x18\n" +
 	" \x03(\fR\x06events\x12\x14\n" +
 	"\x05error\x18\v \x01(\tR\x05error\x12!\n" +
-	"\fdetails_json\x18\f \x01(\fR\vdetailsJson\"\xd4\x01\n" +
+	"\fdetails_json\x18\f \x01(\fR\vdetailsJson\"\xe8\x01\n" +
 	"\x0eCleanupRequest\x12\x17\n" +
 	"\atest_id\x18\x01 \x01(\tR\x06testId\x12\x16\n" +
 	"\x06marker\x18\x02 \x01(\tR\x06marker\x12\x18\n" +
@@ -905,7 +931,8 @@ const file_vigil_plugin_v1_injector_proto_rawDesc = "" +
 	"paramsJson\x127\n" +
 	"\tartifacts\x18\x05 \x03(\v2\x19.vigil.plugin.v1.ArtifactR\tartifacts\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\"\\\n" +
+	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\x12\x12\n" +
+	"\x04host\x18\a \x01(\tR\x04host\"\\\n" +
 	"\x0fCleanupResponse\x12\x1b\n" +
 	"\texit_code\x18\x01 \x01(\x05R\bexitCode\x12\x16\n" +
 	"\x06output\x18\x02 \x01(\fR\x06output\x12\x14\n" +
