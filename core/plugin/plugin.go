@@ -47,6 +47,9 @@ const (
 	CapRawEvents    = "raw_events"
 	CapCloseSignals = "close_signals"
 	CapIngest       = "ingest"
+	// CapRules: the plugin lists its detection rules and the ATT&CK
+	// techniques they claim (SIEM.ClaimedRules).
+	CapRules = "rules"
 )
 
 // MarkerLocation is where an injector plants the run marker, or where a SIEM

@@ -15,8 +15,8 @@ import (
 // The engine calls Describe, Configure (with the [siem.params] table as
 // TOML), Check, then Search once per poll interval with every pending
 // expectation (one batched search, paged), and Close at the end of the run.
-// SearchRawEvents, CloseSignals and Ingest are optional: return
-// ErrUnsupported (embed sdk.SIEMBase) and leave them out of
+// SearchRawEvents, CloseSignals, Ingest and ClaimedRules are optional:
+// return ErrUnsupported (embed sdk.SIEMBase) and leave them out of
 // Description.Capabilities.
 type SIEM interface {
 	// Describe says what the SIEM plugin is and what it can do.
@@ -39,6 +39,12 @@ type SIEM interface {
 	CloseSignals(ctx context.Context, req CloseSignalsRequest) error
 	// Ingest replays telemetry (JSON objects) into the SIEM.
 	Ingest(ctx context.Context, req IngestRequest) (IngestResult, error)
+	// ClaimedRules lists the SIEM's detection rules with the ATT&CK
+	// techniques each claims to detect (its tags or threat mapping), for
+	// claimed-versus-proven coverage (`vigil coverage`). Every rule is
+	// listed, disabled ones with Enabled false; paging through the SIEM's
+	// API is the plugin's business. Optional (CapRules).
+	ClaimedRules(ctx context.Context) ([]Rule, error)
 	// Stats returns plugin counters for the run result (e.g. audit "lost").
 	Stats(ctx context.Context) (map[string]int64, error)
 	// Close releases what Configure set up.
@@ -138,6 +144,25 @@ type IngestResult struct {
 	Problems []Problem
 }
 
+// Rule is a detection rule of the SIEM and the ATT&CK techniques it claims
+// to detect.
+type Rule struct {
+	ID   string
+	Name string
+	// Techniques are ATT&CK technique or sub-technique IDs, upper-case
+	// ("T1059.004"), without duplicates. A rule claiming a technique claims
+	// its sub-techniques too (attack.TechniqueID.Covers).
+	Techniques []string
+	Enabled    bool
+	// Source is where the rule lives: a file path, a URL, or a saved
+	// search's name.
+	Source string
+	// Query and Language are the rule's query and its language ("sigma",
+	// "kuery", "eql", "spl", ...), when the plugin gives them.
+	Query    string
+	Language string
+}
+
 // SIEMPlugin is the go-plugin adapter for SIEM (gRPC only).
 type SIEMPlugin struct {
 	goplugin.NetRPCUnsupportedPlugin
@@ -228,6 +253,14 @@ func (c *siemClient) Ingest(ctx context.Context, req IngestRequest) (IngestResul
 	return IngestResult{Accepted: int(resp.GetAccepted()), Problems: problemsFromProto(resp.GetProblems())}, nil
 }
 
+func (c *siemClient) ClaimedRules(ctx context.Context) ([]Rule, error) {
+	resp, err := c.c.Rules(ctx, &pluginv1.RulesRequest{})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return rulesFromProto(resp.GetRules()), nil
+}
+
 func (c *siemClient) Stats(ctx context.Context) (map[string]int64, error) {
 	resp, err := c.c.Stats(ctx, &pluginv1.Empty{})
 	if err != nil {
@@ -311,6 +344,14 @@ func (s *siemServer) Ingest(ctx context.Context, req *pluginv1.IngestRequest) (*
 		return nil, toStatus(err)
 	}
 	return &pluginv1.IngestResponse{Accepted: int32(r.Accepted), Problems: problemsToProto(r.Problems)}, nil
+}
+
+func (s *siemServer) Rules(ctx context.Context, _ *pluginv1.RulesRequest) (*pluginv1.RulesResponse, error) {
+	rs, err := s.impl.ClaimedRules(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginv1.RulesResponse{Rules: rulesToProto(rs)}, nil
 }
 
 func (s *siemServer) Stats(ctx context.Context, _ *pluginv1.Empty) (*pluginv1.StatsResponse, error) {

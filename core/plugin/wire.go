@@ -11,6 +11,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pluginv1 "github.com/vigilsec/vigil/core/plugin/proto/v1"
 )
 
 // Params are a test's or target's plugin parameters (decoded TOML; JSON on
@@ -131,4 +133,26 @@ func contextErr(c codes.Code) error {
 		return context.DeadlineExceeded
 	}
 	return context.Canceled
+}
+
+func rulesToProto(rs []Rule) []*pluginv1.Rule {
+	out := make([]*pluginv1.Rule, len(rs))
+	for i, r := range rs {
+		out[i] = &pluginv1.Rule{
+			Id: r.ID, Name: r.Name, Techniques: r.Techniques, Enabled: r.Enabled,
+			Source: r.Source, Query: r.Query, Language: r.Language,
+		}
+	}
+	return out
+}
+
+func rulesFromProto(rs []*pluginv1.Rule) []Rule {
+	out := make([]Rule, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, Rule{
+			ID: r.GetId(), Name: r.GetName(), Techniques: r.GetTechniques(), Enabled: r.GetEnabled(),
+			Source: r.GetSource(), Query: r.GetQuery(), Language: r.GetLanguage(),
+		})
+	}
+	return out
 }

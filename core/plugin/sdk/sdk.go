@@ -48,6 +48,12 @@ func (SIEMBase) Ingest(context.Context, plugin.IngestRequest) (plugin.IngestResu
 	return plugin.IngestResult{}, plugin.ErrUnsupported
 }
 
+// ClaimedRules is unsupported: `vigil coverage` reports the SIEM's claims
+// as unknown.
+func (SIEMBase) ClaimedRules(context.Context) ([]plugin.Rule, error) {
+	return nil, plugin.ErrUnsupported
+}
+
 // Stats returns no counters.
 func (SIEMBase) Stats(context.Context) (map[string]int64, error) { return nil, nil }
 

@@ -118,7 +118,7 @@ func (s *SIEM) Describe(ctx context.Context) (plugin.Description, error) {
 		Platforms:       []string{"linux"},
 		MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine, plugin.MarkerFilePath, plugin.MarkerLogField},
 		QueryDialect:    QueryDialect,
-		Capabilities:    []string{plugin.CapRawEvents, plugin.CapIngest},
+		Capabilities:    []string{plugin.CapRawEvents, plugin.CapIngest, plugin.CapRules},
 		ReportsHost:     true,
 	}, nil
 }

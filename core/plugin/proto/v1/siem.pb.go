@@ -936,6 +936,181 @@ func (x *StatsResponse) GetCounters() map[string]int64 {
 	return nil
 }
 
+// RulesRequest asks for every detection rule of the SIEM. It has no fields
+// yet; filters may come later under new field numbers.
+type RulesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RulesRequest) Reset() {
+	*x = RulesRequest{}
+	mi := &file_vigil_plugin_v1_siem_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RulesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RulesRequest) ProtoMessage() {}
+
+func (x *RulesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_plugin_v1_siem_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RulesRequest.ProtoReflect.Descriptor instead.
+func (*RulesRequest) Descriptor() ([]byte, []int) {
+	return file_vigil_plugin_v1_siem_proto_rawDescGZIP(), []int{14}
+}
+
+// Rule is one detection rule and the ATT&CK techniques it claims.
+type Rule struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Techniques    []string               `protobuf:"bytes,3,rep,name=techniques,proto3" json:"techniques,omitempty"` // ATT&CK IDs, upper-case (T1059.004)
+	Enabled       bool                   `protobuf:"varint,4,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	Source        string                 `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`     // where the rule lives: file, URL or saved search name
+	Query         string                 `protobuf:"bytes,6,opt,name=query,proto3" json:"query,omitempty"`       // the rule's query, when the plugin gives it
+	Language      string                 `protobuf:"bytes,7,opt,name=language,proto3" json:"language,omitempty"` // the query's language (sigma, kuery, eql, spl, ...)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Rule) Reset() {
+	*x = Rule{}
+	mi := &file_vigil_plugin_v1_siem_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Rule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Rule) ProtoMessage() {}
+
+func (x *Rule) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_plugin_v1_siem_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Rule.ProtoReflect.Descriptor instead.
+func (*Rule) Descriptor() ([]byte, []int) {
+	return file_vigil_plugin_v1_siem_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Rule) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Rule) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Rule) GetTechniques() []string {
+	if x != nil {
+		return x.Techniques
+	}
+	return nil
+}
+
+func (x *Rule) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *Rule) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Rule) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *Rule) GetLanguage() string {
+	if x != nil {
+		return x.Language
+	}
+	return ""
+}
+
+type RulesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rules         []*Rule                `protobuf:"bytes,1,rep,name=rules,proto3" json:"rules,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RulesResponse) Reset() {
+	*x = RulesResponse{}
+	mi := &file_vigil_plugin_v1_siem_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RulesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RulesResponse) ProtoMessage() {}
+
+func (x *RulesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_plugin_v1_siem_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RulesResponse.ProtoReflect.Descriptor instead.
+func (*RulesResponse) Descriptor() ([]byte, []int) {
+	return file_vigil_plugin_v1_siem_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RulesResponse) GetRules() []*Rule {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
 var File_vigil_plugin_v1_siem_proto protoreflect.FileDescriptor
 
 const file_vigil_plugin_v1_siem_proto_rawDesc = "" +
@@ -1017,7 +1192,20 @@ const file_vigil_plugin_v1_siem_proto_rawDesc = "" +
 	"\bcounters\x18\x01 \x03(\v2,.vigil.plugin.v1.StatsResponse.CountersEntryR\bcounters\x1a;\n" +
 	"\rCountersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x012\x8a\x05\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x0e\n" +
+	"\fRulesRequest\"\xae\x01\n" +
+	"\x04Rule\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1e\n" +
+	"\n" +
+	"techniques\x18\x03 \x03(\tR\n" +
+	"techniques\x12\x18\n" +
+	"\aenabled\x18\x04 \x01(\bR\aenabled\x12\x16\n" +
+	"\x06source\x18\x05 \x01(\tR\x06source\x12\x14\n" +
+	"\x05query\x18\x06 \x01(\tR\x05query\x12\x1a\n" +
+	"\blanguage\x18\a \x01(\tR\blanguage\"<\n" +
+	"\rRulesResponse\x12+\n" +
+	"\x05rules\x18\x01 \x03(\v2\x15.vigil.plugin.v1.RuleR\x05rules2\xd2\x05\n" +
 	"\x04SIEM\x12@\n" +
 	"\bDescribe\x12\x16.vigil.plugin.v1.Empty\x1a\x1c.vigil.plugin.v1.Description\x12@\n" +
 	"\tConfigure\x12\x1b.vigil.plugin.v1.TomlConfig\x1a\x16.vigil.plugin.v1.Empty\x12F\n" +
@@ -1027,7 +1215,8 @@ const file_vigil_plugin_v1_siem_proto_rawDesc = "" +
 	"\fCloseSignals\x12$.vigil.plugin.v1.CloseSignalsRequest\x1a\x16.vigil.plugin.v1.Empty\x12I\n" +
 	"\x06Ingest\x12\x1e.vigil.plugin.v1.IngestRequest\x1a\x1f.vigil.plugin.v1.IngestResponse\x12?\n" +
 	"\x05Stats\x12\x16.vigil.plugin.v1.Empty\x1a\x1e.vigil.plugin.v1.StatsResponse\x127\n" +
-	"\x05Close\x12\x16.vigil.plugin.v1.Empty\x1a\x16.vigil.plugin.v1.EmptyB9Z7github.com/vigilsec/vigil/core/plugin/proto/v1;pluginv1b\x06proto3"
+	"\x05Close\x12\x16.vigil.plugin.v1.Empty\x1a\x16.vigil.plugin.v1.Empty\x12F\n" +
+	"\x05Rules\x12\x1d.vigil.plugin.v1.RulesRequest\x1a\x1e.vigil.plugin.v1.RulesResponseB9Z7github.com/vigilsec/vigil/core/plugin/proto/v1;pluginv1b\x06proto3"
 
 var (
 	file_vigil_plugin_v1_siem_proto_rawDescOnce sync.Once
@@ -1041,7 +1230,7 @@ func file_vigil_plugin_v1_siem_proto_rawDescGZIP() []byte {
 	return file_vigil_plugin_v1_siem_proto_rawDescData
 }
 
-var file_vigil_plugin_v1_siem_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_vigil_plugin_v1_siem_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_vigil_plugin_v1_siem_proto_goTypes = []any{
 	(*Expectation)(nil),           // 0: vigil.plugin.v1.Expectation
 	(*CheckRequest)(nil),          // 1: vigil.plugin.v1.CheckRequest
@@ -1057,57 +1246,63 @@ var file_vigil_plugin_v1_siem_proto_goTypes = []any{
 	(*IngestRequest)(nil),         // 11: vigil.plugin.v1.IngestRequest
 	(*IngestResponse)(nil),        // 12: vigil.plugin.v1.IngestResponse
 	(*StatsResponse)(nil),         // 13: vigil.plugin.v1.StatsResponse
-	nil,                           // 14: vigil.plugin.v1.StatsResponse.CountersEntry
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
-	(*Problem)(nil),               // 16: vigil.plugin.v1.Problem
-	(MarkerLocation)(0),           // 17: vigil.plugin.v1.MarkerLocation
-	(*Empty)(nil),                 // 18: vigil.plugin.v1.Empty
-	(*TomlConfig)(nil),            // 19: vigil.plugin.v1.TomlConfig
-	(*Description)(nil),           // 20: vigil.plugin.v1.Description
+	(*RulesRequest)(nil),          // 14: vigil.plugin.v1.RulesRequest
+	(*Rule)(nil),                  // 15: vigil.plugin.v1.Rule
+	(*RulesResponse)(nil),         // 16: vigil.plugin.v1.RulesResponse
+	nil,                           // 17: vigil.plugin.v1.StatsResponse.CountersEntry
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*Problem)(nil),               // 19: vigil.plugin.v1.Problem
+	(MarkerLocation)(0),           // 20: vigil.plugin.v1.MarkerLocation
+	(*Empty)(nil),                 // 21: vigil.plugin.v1.Empty
+	(*TomlConfig)(nil),            // 22: vigil.plugin.v1.TomlConfig
+	(*Description)(nil),           // 23: vigil.plugin.v1.Description
 }
 var file_vigil_plugin_v1_siem_proto_depIdxs = []int32{
-	15, // 0: vigil.plugin.v1.Expectation.not_before:type_name -> google.protobuf.Timestamp
-	15, // 1: vigil.plugin.v1.Expectation.deadline:type_name -> google.protobuf.Timestamp
+	18, // 0: vigil.plugin.v1.Expectation.not_before:type_name -> google.protobuf.Timestamp
+	18, // 1: vigil.plugin.v1.Expectation.deadline:type_name -> google.protobuf.Timestamp
 	0,  // 2: vigil.plugin.v1.CheckRequest.expectations:type_name -> vigil.plugin.v1.Expectation
-	16, // 3: vigil.plugin.v1.CheckResponse.problems:type_name -> vigil.plugin.v1.Problem
-	15, // 4: vigil.plugin.v1.SearchRequest.start:type_name -> google.protobuf.Timestamp
-	15, // 5: vigil.plugin.v1.SearchRequest.end:type_name -> google.protobuf.Timestamp
+	19, // 3: vigil.plugin.v1.CheckResponse.problems:type_name -> vigil.plugin.v1.Problem
+	18, // 4: vigil.plugin.v1.SearchRequest.start:type_name -> google.protobuf.Timestamp
+	18, // 5: vigil.plugin.v1.SearchRequest.end:type_name -> google.protobuf.Timestamp
 	0,  // 6: vigil.plugin.v1.SearchRequest.expectations:type_name -> vigil.plugin.v1.Expectation
-	17, // 7: vigil.plugin.v1.MarkerValue.location:type_name -> vigil.plugin.v1.MarkerLocation
-	15, // 8: vigil.plugin.v1.Signal.timestamp:type_name -> google.protobuf.Timestamp
-	15, // 9: vigil.plugin.v1.Signal.event_time:type_name -> google.protobuf.Timestamp
+	20, // 7: vigil.plugin.v1.MarkerValue.location:type_name -> vigil.plugin.v1.MarkerLocation
+	18, // 8: vigil.plugin.v1.Signal.timestamp:type_name -> google.protobuf.Timestamp
+	18, // 9: vigil.plugin.v1.Signal.event_time:type_name -> google.protobuf.Timestamp
 	4,  // 10: vigil.plugin.v1.Signal.marker_values:type_name -> vigil.plugin.v1.MarkerValue
 	5,  // 11: vigil.plugin.v1.SearchResponse.signals:type_name -> vigil.plugin.v1.Signal
-	15, // 12: vigil.plugin.v1.RawEventsRequest.start:type_name -> google.protobuf.Timestamp
-	15, // 13: vigil.plugin.v1.RawEventsRequest.end:type_name -> google.protobuf.Timestamp
-	15, // 14: vigil.plugin.v1.RawEvent.timestamp:type_name -> google.protobuf.Timestamp
-	15, // 15: vigil.plugin.v1.RawEvent.ingested_at:type_name -> google.protobuf.Timestamp
+	18, // 12: vigil.plugin.v1.RawEventsRequest.start:type_name -> google.protobuf.Timestamp
+	18, // 13: vigil.plugin.v1.RawEventsRequest.end:type_name -> google.protobuf.Timestamp
+	18, // 14: vigil.plugin.v1.RawEvent.timestamp:type_name -> google.protobuf.Timestamp
+	18, // 15: vigil.plugin.v1.RawEvent.ingested_at:type_name -> google.protobuf.Timestamp
 	8,  // 16: vigil.plugin.v1.RawEventsResponse.events:type_name -> vigil.plugin.v1.RawEvent
-	16, // 17: vigil.plugin.v1.IngestResponse.problems:type_name -> vigil.plugin.v1.Problem
-	14, // 18: vigil.plugin.v1.StatsResponse.counters:type_name -> vigil.plugin.v1.StatsResponse.CountersEntry
-	18, // 19: vigil.plugin.v1.SIEM.Describe:input_type -> vigil.plugin.v1.Empty
-	19, // 20: vigil.plugin.v1.SIEM.Configure:input_type -> vigil.plugin.v1.TomlConfig
-	1,  // 21: vigil.plugin.v1.SIEM.Check:input_type -> vigil.plugin.v1.CheckRequest
-	3,  // 22: vigil.plugin.v1.SIEM.Search:input_type -> vigil.plugin.v1.SearchRequest
-	7,  // 23: vigil.plugin.v1.SIEM.SearchRawEvents:input_type -> vigil.plugin.v1.RawEventsRequest
-	10, // 24: vigil.plugin.v1.SIEM.CloseSignals:input_type -> vigil.plugin.v1.CloseSignalsRequest
-	11, // 25: vigil.plugin.v1.SIEM.Ingest:input_type -> vigil.plugin.v1.IngestRequest
-	18, // 26: vigil.plugin.v1.SIEM.Stats:input_type -> vigil.plugin.v1.Empty
-	18, // 27: vigil.plugin.v1.SIEM.Close:input_type -> vigil.plugin.v1.Empty
-	20, // 28: vigil.plugin.v1.SIEM.Describe:output_type -> vigil.plugin.v1.Description
-	18, // 29: vigil.plugin.v1.SIEM.Configure:output_type -> vigil.plugin.v1.Empty
-	2,  // 30: vigil.plugin.v1.SIEM.Check:output_type -> vigil.plugin.v1.CheckResponse
-	6,  // 31: vigil.plugin.v1.SIEM.Search:output_type -> vigil.plugin.v1.SearchResponse
-	9,  // 32: vigil.plugin.v1.SIEM.SearchRawEvents:output_type -> vigil.plugin.v1.RawEventsResponse
-	18, // 33: vigil.plugin.v1.SIEM.CloseSignals:output_type -> vigil.plugin.v1.Empty
-	12, // 34: vigil.plugin.v1.SIEM.Ingest:output_type -> vigil.plugin.v1.IngestResponse
-	13, // 35: vigil.plugin.v1.SIEM.Stats:output_type -> vigil.plugin.v1.StatsResponse
-	18, // 36: vigil.plugin.v1.SIEM.Close:output_type -> vigil.plugin.v1.Empty
-	28, // [28:37] is the sub-list for method output_type
-	19, // [19:28] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	19, // 17: vigil.plugin.v1.IngestResponse.problems:type_name -> vigil.plugin.v1.Problem
+	17, // 18: vigil.plugin.v1.StatsResponse.counters:type_name -> vigil.plugin.v1.StatsResponse.CountersEntry
+	15, // 19: vigil.plugin.v1.RulesResponse.rules:type_name -> vigil.plugin.v1.Rule
+	21, // 20: vigil.plugin.v1.SIEM.Describe:input_type -> vigil.plugin.v1.Empty
+	22, // 21: vigil.plugin.v1.SIEM.Configure:input_type -> vigil.plugin.v1.TomlConfig
+	1,  // 22: vigil.plugin.v1.SIEM.Check:input_type -> vigil.plugin.v1.CheckRequest
+	3,  // 23: vigil.plugin.v1.SIEM.Search:input_type -> vigil.plugin.v1.SearchRequest
+	7,  // 24: vigil.plugin.v1.SIEM.SearchRawEvents:input_type -> vigil.plugin.v1.RawEventsRequest
+	10, // 25: vigil.plugin.v1.SIEM.CloseSignals:input_type -> vigil.plugin.v1.CloseSignalsRequest
+	11, // 26: vigil.plugin.v1.SIEM.Ingest:input_type -> vigil.plugin.v1.IngestRequest
+	21, // 27: vigil.plugin.v1.SIEM.Stats:input_type -> vigil.plugin.v1.Empty
+	21, // 28: vigil.plugin.v1.SIEM.Close:input_type -> vigil.plugin.v1.Empty
+	14, // 29: vigil.plugin.v1.SIEM.Rules:input_type -> vigil.plugin.v1.RulesRequest
+	23, // 30: vigil.plugin.v1.SIEM.Describe:output_type -> vigil.plugin.v1.Description
+	21, // 31: vigil.plugin.v1.SIEM.Configure:output_type -> vigil.plugin.v1.Empty
+	2,  // 32: vigil.plugin.v1.SIEM.Check:output_type -> vigil.plugin.v1.CheckResponse
+	6,  // 33: vigil.plugin.v1.SIEM.Search:output_type -> vigil.plugin.v1.SearchResponse
+	9,  // 34: vigil.plugin.v1.SIEM.SearchRawEvents:output_type -> vigil.plugin.v1.RawEventsResponse
+	21, // 35: vigil.plugin.v1.SIEM.CloseSignals:output_type -> vigil.plugin.v1.Empty
+	12, // 36: vigil.plugin.v1.SIEM.Ingest:output_type -> vigil.plugin.v1.IngestResponse
+	13, // 37: vigil.plugin.v1.SIEM.Stats:output_type -> vigil.plugin.v1.StatsResponse
+	21, // 38: vigil.plugin.v1.SIEM.Close:output_type -> vigil.plugin.v1.Empty
+	16, // 39: vigil.plugin.v1.SIEM.Rules:output_type -> vigil.plugin.v1.RulesResponse
+	30, // [30:40] is the sub-list for method output_type
+	20, // [20:30] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_vigil_plugin_v1_siem_proto_init() }
@@ -1122,7 +1317,7 @@ func file_vigil_plugin_v1_siem_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vigil_plugin_v1_siem_proto_rawDesc), len(file_vigil_plugin_v1_siem_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

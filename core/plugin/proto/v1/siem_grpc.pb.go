@@ -28,6 +28,7 @@ const (
 	SIEM_Ingest_FullMethodName          = "/vigil.plugin.v1.SIEM/Ingest"
 	SIEM_Stats_FullMethodName           = "/vigil.plugin.v1.SIEM/Stats"
 	SIEM_Close_FullMethodName           = "/vigil.plugin.v1.SIEM/Close"
+	SIEM_Rules_FullMethodName           = "/vigil.plugin.v1.SIEM/Rules"
 )
 
 // SIEMClient is the client API for SIEM service.
@@ -47,6 +48,9 @@ type SIEMClient interface {
 	Ingest(ctx context.Context, in *IngestRequest, opts ...grpc.CallOption) (*IngestResponse, error)
 	Stats(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*StatsResponse, error)
 	Close(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
+	// Rules lists the SIEM's detection rules with the ATT&CK techniques each
+	// claims to detect (claimed coverage). Optional (capability "rules").
+	Rules(ctx context.Context, in *RulesRequest, opts ...grpc.CallOption) (*RulesResponse, error)
 }
 
 type sIEMClient struct {
@@ -147,6 +151,16 @@ func (c *sIEMClient) Close(ctx context.Context, in *Empty, opts ...grpc.CallOpti
 	return out, nil
 }
 
+func (c *sIEMClient) Rules(ctx context.Context, in *RulesRequest, opts ...grpc.CallOption) (*RulesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RulesResponse)
+	err := c.cc.Invoke(ctx, SIEM_Rules_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SIEMServer is the server API for SIEM service.
 // All implementations must embed UnimplementedSIEMServer
 // for forward compatibility.
@@ -164,6 +178,9 @@ type SIEMServer interface {
 	Ingest(context.Context, *IngestRequest) (*IngestResponse, error)
 	Stats(context.Context, *Empty) (*StatsResponse, error)
 	Close(context.Context, *Empty) (*Empty, error)
+	// Rules lists the SIEM's detection rules with the ATT&CK techniques each
+	// claims to detect (claimed coverage). Optional (capability "rules").
+	Rules(context.Context, *RulesRequest) (*RulesResponse, error)
 	mustEmbedUnimplementedSIEMServer()
 }
 
@@ -200,6 +217,9 @@ func (UnimplementedSIEMServer) Stats(context.Context, *Empty) (*StatsResponse, e
 }
 func (UnimplementedSIEMServer) Close(context.Context, *Empty) (*Empty, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Close not implemented")
+}
+func (UnimplementedSIEMServer) Rules(context.Context, *RulesRequest) (*RulesResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Rules not implemented")
 }
 func (UnimplementedSIEMServer) mustEmbedUnimplementedSIEMServer() {}
 func (UnimplementedSIEMServer) testEmbeddedByValue()              {}
@@ -384,6 +404,24 @@ func _SIEM_Close_Handler(srv interface{}, ctx context.Context, dec func(interfac
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SIEM_Rules_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RulesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SIEMServer).Rules(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SIEM_Rules_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SIEMServer).Rules(ctx, req.(*RulesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SIEM_ServiceDesc is the grpc.ServiceDesc for SIEM service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -426,6 +464,10 @@ var SIEM_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Close",
 			Handler:    _SIEM_Close_Handler,
+		},
+		{
+			MethodName: "Rules",
+			Handler:    _SIEM_Rules_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

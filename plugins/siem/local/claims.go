@@ -1,0 +1,33 @@
+package local
+
+import (
+	"context"
+
+	"github.com/vigilsec/vigil/core/plugin"
+)
+
+// ClaimedRules lists every loaded Sigma rule (vigil's own, SigmaHQ's and
+// those of the extra directories) with the techniques of its attack.tNNNN
+// tags, upper-cased ("attack.t1059.004" claims T1059.004); tactic tags
+// (attack.execution) claim no technique. Source is the rule's file (its
+// SigmaHQ link where it has one). Every loaded rule runs, so all are
+// enabled.
+func (s *SIEM) ClaimedRules(context.Context) ([]plugin.Rule, error) {
+	st, err := s.state()
+	if err != nil {
+		return nil, err
+	}
+	rules := st.engine.Rules()
+	out := make([]plugin.Rule, 0, len(rules))
+	for _, r := range rules {
+		src := r.Path
+		if r.Link != "" {
+			src = r.Link
+		}
+		out = append(out, plugin.Rule{
+			ID: r.ID, Name: r.Title, Techniques: append([]string(nil), r.Techniques...),
+			Enabled: true, Source: src, Language: QueryDialect,
+		})
+	}
+	return out, nil
+}
