@@ -153,8 +153,9 @@ func temporary(t string) bool {
 	return !strings.HasPrefix(t, "/") && !strings.HasPrefix(t, "~") && !strings.HasPrefix(t, "$") && !strings.Contains(t, "..")
 }
 
-// networkRE matches downloads, package installs and cloud CLIs.
-var networkRE = regexp.MustCompile(`(?i)(?:https?|ftp)://|(^|[\s;&|(` + "`" + `])(?:curl|wget|git\s+clone|pip3?\s+install|(?:apt-get|apt|yum|dnf|zypper|apk)\s+(?:-y\s+)?(?:install|add|update)|npm\s+install|gem\s+install|go\s+(?:install|get)|gcloud|aws|az|scp|rsync|ssh)(\s|$)`)
+// networkRE matches downloads, package installs, cloud CLIs and tools
+// that reach other hosts.
+var networkRE = regexp.MustCompile(`(?i)(?:https?|ftp)://|(^|[\s;&|(` + "`" + `])(?:curl|wget|git\s+clone|pip3?\s+install|(?:apt-get|apt|yum|dnf|zypper|apk)\s+(?:-y\s+)?(?:install|add|update)|npm\s+install|gem\s+install|go\s+(?:install|get)|gcloud|aws|az|scp|sftp|rsync|ssh|ping|nc|ncat|telnet|nslookup|dig|ldapsearch)(\s|$)|/dev/(?:tcp|udp)/`)
 
 // needsNetwork says whether any of the texts downloads or installs
 // something, or calls a cloud.

@@ -90,6 +90,7 @@ embedded local SIEM (a kernel audit sensor and Sigma rules).`,
 		newCmdDiff(io),
 		newCmdCompare(io),
 		newCmdInit(io),
+		newCmdImport(io),
 		newCmdVersion(io),
 		newCmdPlugin(),
 	)

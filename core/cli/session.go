@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigilsec/vigil/core/atomic"
 	"github.com/vigilsec/vigil/core/catalog"
 	"github.com/vigilsec/vigil/core/config"
 	"github.com/vigilsec/vigil/core/plugin"
@@ -34,6 +35,11 @@ type selectOptions struct {
 	Replay        bool
 	SigmaDirs     []string
 	ReplayDir     string
+	// AtomicsDirs are Atomic Red Team checkouts whose atomics are converted
+	// and added to the catalog (--atomics).
+	AtomicsDirs []string
+	Tags        []string
+	ExcludeTags []string
 }
 
 func (o *selectOptions) addFlags(cmd *cobra.Command, withPlugins bool) {
@@ -46,6 +52,9 @@ func (o *selectOptions) addFlags(cmd *cobra.Command, withPlugins bool) {
 	f.StringArrayVar(&o.Platforms, "platform", nil, "platform, e.g. linux (repeatable)")
 	f.StringArrayVar(&o.Args, "arg", nil, "override a test arg: NAME=VALUE or TEST_ID.NAME=VALUE (repeatable)")
 	f.BoolVar(&o.AllowDestr, "allow-destructive", false, "allow destructive tests selected by --id")
+	f.StringArrayVar(&o.AtomicsDirs, "atomics", nil, "add the linux sh/bash atomics of this Atomic Red Team checkout to the catalog (repeatable; see vigil import atomics)")
+	f.StringArrayVar(&o.Tags, "tag", nil, "only tests with this tag (repeatable)")
+	f.StringArrayVar(&o.ExcludeTags, "exclude-tag", nil, "leave out tests with this tag, e.g. network or payload (repeatable)")
 	if withPlugins {
 		f.StringArrayVar(&o.SIEMs, "siem", nil, "only this configured SIEM (repeatable)")
 		f.StringArrayVar(&o.Targets, "target", nil, "only this configured target (repeatable)")
@@ -81,14 +90,28 @@ func (o *selectOptions) load() (*loaded, error) {
 	for _, d := range append(append([]string{}, cfg.Run.CatalogDirs...), o.CatalogDirs...) {
 		sources = append(sources, catalog.Dir(d))
 	}
+	var imports []*atomic.Result
+	for _, d := range o.AtomicsDirs {
+		r, err := atomic.Import(d, atomic.Options{})
+		if err != nil {
+			return nil, usageErr(err)
+		}
+		imports = append(imports, r)
+		sources = append(sources, r.Source())
+		l.notes = append(l.notes, fmt.Sprintf("atomics %s: %d atomic tests imported, %d skipped (vigil import atomics %s lists why)", d, len(r.Tests), len(r.Skipped), d))
+	}
 	if l.cat, err = catalog.Load(sources...); err != nil {
 		return nil, usageErr(err)
+	}
+	for _, r := range imports {
+		r.Relocate(l.cat)
 	}
 	if l.args, err = catalog.ParseArgOverrides(o.Args); err != nil {
 		return nil, usageErr(err)
 	}
 	l.tests, l.skipped, err = l.cat.Select(catalog.Filter{
 		IDs: o.IDs, Techniques: o.Techniques, Tactics: o.Tactics, Platforms: o.Platforms, AllowDestructive: o.AllowDestr,
+		Tags: o.Tags, ExcludeTags: o.ExcludeTags,
 	})
 	if err != nil {
 		return nil, usageErr(err)
