@@ -9,9 +9,10 @@ import (
 // ClaimedRules lists every loaded Sigma rule (vigil's own, SigmaHQ's and
 // those of the extra directories) with the techniques of its attack.tNNNN
 // tags, upper-cased ("attack.t1059.004" claims T1059.004); tactic tags
-// (attack.execution) claim no technique. Source is the rule's file (its
-// SigmaHQ link where it has one). Every loaded rule runs, so all are
-// enabled.
+// (attack.execution) claim no technique. Source is the rule's file
+// (sigma/linux/... for vigil's own, embedded, rules; the path under an
+// extra directory) or, for SigmaHQ's, its link to the SigmaHQ repository.
+// Every loaded rule runs, so all are enabled.
 func (s *SIEM) ClaimedRules(context.Context) ([]plugin.Rule, error) {
 	st, err := s.state()
 	if err != nil {

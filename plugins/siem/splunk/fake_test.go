@@ -81,6 +81,9 @@ type fakeSplunk struct {
 	version string
 	caps    []string
 	saved   []map[string]any
+	// savedStatuses answer the saved searches listing first, in order
+	// (429, 403, ...), before it succeeds.
+	savedStatuses []int
 	// notable_update answer.
 	updateReply string
 	// HEC.
@@ -246,6 +249,16 @@ func (f *fakeSplunk) serve(w http.ResponseWriter, r *http.Request) {
 	case p == "/services/authentication/current-context":
 		writeJSON(w, 200, map[string]any{"entry": []any{map[string]any{"name": "tokens", "content": map[string]any{"username": "vigil-svc", "capabilities": f.caps}}}})
 	case p == "/servicesNS/-/-/saved/searches":
+		f.mu.Lock()
+		status := 0
+		if len(f.savedStatuses) > 0 {
+			status, f.savedStatuses = f.savedStatuses[0], f.savedStatuses[1:]
+		}
+		f.mu.Unlock()
+		if status != 0 {
+			writeMessages(w, status, "ERROR", http.StatusText(status))
+			return
+		}
 		writeJSON(w, 200, map[string]any{"entry": f.saved})
 	case p == "/services/notable_update":
 		reply := f.updateReply

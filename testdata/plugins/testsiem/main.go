@@ -18,6 +18,17 @@
 //
 // and `crash_after = N` (exit on the Nth search), `fail_first = N` (the first
 // N searches fail), `hostname = "h"` (the host signals report).
+//
+// Its claimed rules (the rules call, for `vigil coverage`) are scripted too:
+//
+//	[[claim]]
+//	id = "r1"
+//	name = "Shell spawned"
+//	techniques = ["T1059.004"]
+//	enabled = true
+//
+// Without any [[claim]] the call is unsupported; `rules_error = "msg"`
+// makes it fail with that message.
 package main
 
 import (
@@ -44,11 +55,21 @@ type rule struct {
 	delay           time.Duration
 }
 
+// claim is a scripted detection rule for the rules call.
+type claim struct {
+	ID         string   `toml:"id"`
+	Name       string   `toml:"name"`
+	Techniques []string `toml:"techniques"`
+	Enabled    bool     `toml:"enabled"`
+}
+
 type config struct {
-	Rules      []rule `toml:"rule"`
-	CrashAfter int    `toml:"crash_after"`
-	FailFirst  int    `toml:"fail_first"`
-	Hostname   string `toml:"hostname"`
+	Rules      []rule  `toml:"rule"`
+	Claims     []claim `toml:"claim"`
+	RulesError string  `toml:"rules_error"`
+	CrashAfter int     `toml:"crash_after"`
+	FailFirst  int     `toml:"fail_first"`
+	Hostname   string  `toml:"hostname"`
 }
 
 type testSIEM struct {
@@ -86,6 +107,23 @@ func (s *testSIEM) Configure(_ context.Context, b []byte) error {
 	}
 	s.onceSeen = map[string]plugin.Signal{}
 	return nil
+}
+
+// ClaimedRules answers the scripted [[claim]] rules.
+func (s *testSIEM) ClaimedRules(context.Context) ([]plugin.Rule, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg.RulesError != "" {
+		return nil, fmt.Errorf("testsiem: %s", s.cfg.RulesError)
+	}
+	if len(s.cfg.Claims) == 0 {
+		return nil, plugin.ErrUnsupported
+	}
+	out := make([]plugin.Rule, len(s.cfg.Claims))
+	for i, c := range s.cfg.Claims {
+		out[i] = plugin.Rule{ID: c.ID, Name: c.Name, Techniques: c.Techniques, Enabled: c.Enabled, Source: "testsiem [[claim]] " + fmt.Sprint(i)}
+	}
+	return out, nil
 }
 
 func (s *testSIEM) Search(_ context.Context, req plugin.SearchRequest) (plugin.SearchResult, error) {

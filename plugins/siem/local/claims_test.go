@@ -1,0 +1,90 @@
+package local
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/vigilsec/vigil/core/plugin"
+)
+
+// taggedRule is an extra-directory Sigma rule with technique tags in both
+// cases, a duplicate, tactic tags and a group tag.
+const taggedRule = `title: vigil test - tagged rule
+id: 6c1f0d3a-2b7e-4f10-9a44-0d5e7c9b1a02
+status: test
+description: Test rule of the claims test.
+author: vigil tests
+tags:
+    - attack.execution
+    - attack.t1059.004
+    - attack.T1070
+    - attack.t1059.004
+    - attack.g0032
+    - attack.defense_evasion
+logsource:
+    product: linux
+    category: process_creation
+detection:
+    selection:
+        CommandLine|contains: 'vigil-claims-test'
+    condition: selection
+level: low
+`
+
+func TestClaimedRules(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "tagged.yml"), []byte(taggedRule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, impl := configured(t, "mode = \"replay\"\nsigma_dirs = [\""+dir+"\"]")
+	d, err := s.Describe(context.Background())
+	if err != nil || !d.Has(plugin.CapRules) {
+		t.Fatalf("Describe = %+v, %v: want capability %q", d, err, plugin.CapRules)
+	}
+	rules, err := s.ClaimedRules(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every loaded rule: vigil's own, SigmaHQ's and the extra directory's.
+	if loaded := len(impl.Rules()); len(rules) != loaded || loaded < 100 {
+		t.Fatalf("%d rules claimed, %d loaded (want the same, and SigmaHQ's among them)", len(rules), loaded)
+	}
+	byID := map[string]plugin.Rule{}
+	var own, hq int
+	for _, r := range rules {
+		byID[r.ID] = r
+		if !r.Enabled || r.Language != "sigma" || r.Name == "" || r.Source == "" {
+			t.Errorf("rule %+v: want enabled, sigma, with a name and a source", r)
+		}
+		for _, tech := range r.Techniques {
+			if tech != strings.ToUpper(tech) || !strings.HasPrefix(tech, "T") {
+				t.Errorf("rule %s: technique %q not normalised", r.ID, tech)
+			}
+		}
+		switch {
+		case strings.HasPrefix(r.Source, "https://github.com/SigmaHQ/sigma/"):
+			hq++
+		case strings.HasPrefix(r.Source, "sigma/linux/"):
+			own++
+		}
+	}
+	if hq == 0 || own == 0 {
+		t.Errorf("%d SigmaHQ rules (by link) and %d own rules: want both", hq, own)
+	}
+	got := byID["6c1f0d3a-2b7e-4f10-9a44-0d5e7c9b1a02"]
+	want := plugin.Rule{ID: "6c1f0d3a-2b7e-4f10-9a44-0d5e7c9b1a02", Name: "vigil test - tagged rule",
+		Techniques: []string{"T1059.004", "T1070"}, Enabled: true, Source: filepath.Join(dir, "tagged.yml"), Language: "sigma"}
+	if got.ID != want.ID || got.Name != want.Name || !slices.Equal(got.Techniques, want.Techniques) || got.Source != want.Source {
+		t.Errorf("tagged rule = %+v\nwant %+v", got, want)
+	}
+}
+
+func TestClaimedRulesNotConfigured(t *testing.T) {
+	if _, err := overGRPC(t, new(SIEM)).ClaimedRules(context.Background()); err == nil || err.Error() != ErrNotConfigured.Error() {
+		t.Fatalf("error = %v, want %v", err, ErrNotConfigured)
+	}
+}
