@@ -1,0 +1,159 @@
+package k8s
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Config is the target's params table for the k8s injector, for example
+//
+//	[[target]]
+//	name = "staging-cluster"
+//	injector = "k8s"
+//	[target.params]
+//	kubeconfig = "/home/me/.kube/config"
+//	context = "staging"
+//	namespace = "vigil-chaos"
+//
+// Unknown keys are errors.
+type Config struct {
+	// Kubeconfig is the path of a kubeconfig file (default: $KUBECONFIG,
+	// then ~/.kube/config, as kubectl does). Ignored with InCluster.
+	Kubeconfig string `toml:"kubeconfig"`
+	// Context is the kubeconfig context to use (default: its current
+	// context).
+	Context string `toml:"context"`
+	// Namespace is the only namespace the injector works in. Required.
+	Namespace string `toml:"namespace"`
+	// InCluster uses the pod's service account (vigil running in the
+	// cluster, e.g. as a CronJob) instead of a kubeconfig.
+	InCluster bool `toml:"in_cluster"`
+	// Image is the image of the pods the injector creates (default
+	// DefaultImage). It needs sh, sleep and wget (busybox has them).
+	Image string `toml:"image"`
+	// CaptureImage is the image of the host-network capture pod (default
+	// DefaultCaptureImage); it needs tcpdump and timeout.
+	CaptureImage string `toml:"capture_image"`
+	// APIServer is the URL the anonymous probes are sent to (default: the
+	// kubeconfig's server). With it alone (no kubeconfig), only the
+	// anonymous-probe action works.
+	APIServer string `toml:"api_server"`
+	// AllowSystemNamespaces lets Namespace be kube-system, kube-public or
+	// kube-node-lease.
+	AllowSystemNamespaces bool `toml:"allow_system_namespaces"`
+	// CleanupTimeout bounds how long Cleanup waits for the created objects
+	// to be gone, as a Go duration (default 60s).
+	CleanupTimeout string `toml:"cleanup_timeout"`
+}
+
+// Defaults.
+const (
+	// DefaultImage runs the injector's pods.
+	DefaultImage = "docker.io/library/busybox:1.36"
+	// DefaultCaptureImage runs the host-network packet capture.
+	DefaultCaptureImage = "docker.io/nicolaka/netshoot:v0.13"
+	// DefaultCleanupTimeout bounds the wait for deleted objects.
+	DefaultCleanupTimeout = 60 * time.Second
+	// DefaultTimeout bounds an injection when the request sets none.
+	DefaultTimeout = 2 * time.Minute
+)
+
+// systemNamespaces are refused unless allow_system_namespaces is set.
+var systemNamespaces = map[string]bool{"kube-system": true, "kube-public": true, "kube-node-lease": true}
+
+var configKeys = []string{"allow_system_namespaces", "api_server", "capture_image", "cleanup_timeout", "context", "image", "in_cluster", "kubeconfig", "namespace"}
+
+// config is a Config checked and completed with defaults.
+type config struct {
+	Config
+	cleanupTimeout time.Duration
+	// rest is the client config (nil when only api_server is set).
+	rest *rest.Config
+	// host is where anonymous probes go.
+	host string
+}
+
+// parseConfig decodes b strictly, checks it and loads the client config.
+// Errors never carry credentials: they name the file and the key at fault.
+func parseConfig(b []byte) (*config, error) {
+	var c Config
+	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&c)
+	if err != nil {
+		return nil, fmt.Errorf("k8s: decode config: %w", err)
+	}
+	if u := md.Undecoded(); len(u) > 0 {
+		keys := make([]string, len(u))
+		for i, k := range u {
+			keys[i] = k.String()
+		}
+		sort.Strings(keys)
+		return nil, fmt.Errorf("k8s: config: unknown keys %s (known: %s)", strings.Join(keys, ", "), strings.Join(configKeys, ", "))
+	}
+	if c.Namespace == "" {
+		return nil, fmt.Errorf("k8s: config: namespace is required (the injector works only inside it)")
+	}
+	if errs := validation.IsDNS1123Label(c.Namespace); len(errs) > 0 {
+		return nil, fmt.Errorf("k8s: config: namespace %q: %s", c.Namespace, strings.Join(errs, "; "))
+	}
+	if systemNamespaces[c.Namespace] && !c.AllowSystemNamespaces {
+		return nil, fmt.Errorf("k8s: config: namespace %s is a system namespace: refused unless allow_system_namespaces = true", c.Namespace)
+	}
+	if c.Image == "" {
+		c.Image = DefaultImage
+	}
+	if c.CaptureImage == "" {
+		c.CaptureImage = DefaultCaptureImage
+	}
+	out := &config{Config: c, cleanupTimeout: DefaultCleanupTimeout}
+	if c.CleanupTimeout != "" {
+		d, err := time.ParseDuration(c.CleanupTimeout)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("k8s: config: cleanup_timeout %q: want a positive Go duration such as 60s", c.CleanupTimeout)
+		}
+		out.cleanupTimeout = d
+	}
+	switch {
+	case c.InCluster:
+		if c.Kubeconfig != "" || c.Context != "" {
+			return nil, fmt.Errorf("k8s: config: in_cluster excludes kubeconfig and context")
+		}
+		rc, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("k8s: config: in-cluster config: %w", err)
+		}
+		out.rest = rc
+	case c.Kubeconfig == "" && c.APIServer != "" && c.Context == "":
+		// Anonymous probes only.
+	default:
+		rules := clientcmd.NewDefaultClientConfigLoadingRules()
+		if c.Kubeconfig != "" {
+			rules.ExplicitPath = c.Kubeconfig
+		}
+		cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: c.Context})
+		rc, err := cc.ClientConfig()
+		if err != nil {
+			where := c.Kubeconfig
+			if where == "" {
+				where = "the default kubeconfig"
+			}
+			return nil, fmt.Errorf("k8s: config: load %s (context %q): %w", where, c.Context, err)
+		}
+		out.rest = rc
+	}
+	out.host = c.APIServer
+	if out.host == "" && out.rest != nil {
+		out.host = out.rest.Host
+	}
+	if out.host == "" {
+		return nil, fmt.Errorf("k8s: config: no API server: set kubeconfig, in_cluster or api_server")
+	}
+	return out, nil
+}
