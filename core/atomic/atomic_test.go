@@ -414,3 +414,27 @@ func TestArgSlug(t *testing.T) {
 		}
 	}
 }
+
+// TestBashDependencies: a dependency whose executor is bash runs in bash
+// even though the exec injector runs prerequisites with /bin/sh, and its
+// raw placeholders are still parsed by bash.
+func TestBashDependencies(t *testing.T) {
+	if _, err := os.Stat("/bin/bash"); err != nil {
+		t.Skip("no /bin/bash")
+	}
+	check := inShell("/bin/bash", "[[ -n $BASH_VERSION ]] && printf '[%s]' {{args.words | raw}}\n")
+	line, err := catalog.RenderString(check, catalog.Vars{Args: map[string]string{"words": `one "two three"`}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("/bin/sh", "-c", line).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sh -c %q: %v: %s", line, err, out)
+	}
+	if string(out) != "[one][two three]" {
+		t.Errorf("output %q", out)
+	}
+	if got := inShell("/bin/sh", "true\n"); got != "true\n" {
+		t.Errorf("sh dependency changed: %q", got)
+	}
+}
