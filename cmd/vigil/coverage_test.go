@@ -1,0 +1,196 @@
+package main_test
+
+// End-to-end tests of `vigil coverage`: a results file against the local
+// SIEM's claims (vigil's own and SigmaHQ's Sigma rules, plus --sigma-dir),
+// a scripted SIEM without the rules call and one with scripted claims.
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vigilsec/vigil/core/coverage"
+	"github.com/vigilsec/vigil/core/report/reportcheck"
+)
+
+func coverageArgs(extra ...string) []string {
+	return append([]string{"coverage", "--config", "testdata/e2e/coverage/vigil.toml", "--results", "testdata/e2e/coverage/results.json",
+		"--plugin-dir", pluginDir, "--allow-unpinned"}, extra...)
+}
+
+func TestCoverageText(t *testing.T) {
+	stdout, stderr, code := vigil(t, coverageArgs()...)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (a claimed technique was tested and never detected)\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{
+		"claimed versus proven coverage of run 20261123T100000Z-cov3r4: ATT&CK v18.1, Linux and Containers techniques",
+		"\nSIEM local: ",
+		"  TACTIC                CLAIMED+PROVEN  NEVER PROVEN  PROVEN UNCLAIMED  CLAIMED UNTESTED  MISSED UNCLAIMED  NO TEST\n  Initial Access  ",
+		"  claimed and proven (1):\n    T1053.003 Scheduled Task/Job: Cron - detected: linux-cron-decoy-job; rules: ",
+		`"Crontab Modified With The Crontab Utility" (02a2b0b9-1866-405d-a265-fbe7179eede9) (fired)`,
+		"  claimed, never proven (1):\n    T1003.008 OS Credential Dumping: /etc/passwd and /etc/shadow - missed: linux-shadow-read; rules: ",
+		`"Shadow Password File Read With A Text Or Copy Tool" (fd72f59d-0790-41f7-aaf7-cefad7c3963c)`,
+		"  proven, no rule claims it (1):\n    T1005 Data from Local System - detected: e2e-collect-local\n",
+		"  missed, no rule claims it (1):\n    T1021.004 Remote Services: SSH - missed: e2e-ssh-lateral\n",
+		"SIEM scripted: claims unknown (plugin has no rules call)\n",
+		"  proven (claims unknown) (1):\n    T1053.003 Scheduled Task/Job: Cron - detected: linux-cron-decoy-job\n",
+		"SIEM claimer: 2 rules (1 enabled)\n",
+		"    T1053.003 Scheduled Task/Job: Cron - detected: linux-cron-decoy-job; rule: \"Cron rule\" (c1) (fired)\n",
+		"    T1053.006 Scheduled Task/Job: Systemd Timers - rule: \"Cron rule\" (c1)\n",
+		"    T1003.008 OS Credential Dumping: /etc/passwd and /etc/shadow - missed: linux-shadow-read\n",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q", want)
+		}
+	}
+	// Tactics in kill-chain order.
+	last := -1
+	for _, tactic := range []string{"Initial Access", "Execution", "Persistence", "Privilege Escalation", "Defense Evasion",
+		"Credential Access", "Discovery", "Lateral Movement", "Collection", "Command and Control", "Exfiltration", "Impact"} {
+		i := strings.Index(stdout, "\n  "+tactic+" ")
+		if i < last {
+			t.Errorf("tactic %s out of kill-chain order", tactic)
+		}
+		last = i
+	}
+	if t.Failed() {
+		t.Logf("stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+}
+
+// TestCoverageSigmaDir: an extra Sigma rule's attack.t1005 tag makes the
+// local SIEM claim T1005, which the run proved.
+func TestCoverageSigmaDir(t *testing.T) {
+	stdout, stderr, code := vigil(t, coverageArgs("--siem", "local", "--sigma-dir", "testdata/e2e/coverage/sigma", "--format", "json")...)
+	if code != 1 {
+		t.Fatalf("exit %d\nstderr:\n%s", code, stderr)
+	}
+	var rep coverage.Report
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("stdout is not coverage.json: %v\n%s", err, stdout)
+	}
+	if rep.Schema != coverage.Schema || len(rep.SIEMs) != 1 || rep.SIEMs[0].Name != "local" || !rep.SIEMs[0].ClaimsKnown {
+		t.Fatalf("report of %d SIEM(s), want local alone with known claims", len(rep.SIEMs))
+	}
+	s := rep.SIEMs[0]
+	classes := map[string]coverage.Technique{}
+	for _, tech := range s.Techniques {
+		classes[tech.ID] = tech
+	}
+	for id, want := range map[string]coverage.Class{
+		"T1005": coverage.ClaimedProven, "T1053.003": coverage.ClaimedProven, "T1003.008": coverage.ClaimedNotProven,
+		"T1021.004": coverage.MissedUnclaimed, "T1609": coverage.ClaimedUntested,
+	} {
+		if got := classes[id].Class; got != want {
+			t.Errorf("%s: class %s, want %s", id, got, want)
+		}
+	}
+	t1005 := classes["T1005"]
+	if len(t1005.Rules) != 1 || t1005.Rules[0].ID != "4d3c2b1a-0f9e-4d8c-b7a6-e2e0c0ffee05" || t1005.Rules[0].Fired ||
+		!strings.HasSuffix(t1005.Rules[0].Source, filepath.Join("testdata", "e2e", "coverage", "sigma", "data_from_local_system.yml")) {
+		t.Errorf("T1005 rules %+v: want the extra directory's rule, not fired (another rule detected the test)", t1005.Rules)
+	}
+	// The local SIEM's claims are its whole rule set: vigil's own rules and
+	// SigmaHQ's, every one enabled.
+	if s.Rules < 150 || s.Rules != s.EnabledRules {
+		t.Errorf("%d rules (%d enabled): want the embedded and SigmaHQ rules, all enabled", s.Rules, s.EnabledRules)
+	}
+}
+
+func TestCoverageNavigator(t *testing.T) {
+	out := t.TempDir()
+	stdout, stderr, code := vigil(t, coverageArgs("--format", "navigator", "--out", out)...)
+	if code != 1 {
+		t.Fatalf("exit %d\nstderr:\n%s", code, stderr)
+	}
+	if err := reportcheck.ValidateLayer([]byte(stdout)); err != nil {
+		t.Fatalf("standard output is not valid Navigator layers: %v", err)
+	}
+	var layers []struct {
+		Name        string `json:"name"`
+		LegendItems []struct {
+			Label, Color string
+		} `json:"legendItems"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &layers); err != nil || len(layers) != 3 {
+		t.Fatalf("want 3 layers: %v", err)
+	}
+	colors := map[string]bool{}
+	for _, li := range layers[0].LegendItems {
+		colors[li.Color] = true
+	}
+	if len(layers[0].LegendItems) != 6 || len(colors) != 6 || !strings.HasPrefix(layers[0].LegendItems[1].Label, "claimed, never proven (1)") {
+		t.Errorf("local legend %+v: want 6 classes in 6 colours", layers[0].LegendItems)
+	}
+	for _, name := range []string{"coverage.json", "coverage-local.json", "coverage-scripted.json", "coverage-claimer.json"} {
+		b, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name != "coverage.json" {
+			if err := reportcheck.ValidateLayer(b); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+		if !strings.Contains(stderr, "wrote "+filepath.Join(out, name)) {
+			t.Errorf("stderr does not list %s:\n%s", name, stderr)
+		}
+	}
+}
+
+func TestCoverageErrors(t *testing.T) {
+	t.Run("a failing rules call names the SIEM and its plugin", func(t *testing.T) {
+		stdout, stderr, code := vigil(t, "coverage", "--config", "testdata/e2e/coverage/broken.toml", "--results", "testdata/e2e/coverage/results.json",
+			"--plugin-dir", pluginDir, "--allow-unpinned")
+		if code != 3 || !strings.Contains(stderr, `siem "broken" (plugin testsiem): rules: testsiem: rules API answered 500`) {
+			t.Fatalf("exit %d stderr %q, want 3 and the SIEM named", code, stderr)
+		}
+		if !strings.Contains(stdout, "SIEM broken: claims unknown (rules not read: ") {
+			t.Errorf("stdout:\n%s", stdout)
+		}
+	})
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"bad format", coverageArgs("--format", "html"), `--format "html": want text, json or navigator`},
+		{"two run sources", coverageArgs("--run", "last"), "--results and --run choose the run two ways"},
+		{"unknown SIEM", coverageArgs("--siem", "nope"), `no siem named "nope"`},
+		{"unknown platform", coverageArgs("--platform", "amiga"), `--platform "amiga": not an ATT&CK Enterprise platform`},
+		{"missing results", []string{"coverage", "--results", "testdata/e2e/coverage/nope.json"}, "read results"},
+		{"empty history", []string{"coverage", "--history", filepath.Join(t.TempDir(), "h.db")}, "no run history at"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, stderr, code := vigil(t, tc.args...)
+			if code != 2 || !strings.Contains(stderr, tc.wantErr) {
+				t.Fatalf("exit %d stderr %q, want 2 and %q", code, stderr, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestCoverageHistory: the newest run of the history database is the
+// default.
+func TestCoverageHistory(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "history.db")
+	log := filepath.Join(t.TempDir(), "inject.log")
+	_, stderr, code := vigil(t, "run", "--config", "testdata/e2e/configs/scripted.toml", "--catalog", "testdata/e2e/catalog",
+		"--id", "e2e-detected", "--id", "e2e-missed", "--plugin-dir", pluginDir, "--allow-unpinned", "--arg", "log="+log, "--history", db)
+	if code != 1 {
+		t.Fatalf("run: exit %d\n%s", code, stderr)
+	}
+	stdout, stderr, code := vigil(t, "coverage", "--config", "testdata/e2e/configs/scripted.toml", "--catalog", "testdata/e2e/catalog",
+		"--plugin-dir", pluginDir, "--allow-unpinned", "--history", db)
+	if code != 0 {
+		t.Fatalf("coverage: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	// Both tests perform T1059.004: one detected proves it.
+	if !strings.Contains(stdout, "SIEM scripted: claims unknown (plugin has no rules call)") ||
+		!strings.Contains(stdout, "  proven (claims unknown) (1):\n    T1059.004 Command and Scripting Interpreter: Unix Shell - detected: e2e-detected; missed: e2e-missed\n") {
+		t.Errorf("stdout:\n%s", stdout)
+	}
+}
