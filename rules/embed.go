@@ -4,8 +4,8 @@
 // format).
 //
 // Sigma rules for the local SIEM live next to it under sigma/ (Sigma):
-// vigil's own rules in sigma/linux and an unmodified copy of the SigmaHQ
-// Linux rules in sigma/sigmahq. Recorded telemetry for replays lives under
+// vigil's own rules in sigma/linux and sigma/kubernetes, and an unmodified
+// copy of the SigmaHQ Linux and Kubernetes audit rules in sigma/sigmahq. Recorded telemetry for replays lives under
 // telemetry/ (Telemetry): one <test-id>.jsonl per test, written by
 // `vigil record` and read by the replay injector.
 package rules
@@ -27,12 +27,19 @@ var Sigma embed.FS
 
 // The directories of Sigma.
 const (
-	// SigmaOwnRoot holds vigil's own rules.
+	// SigmaOwnRoot holds vigil's own rules for Linux hosts.
 	SigmaOwnRoot = "sigma/linux"
-	// SigmaHQRoot holds the SigmaHQ Linux rules (DRL 1.1), with upstream
-	// paths kept below it.
+	// SigmaKubernetesRoot holds vigil's own rules for Kubernetes audit
+	// events (logsource product kubernetes, service audit).
+	SigmaKubernetesRoot = "sigma/kubernetes"
+	// SigmaHQRoot holds the SigmaHQ Linux and Kubernetes audit rules (DRL
+	// 1.1), with upstream paths kept below it.
 	SigmaHQRoot = "sigma/sigmahq"
 )
+
+// SigmaOwnRoots are the directories of vigil's own rules, all loaded by
+// default.
+var SigmaOwnRoots = []string{SigmaOwnRoot, SigmaKubernetesRoot}
 
 // Telemetry holds the recorded telemetry the replay injector replays,
 // rooted at "telemetry": one <test-id>.jsonl file per test.

@@ -66,19 +66,28 @@ func linuxPack(t *testing.T) []*catalog.Test {
 	return out
 }
 
-// vigilRules loads sigma/linux from the embedded rules (what the binary
-// ships) and fails on any file that is not a rule.
+// vigilRules loads vigil's own rules (sigma/linux and sigma/kubernetes)
+// from the embedded rules (what the binary ships) and fails on any file that
+// is not a rule.
 func vigilRules(t *testing.T) []*detect.Rule {
 	t.Helper()
-	rs, err := detect.Load(rules.Sigma, linuxRules)
+	rs, err := detect.Load(rules.Sigma, rules.SigmaOwnRoots...)
 	if err != nil {
-		t.Fatalf("load %s: %v", linuxRules, err)
+		t.Fatalf("load %v: %v", rules.SigmaOwnRoots, err)
 	}
 	for _, p := range rs.Problems {
 		t.Errorf("%s", p.Error())
 	}
-	if len(rs.Rules) == 0 {
-		t.Fatalf("no rule loaded from %s", linuxRules)
+	for _, root := range rules.SigmaOwnRoots {
+		n := 0
+		for _, r := range rs.Rules {
+			if strings.HasPrefix(r.Path, root+"/") {
+				n++
+			}
+		}
+		if n == 0 {
+			t.Fatalf("no rule loaded from %s", root)
+		}
 	}
 	return rs.Rules
 }

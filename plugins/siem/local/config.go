@@ -23,7 +23,7 @@ const (
 // Values of Config.Rules.
 const (
 	// RulesBuiltin loads vigil's own rules shipped in the binary
-	// (rules/sigma/linux). It is the default.
+	// (rules/sigma/linux and rules/sigma/kubernetes). It is the default.
 	RulesBuiltin = "builtin"
 	// RulesNone loads none of vigil's own rules.
 	RulesNone = "none"

@@ -89,11 +89,18 @@ func loadOwnRules(sel string) ([]*detect.Rule, error) {
 	case RulesNone:
 		return nil, nil
 	case RulesBuiltin:
-		// The directory may not exist yet in a build without own rules.
-		if _, serr := fs.Stat(rules.Sigma, rules.SigmaOwnRoot); errors.Is(serr, fs.ErrNotExist) {
+		// The Linux and the Kubernetes rules; a directory may not exist in
+		// a build without those rules.
+		var roots []string
+		for _, root := range rules.SigmaOwnRoots {
+			if _, serr := fs.Stat(rules.Sigma, root); !errors.Is(serr, fs.ErrNotExist) {
+				roots = append(roots, root)
+			}
+		}
+		if len(roots) == 0 {
 			return nil, nil
 		}
-		set, err = detect.Load(rules.Sigma, rules.SigmaOwnRoot)
+		set, err = detect.Load(rules.Sigma, roots...)
 	default:
 		set, err = loadDir(sel)
 	}

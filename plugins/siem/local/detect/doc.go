@@ -12,9 +12,13 @@
 // values the evaluator cannot handle, and evaluator construction failures
 // (panics included). Loading never panics on bad input.
 //
-// Only three logsources are produced by the local sensor and accepted:
+// Four logsources are accepted: the three the local sensor produces,
 // linux/auditd ([event.Auditd]), linux/process_creation
-// ([event.ProcessCreation]) and linux/file_event ([event.FileEvent]).
+// ([event.ProcessCreation]) and linux/file_event ([event.FileEvent]), and
+// Kubernetes API server audit events, kubernetes/audit
+// ([event.KubernetesAudit], which SigmaHQ's rules also write with category
+// application; see [NormalizeLogsource]), whose fields are the audit event
+// flattened with dotted keys ([event.FromAudit]).
 //
 // # Matching
 //

@@ -30,7 +30,7 @@ func loadReport(rs *Ruleset) string {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	b.WriteString("# SigmaHQ Linux rules (rules/sigma/sigmahq): outcome counts\n")
+	b.WriteString("# SigmaHQ Linux and Kubernetes audit rules (rules/sigma/sigmahq): outcome counts\n")
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s: %d\n", k, sum[k])
 	}
@@ -52,9 +52,10 @@ func TestLoadSigmaHQ(t *testing.T) {
 
 	// Exact numbers per outcome.
 	want := map[string]int{
-		"loaded":                140,
+		"loaded":                154, // 140 Linux, 14 Kubernetes audit
 		string(ReasonLogsource): 27,
 		string(ReasonKeywords):  3,
+		string(ReasonValue):     2, // Kubernetes audit: field: '*' for "exists"
 	}
 	if got := rs.Summary(); !mapsEqual(got, want) {
 		t.Errorf("summary = %v, want %v", got, want)
@@ -143,7 +144,7 @@ func fileLogsource(t *testing.T, fsys fs.FS, path string) event.Logsource {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	return doc.Logsource
+	return NormalizeLogsource(doc.Logsource)
 }
 
 func mapsEqual(a, b map[string]int) bool {

@@ -27,9 +27,22 @@ const SigmaHQCommit = "8eaafff1f2845a696050e05e72ba1140ee190698"
 // file, as the Detection Rule License asks.
 const SigmaHQLinkBase = "https://github.com/SigmaHQ/sigma/blob/" + SigmaHQCommit + "/"
 
-// SupportedLogsources lists the logsources produced by the local sensor, the
-// only ones whose rules are loaded.
-var SupportedLogsources = []event.Logsource{event.Auditd, event.ProcessCreation, event.FileEvent}
+// SupportedLogsources lists the logsources the local SIEM evaluates, the
+// only ones whose rules are loaded: the three the local sensor produces, and
+// Kubernetes audit events (replayed or ingested; see event.FromAudit).
+var SupportedLogsources = []event.Logsource{event.Auditd, event.ProcessCreation, event.FileEvent, event.KubernetesAudit}
+
+// NormalizeLogsource returns the logsource a rule written for ls is
+// evaluated on: SigmaHQ's Kubernetes audit rules say product kubernetes,
+// service audit, with or without category application, and all of them are
+// event.KubernetesAudit. Other logsources are returned unchanged.
+func NormalizeLogsource(ls event.Logsource) event.Logsource {
+	k := event.KubernetesAudit
+	if ls.Product == k.Product && ls.Service == k.Service && (ls.Category == "" || ls.Category == "application") {
+		return k
+	}
+	return ls
+}
 
 // Rule is one loaded Sigma rule, ready for evaluation.
 type Rule struct {
@@ -298,7 +311,7 @@ func ParseRule(path string, data []byte, link string) (*Rule, *Problem) {
 			return fail(ReasonCorrelation, "aggregation condition %q is not supported", conditionString(c))
 		}
 	}
-	ls := event.Logsource{Product: sr.Logsource.Product, Service: sr.Logsource.Service, Category: sr.Logsource.Category}
+	ls := NormalizeLogsource(event.Logsource{Product: sr.Logsource.Product, Service: sr.Logsource.Service, Category: sr.Logsource.Category})
 	supported := false
 	for _, s := range SupportedLogsources {
 		supported = supported || s == ls
@@ -401,6 +414,13 @@ func checkSearches(r sigma.Rule) *searchProblem {
 					case string:
 						if strings.HasPrefix(v, "%") && strings.HasSuffix(v, "%") {
 							return &searchProblem{ReasonValue, fmt.Sprintf("placeholder %s for %s in search %q", v, key, name)}
+						}
+						// A lone '*' stands for "the field exists" (SigmaHQ's
+						// Kubernetes rules say so in a comment): sigma-go
+						// compares a missing field as "", which '*' matches,
+						// so the rule would fire on every event.
+						if v == "*" && len(fm.Values) == 1 && len(fm.Modifiers) == 0 {
+							return &searchProblem{ReasonValue, fmt.Sprintf("value '*' for %s in search %q means the field exists, which a missing field would match here", key, name)}
 						}
 					case int, float32, float64, bool:
 					default:
