@@ -194,3 +194,38 @@ func TestCoverageHistory(t *testing.T) {
 		t.Errorf("stdout:\n%s", stdout)
 	}
 }
+
+// TestRunWritesCoverage: a run whose SIEM has the rules call writes
+// coverage.json and its Navigator layer into --out (a replay: no root).
+func TestRunWritesCoverage(t *testing.T) {
+	out := t.TempDir()
+	stdout, stderr, code := vigil(t, "run", "--replay", "--technique", "T1053.003", "--out", out, "--no-history", "-q")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, name := range []string{"coverage.json", "coverage-local.json"} {
+		if !strings.Contains(stdout, "report: "+filepath.Join(out, name)) {
+			t.Errorf("stdout does not list %s:\n%s", name, stdout)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(out, "coverage.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep coverage.Report
+	if err := json.Unmarshal(b, &rep); err != nil || len(rep.SIEMs) != 1 || !rep.SIEMs[0].ClaimsKnown {
+		t.Fatalf("coverage.json: %v, %+v", err, rep.SIEMs)
+	}
+	for _, tech := range rep.SIEMs[0].Techniques {
+		if tech.ID == "T1053.003" && (tech.Class != coverage.ClaimedProven || len(tech.Detected) == 0) {
+			t.Errorf("T1053.003 = %+v, want claimed and proven by the replayed tests", tech)
+		}
+	}
+	layer, err := os.ReadFile(filepath.Join(out, "coverage-local.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reportcheck.ValidateLayer(layer); err != nil {
+		t.Errorf("coverage-local.json: %v", err)
+	}
+}

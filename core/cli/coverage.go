@@ -330,3 +330,41 @@ func writeCoverageFiles(dir string, rep *coverage.Report) ([]string, error) {
 	}
 	return paths, nil
 }
+
+// runClaims reads the rules of a run's SIEMs whose plugins have the rules
+// call (CapRules), while they still run. A failure is a warning: the run's
+// results do not depend on it.
+func runClaims(ctx context.Context, io IO, st *started) []coverage.Claims {
+	var out []coverage.Claims
+	for _, s := range st.siems {
+		if !s.Desc.Has(plugin.CapRules) {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		rules, err := s.Impl.ClaimedRules(rctx)
+		cancel()
+		if err != nil {
+			if !errors.Is(err, plugin.ErrUnsupported) {
+				fmt.Fprintf(io.Err, "vigil: siem %q (plugin %s): rules: %v (coverage.json shows its claims as unknown)\n", s.Name, s.Plugin, err)
+			}
+			out = append(out, coverage.Claims{SIEM: s.Name, Note: noRulesCall})
+			continue
+		}
+		c := coverage.Claims{SIEM: s.Name, Known: true}
+		for _, r := range rules {
+			c.Rules = append(c.Rules, coverage.Rule{ID: r.ID, Name: r.Name, Techniques: r.Techniques, Enabled: r.Enabled, Source: r.Source})
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// writeRunCoverage writes a run's claimed versus proven coverage into its
+// --out directory (coverage.json and coverage-<siem>.json).
+func writeRunCoverage(dir string, l *loaded, run *measure.Run, claims []coverage.Claims) ([]string, error) {
+	in := coverage.Input{RunID: run.RunID, Results: run.Results, Claims: claims}
+	for _, t := range l.cat.Tests {
+		in.Tests = append(in.Tests, coverage.Test{ID: t.ID, Technique: string(t.Technique.ID)})
+	}
+	return writeCoverageFiles(dir, coverage.Compute(in))
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigilsec/vigil/core/coverage"
 	"github.com/vigilsec/vigil/core/history"
 	"github.com/vigilsec/vigil/core/measure"
 	"github.com/vigilsec/vigil/core/report"
@@ -37,6 +38,9 @@ type RunOptions struct {
 	// sink receives the run's metadata and its results as they are
 	// measured (history and results.json); nil for `vigil record`.
 	sink *runSink
+	// claims are the rules of the SIEMs with the rules call, read before
+	// the plugins close, for coverage.json in Out.
+	claims []coverage.Claims
 }
 
 func newCmdRun(io IO, runF func(*RunOptions) error) *cobra.Command {
@@ -144,6 +148,13 @@ func runRun(ctx context.Context, io IO, o *RunOptions) error {
 	var written []string
 	if len(formats) > 0 {
 		if written, err = report.WriteDir(o.Out, run, formats); err != nil {
+			fmt.Fprintln(io.Err, "vigil:", err)
+		}
+	}
+	if len(o.claims) > 0 {
+		ps, err := writeRunCoverage(o.Out, l, run, o.claims)
+		written = append(written, ps...)
+		if err != nil {
 			fmt.Fprintln(io.Err, "vigil:", err)
 		}
 	}
@@ -282,6 +293,9 @@ func execute(ctx context.Context, io IO, l *loaded, o *RunOptions) (*measure.Run
 			run.SIEMStats[s.Name] = c
 		}
 		cancel()
+	}
+	if o.Out != "" {
+		o.claims = runClaims(ctx, io, st)
 	}
 	runner.SortResults(run.Results)
 	return run, nil
