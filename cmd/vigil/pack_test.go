@@ -77,7 +77,7 @@ func TestLinuxPackLive(t *testing.T) {
 
 	t.Run("replay gives the same coverage", func(t *testing.T) {
 		out := t.TempDir()
-		vigil(t, "run", "--replay", "--out", out, "--quiet")
+		vigil(t, "run", "--replay", "--platform", "linux", "--out", out, "--quiet")
 		rep := readResults(t, out)
 		for _, r := range rep.Results {
 			if r.Status != live[r.TestID] {
