@@ -246,6 +246,8 @@ func TestBrokenFiles(t *testing.T) {
 		yaml("T1059.004") + ":3: malformed atomic: did not find expected key",
 		yaml("T1082") + ":16: T1082 #2 malformed atomic: cannot unmarshal !!map into []string",
 		yaml("T1082") + `:25: T1082 #3 "No command" malformed atomic: executor has no command`,
+		yaml("T1082") + `:34: T1082 #5 "Catalog placeholder syntax" invalid after conversion: catalog: inject.params.command: unknown placeholder {{end}} (known: {{marker}}, {{tmpdir}}, {{host}}, {{target}}, {{test_id}}, {{args.NAME}})`,
+		yaml("T1082") + `:42: T1082 #6 "Same GUID as the first" invalid after conversion: test id art-t1082-00000000 is also the id of ` + yaml("T1082") + `:4 (duplicate auto_generated_guid?)`,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("skipped:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

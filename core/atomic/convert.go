@@ -30,6 +30,8 @@ var (
 	// pathVarRE matches the variables Atomic Red Team replaces with the
 	// atomics directory, with or without the PowerShell $.
 	pathVarRE = regexp.MustCompile(`\$?(?:PathToAtomicsFolder|PathToPayloads)`)
+	// convertedLineRE is the line number left of a catalog error's position.
+	convertedLineRE = regexp.MustCompile(`(?m)^\d+: `)
 )
 
 // spec is a converted atomic test before it is written as TOML.
@@ -210,8 +212,10 @@ func convert(at atomicTest, tech attack.Technique, shell, atomicsDir string, ori
 	}
 	t.TOML = sp.encode(file)
 	if _, err := catalog.Load(catalog.Source{Label: "converted", FS: fstest.MapFS{t.Path: {Data: t.TOML}}, Root: "."}); err != nil {
-		msg := strings.ReplaceAll(err.Error(), "converted/"+t.Path, "converted test")
-		return nil, &problem{msg: strings.Join(strings.Fields(msg), " ")}
+		// The converted file exists nowhere: name the catalog key only.
+		msg := strings.ReplaceAll(err.Error(), "converted/"+t.Path+":", "")
+		msg = convertedLineRE.ReplaceAllString(msg, "")
+		return nil, &problem{msg: "catalog: " + strings.Join(strings.Fields(msg), " ")}
 	}
 	return t, nil
 }
