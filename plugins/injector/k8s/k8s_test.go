@@ -453,6 +453,9 @@ func TestCleanupLeftovers(t *testing.T) {
 }
 
 func TestConfigure(t *testing.T) {
+	// Outside a pod, whatever runs the tests.
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	t.Setenv("KUBERNETES_SERVICE_PORT", "")
 	f := newFakeAPI(t)
 	kc := quote(kubeconfig(t, f))
 	tests := []struct {
@@ -469,6 +472,7 @@ func TestConfigure(t *testing.T) {
 		{"unknown key", "kubeconfig = " + kc + "\nnamespace = 'vigil'\nnamepsace = 'x'", "k8s: config: unknown keys namepsace (known: "},
 		{"bad cleanup timeout", "kubeconfig = " + kc + "\nnamespace = 'vigil'\ncleanup_timeout = 'soon'", `k8s: config: cleanup_timeout "soon": want a positive Go duration such as 60s`},
 		{"in cluster and kubeconfig", "kubeconfig = " + kc + "\nnamespace = 'vigil'\nin_cluster = true", "k8s: config: in_cluster excludes kubeconfig and context"},
+		{"in cluster outside a cluster", "namespace = 'vigil'\nin_cluster = true", "k8s: config: in-cluster config: unable to load in-cluster configuration"},
 		{"missing context", "kubeconfig = " + kc + "\ncontext = 'nope'\nnamespace = 'vigil'", "k8s: config: load "},
 		{"broken kubeconfig", "kubeconfig = 'testdata/broken-kubeconfig.yaml'\nnamespace = 'vigil'", "k8s: config: load testdata/broken-kubeconfig.yaml"},
 		{"missing kubeconfig", "kubeconfig = 'testdata/none.yaml'\nnamespace = 'vigil'", "k8s: config: load testdata/none.yaml"},
