@@ -17,8 +17,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/remotecommand"
+	"k8s.io/klog/v2"
 	"k8s.io/streaming/pkg/httpstream/wsstream"
 )
+
+func init() {
+	// The fake's WebSocket server logs through klog when the client
+	// closes the connection after the exec's status: expected, not news.
+	klog.LogToStderr(false)
+	klog.SetOutput(io.Discard)
+}
 
 // kubeconfigToken is the runner's token in testdata/kubeconfig.yaml.
 const kubeconfigToken = "kubeconfig-token-7f3a9c0e1d"
