@@ -225,8 +225,8 @@ func attackPlatforms(vals []string) ([]string, error) {
 }
 
 // readClaims starts each SIEM's plugin and reads its rules. The local SIEM
-// is configured in replay mode (its rules load, no sensor starts), with the
-// --sigma-dir directories. A plugin without the rules call gives unknown
+// is configured in replay mode (its rules load, no sensor starts, no record
+// file is written), with the --sigma-dir directories. A plugin without the rules call gives unknown
 // claims; a failure gives unknown claims and an error naming the SIEM.
 func readClaims(ctx context.Context, io IO, cfg *config.Config, siems []config.SIEM, o *CoverageOptions) ([]coverage.Claims, []error) {
 	l := &loaded{siems: append([]config.SIEM(nil), siems...)}
@@ -265,6 +265,7 @@ func siemClaims(ctx context.Context, host *pluginhost.Host, s config.SIEM) (cove
 			p[k] = v
 		}
 		p["mode"] = "replay"
+		delete(p, "record") // reading rules must not write the telemetry record file
 		s.Params = p
 	}
 	impl, _, err := host.SIEM(ctx, s.Plugin)
