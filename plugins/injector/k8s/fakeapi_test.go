@@ -2,6 +2,7 @@ package k8s
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,7 +25,10 @@ import (
 func init() {
 	// The fake's WebSocket server logs through klog when the client
 	// closes the connection after the exec's status: expected, not news.
-	klog.LogToStderr(false)
+	fs := flag.NewFlagSet("klog", flag.PanicOnError)
+	klog.InitFlags(fs)
+	fs.Set("logtostderr", "false")
+	fs.Set("stderrthreshold", "FATAL")
 	klog.SetOutput(io.Discard)
 }
 
