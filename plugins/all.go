@@ -7,6 +7,7 @@ import (
 	_ "github.com/vigilsec/vigil/plugins/injector/exec"   // injector "exec": runs shell commands on the local host
 	_ "github.com/vigilsec/vigil/plugins/injector/k8s"    // injector "k8s": performs Kubernetes techniques in one namespace of a cluster
 	_ "github.com/vigilsec/vigil/plugins/injector/replay" // injector "replay": replays recorded telemetry instead of performing the technique
+	_ "github.com/vigilsec/vigil/plugins/injector/ssh"    // injector "ssh": runs the tests' shell commands on remote hosts over SSH
 	_ "github.com/vigilsec/vigil/plugins/siem/datadog"    // siem "datadog": Datadog Cloud SIEM / Workload Protection signals, replay through the logs intake
 	_ "github.com/vigilsec/vigil/plugins/siem/elastic"    // siem "elastic": Elastic Security detection alerts (Elasticsearch or Kibana), replay through the bulk API
 	_ "github.com/vigilsec/vigil/plugins/siem/local"      // siem "local": the embedded default SIEM (audit sensor + Sigma rules)

@@ -319,9 +319,15 @@ func targetHost(t config.Target) string {
 	return h
 }
 
+// targetTmpRoot is where a target's work directories go: its `tmp_root`
+// param, else /tmp on remote hosts (a target with hosts) and this
+// machine's temporary directory for local injectors.
 func targetTmpRoot(t config.Target) string {
 	if r, ok := t.Params["tmp_root"].(string); ok && r != "" {
 		return r
+	}
+	if len(t.Hosts) > 0 {
+		return "/tmp"
 	}
 	return os.TempDir()
 }

@@ -1,0 +1,248 @@
+package ssh
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/user"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the target's params table for the ssh injector. The hosts are
+// the target's own hosts and inventory keys, not params. For example
+//
+//	[[target]]
+//	name = "web"
+//	plugin = "ssh"
+//	runs = ["exec"]              # run the catalog's exec tests over ssh
+//	inventory = "fleet.txt"      # one host or host:port per line
+//	[target.params]
+//	user = "vigil"
+//	identity_file = "~/.ssh/vigil_ed25519"
+//	passphrase = "${VIGIL_SSH_PASSPHRASE}"
+//	known_hosts = "~/.ssh/known_hosts"
+//	max_sessions_per_host = 4
+//	sudo = true
+//
+// Unknown keys are errors.
+type Config struct {
+	// User is the login user (default: the user running vigil).
+	User string `toml:"user"`
+	// Port is the SSH port of hosts given without one (default 22).
+	Port int `toml:"port"`
+	// IdentityFile is a private key file (OpenSSH or PEM format).
+	IdentityFile string `toml:"identity_file"`
+	// Passphrase decrypts IdentityFile; give it as "${VAR}", never
+	// literally. It never appears in errors.
+	Passphrase string `toml:"passphrase"`
+	// Agent authenticates with the keys of the ssh-agent at AgentSocket
+	// (default $SSH_AUTH_SOCK).
+	Agent       bool   `toml:"agent"`
+	AgentSocket string `toml:"agent_socket"`
+	// KnownHosts are the known_hosts files host keys are checked against
+	// (default ~/.ssh/known_hosts). A host that is missing or whose key
+	// differs is refused.
+	KnownHosts []string `toml:"known_hosts"`
+	// InsecureIgnoreHostKey accepts any host key: anyone on the path can
+	// then impersonate the hosts. Only for throwaway labs; vigil warns.
+	InsecureIgnoreHostKey bool `toml:"insecure_ignore_host_key"`
+	// ConnectTimeout bounds the TCP connection and the SSH handshake
+	// (default 10s).
+	ConnectTimeout string `toml:"connect_timeout"`
+	// MaxSessionsPerHost bounds the sessions open at once on one host
+	// (default 4; OpenSSH's MaxSessions is 10 per connection).
+	MaxSessionsPerHost int `toml:"max_sessions_per_host"`
+	// Sudo runs the commands of tests that need elevation through
+	// `sudo -n` when the user is not root (passwordless sudo needed).
+	Sudo bool `toml:"sudo"`
+	// TmpRoot is the directory on the hosts under which every workdir lies
+	// (default /tmp). It must be an absolute path.
+	TmpRoot string `toml:"tmp_root"`
+	// Shell is the absolute path of the shell on the hosts (default /bin/sh).
+	Shell string `toml:"shell"`
+	// Env is added to every command's environment, as with exec.
+	Env map[string]string `toml:"env"`
+	// MaxOutput caps captured stdout and, separately, stderr, in bytes
+	// (default 64 KiB, at most 1 MiB).
+	MaxOutput int `toml:"max_output"`
+}
+
+// config is a Config checked and completed with defaults.
+type config struct {
+	Config
+	connectTimeout time.Duration
+}
+
+var (
+	envNameRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	userNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$`)
+)
+
+// reservedEnv are the variables the injector sets itself.
+var reservedEnv = map[string]bool{"VIGIL_MARKER": true, "VIGIL_WORKDIR": true, "VIGIL_TEST_ID": true}
+
+var configKeys = []string{
+	"agent", "agent_socket", "connect_timeout", "env", "identity_file", "insecure_ignore_host_key", "known_hosts",
+	"max_output", "max_sessions_per_host", "passphrase", "port", "shell", "sudo", "tmp_root", "user",
+}
+
+// parseConfig decodes b strictly and fills in defaults. It reads no file:
+// keys and known_hosts are loaded by newAuth and newHostKeys.
+func parseConfig(b []byte) (*config, error) {
+	var c Config
+	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&c)
+	if err != nil {
+		// TOML type errors may quote the value: never echo it, it may be
+		// the passphrase.
+		return nil, fmt.Errorf("ssh: decode config: %s", redactDecodeError(err))
+	}
+	if u := md.Undecoded(); len(u) > 0 {
+		keys := make([]string, len(u))
+		for i, k := range u {
+			keys[i] = k.String()
+		}
+		sort.Strings(keys)
+		return nil, fmt.Errorf("ssh: config: unknown keys %s (known: %s)", strings.Join(keys, ", "), strings.Join(configKeys, ", "))
+	}
+	if c.User == "" {
+		c.User = currentUser()
+	}
+	if !userNameRE.MatchString(c.User) {
+		return nil, fmt.Errorf("ssh: config: user %q is not a valid user name", c.User)
+	}
+	switch {
+	case c.Port == 0:
+		c.Port = 22
+	case c.Port < 1 || c.Port > 65535:
+		return nil, fmt.Errorf("ssh: config: port %d out of range (1..65535)", c.Port)
+	}
+	if c.IdentityFile != "" {
+		c.IdentityFile = expandHome(c.IdentityFile)
+	}
+	if c.Passphrase != "" && c.IdentityFile == "" {
+		return nil, fmt.Errorf("ssh: config: passphrase is set but identity_file is not")
+	}
+	if c.AgentSocket != "" && !c.Agent {
+		return nil, fmt.Errorf("ssh: config: agent_socket is set but agent is not true")
+	}
+	if c.Agent && c.AgentSocket == "" {
+		c.AgentSocket = os.Getenv("SSH_AUTH_SOCK")
+		if c.AgentSocket == "" {
+			return nil, fmt.Errorf("ssh: config: agent = true but SSH_AUTH_SOCK is not set (start ssh-agent, or set agent_socket)")
+		}
+	}
+	if c.IdentityFile == "" && !c.Agent {
+		return nil, fmt.Errorf("ssh: config: no authentication: set identity_file (a private key) or agent = true (ssh-agent)")
+	}
+	if c.InsecureIgnoreHostKey && len(c.KnownHosts) > 0 {
+		return nil, fmt.Errorf("ssh: config: known_hosts and insecure_ignore_host_key are both set; choose one")
+	}
+	if !c.InsecureIgnoreHostKey && len(c.KnownHosts) == 0 {
+		c.KnownHosts = []string{"~/.ssh/known_hosts"}
+	}
+	for i, f := range c.KnownHosts {
+		c.KnownHosts[i] = expandHome(f)
+	}
+	cc := &config{Config: c, connectTimeout: 10 * time.Second}
+	if c.ConnectTimeout != "" {
+		d, err := time.ParseDuration(c.ConnectTimeout)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("ssh: config: connect_timeout %q: want a positive Go duration such as \"10s\"", c.ConnectTimeout)
+		}
+		cc.connectTimeout = d
+	}
+	switch {
+	case c.MaxSessionsPerHost == 0:
+		cc.MaxSessionsPerHost = DefaultMaxSessionsPerHost
+	case c.MaxSessionsPerHost < 0 || c.MaxSessionsPerHost > 64:
+		return nil, fmt.Errorf("ssh: config: max_sessions_per_host %d out of range (1..64)", c.MaxSessionsPerHost)
+	}
+	if cc.TmpRoot == "" {
+		cc.TmpRoot = DefaultTmpRoot
+	}
+	if !path.IsAbs(cc.TmpRoot) || strings.ContainsAny(cc.TmpRoot, "\x00\n") {
+		return nil, fmt.Errorf("ssh: config: tmp_root %q is not an absolute path", cc.TmpRoot)
+	}
+	cc.TmpRoot = path.Clean(cc.TmpRoot)
+	if cc.Shell == "" {
+		cc.Shell = DefaultShell
+	}
+	if err := checkShell(cc.Shell); err != nil {
+		return nil, fmt.Errorf("ssh: config: shell: %w", err)
+	}
+	names := make([]string, 0, len(c.Env))
+	for k := range c.Env {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if err := checkEnv(k, c.Env[k]); err != nil {
+			return nil, fmt.Errorf("ssh: config: env: %w", err)
+		}
+	}
+	switch {
+	case c.MaxOutput == 0:
+		cc.MaxOutput = DefaultMaxOutput
+	case c.MaxOutput < 0 || c.MaxOutput > MaxMaxOutput:
+		return nil, fmt.Errorf("ssh: config: max_output %d out of range (1..%d)", c.MaxOutput, MaxMaxOutput)
+	}
+	return cc, nil
+}
+
+// redactDecodeError keeps a TOML decode error's position and kind but not
+// the values it may quote.
+func redactDecodeError(err error) string {
+	if pe, ok := err.(toml.ParseError); ok {
+		return fmt.Sprintf("line %d: syntax error", pe.Position.Line)
+	}
+	msg := err.Error()
+	if i := strings.Index(msg, "incompatible types"); i >= 0 {
+		return "a key has the wrong type: " + msg[i:]
+	}
+	return "invalid params (values not shown)"
+}
+
+// checkShell says why p cannot be a shell path on the hosts.
+func checkShell(p string) error {
+	if !path.IsAbs(p) || strings.ContainsAny(p, "\x00\n") {
+		return fmt.Errorf("%q is not an absolute path", p)
+	}
+	return nil
+}
+
+// checkEnv says why name=value cannot be added to the environment.
+func checkEnv(name, value string) error {
+	switch {
+	case !envNameRE.MatchString(name):
+		return fmt.Errorf("bad variable name %q", name)
+	case reservedEnv[name]:
+		return fmt.Errorf("%s is set by the injector and cannot be overridden", name)
+	case strings.IndexByte(value, 0) >= 0:
+		return fmt.Errorf("%s: value contains a NUL byte", name)
+	}
+	return nil
+}
+
+func currentUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return os.Getenv("USER")
+}
+
+// expandHome replaces a leading "~/" with the home directory.
+func expandHome(p string) string {
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		if h, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(h, strings.TrimPrefix(p, "~"))
+		}
+	}
+	return p
+}
