@@ -411,3 +411,34 @@ func TestIsSecretKey(t *testing.T) {
 		}
 	}
 }
+
+// TestDeployConfigLoads parses the vigil.toml of the Kubernetes CronJob's
+// ConfigMap (deploy/kubernetes), so that the shipped manifest stays valid.
+func TestDeployConfigLoads(t *testing.T) {
+	b, err := os.ReadFile("../../deploy/kubernetes/vigil-nightly-cronjob.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "  vigil.toml: |\n")
+	if !ok {
+		t.Fatal("no vigil.toml in the ConfigMap")
+	}
+	var toml strings.Builder
+	for _, line := range strings.Split(rest, "\n") {
+		if line != "" && !strings.HasPrefix(line, "    ") {
+			break
+		}
+		toml.WriteString(strings.TrimPrefix(line, "    ") + "\n")
+	}
+	c, err := Parse("vigil-nightly-cronjob.yaml", []byte(toml.String()))
+	if err != nil {
+		t.Fatalf("the CronJob's vigil.toml: %v\n%s", err, toml.String())
+	}
+	var plugins []string
+	for _, tg := range c.Targets {
+		plugins = append(plugins, tg.Plugin)
+	}
+	if strings.Join(plugins, ",") != "exec,k8s" {
+		t.Errorf("targets use %v, want the node (exec) and the cluster (k8s)", plugins)
+	}
+}
