@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
+	"k8s.io/streaming/pkg/httpstream"
 
 	"github.com/vigilsec/vigil/core/plugin"
 )
@@ -103,6 +104,15 @@ func apiError(verb, resource, ns string, err error) error {
 	where := ""
 	if ns != "" {
 		where = fmt.Sprintf(" in namespace %q", ns)
+	}
+	// A refused WebSocket upgrade (exec) carries the server's status as
+	// its cause.
+	var ue *httpstream.UpgradeFailureError
+	if errors.As(err, &ue) && ue.Cause != nil {
+		var cause apierrors.APIStatus
+		if errors.As(ue.Cause, &cause) {
+			err = ue.Cause
+		}
 	}
 	var se apierrors.APIStatus
 	switch {
@@ -317,7 +327,7 @@ func (a *action) exec(ctx context.Context, pod, container string, command []stri
 	case errors.As(err, &ce):
 		return stdout.String(), stderr.String(), ce.Code, nil
 	}
-	return stdout.String(), stderr.String(), -1, apiError("create", "pods/exec", a.ns, err)
+	return stdout.String(), stderr.String(), -1, apiError("exec (GET over WebSocket)", "pods/exec", a.ns, err)
 }
 
 func (a *action) podExec(ctx context.Context) error {

@@ -384,7 +384,7 @@ func TestForbidden(t *testing.T) {
 		{"create pod", plugin.Params{"action": ActionPrivilegedPod}, "create pods",
 			`k8s: create pods in namespace "vigil-test": forbidden (403; RBAC or admission refused it): pods is forbidden: User "runner" cannot create resource "pods" in API group "" in the namespace "vigil-test"`, nil},
 		{"exec after the victim", plugin.Params{"action": ActionPodExec}, "get pods/exec",
-			`k8s: create pods/exec in namespace "vigil-test": `, []string{"pods/" + testMarker + "-victim"}},
+			`k8s: exec (GET over WebSocket) pods/exec in namespace "vigil-test": forbidden (403; RBAC or admission refused it): pods/exec is forbidden: User "runner" cannot get resource "pods/exec" in API group "" in the namespace "vigil-test"`, []string{"pods/" + testMarker + "-victim"}},
 		{"token request", plugin.Params{"action": ActionServiceAccountList}, "create serviceaccounts/token",
 			`k8s: create serviceaccounts/token in namespace "vigil-test": forbidden (403; RBAC or admission refused it)`, []string{"serviceaccounts/" + testMarker + "-sa"}},
 	}
