@@ -83,10 +83,13 @@ func TestStatusWriter(t *testing.T) {
 
 func TestScriptQuoting(t *testing.T) {
 	c := command{shell: "/bin/sh", line: `echo 'it''s' "$0"`, arg0: "vigil-x", dir: "/tmp/a b", env: []string{"A=it's"}}
-	s := c.script("TOK")
-	for _, want := range []string{`cd -- '/tmp/a b'`, `env -i 'A=it'\''s' "HOME=$HOME" '/bin/sh' -c 'echo '\''it'\'''\''s'\'' "$0"' 'vigil-x'`} {
-		if !strings.Contains(s, want) {
-			t.Errorf("script %s\nlacks %s", s, want)
-		}
+	want := `cd -- '/tmp/a b' || exit 126; env -i 'A=it'\''s' "HOME=$HOME" '/bin/sh' -c 'echo '\''it'\'''\''s'\'' "$0"' 'vigil-x'`
+	if s := c.script("TOK"); !strings.Contains(s, want) {
+		t.Errorf("script %s\nlacks %s", s, want)
+	}
+	c.sudo = true
+	want = `sudo -n -- /bin/sh -c 'cd -- "$1" || exit 126; shift; exec "$@"' vigil-cd '/tmp/a b' env -i 'A=it'\''s' "HOME=$HOME" '/bin/sh' -c `
+	if s := c.script("TOK"); !strings.Contains(s, want) {
+		t.Errorf("sudo script %s\nlacks %s", s, want)
 	}
 }

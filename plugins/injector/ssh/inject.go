@@ -30,13 +30,13 @@ func (x *Injector) probe(ctx context.Context, hc *hostConn) (hostname string, ui
 		return hc.hostname, hc.uid, nil
 	}
 	hc.mu.Unlock()
-	code, out, err := x.runSimple(ctx, hc, "id -u && uname -n", HelperTimeout)
+	code, out, all, err := x.runSimple(ctx, hc, "id -u && uname -n", HelperTimeout)
 	if err != nil {
 		return "", -1, err
 	}
 	lines := strings.Fields(string(out))
 	if code != 0 || len(lines) < 2 {
-		return "", -1, fmt.Errorf("ssh: %s: `id -u && uname -n` exited %d: %s", hc.addr, code, excerpt(out, 200))
+		return "", -1, fmt.Errorf("ssh: %s: `id -u && uname -n` exited %d: %s", hc.addr, code, excerpt(all, 200))
 	}
 	uid, err = strconv.Atoi(lines[0])
 	if err != nil {
@@ -203,7 +203,7 @@ func (x *Injector) CheckPrerequisites(ctx context.Context, req plugin.Prerequisi
 				Reason:      fmt.Sprintf("needs root (elevation_required) but %s logs in as uid %d on %s (set sudo = true for passwordless sudo)", c.User, uid, hc.addr),
 			})
 		default:
-			code, out, err := x.runSimple(ctx, hc, "sudo -n true", HelperTimeout)
+			code, _, out, err := x.runSimple(ctx, hc, "sudo -n true", HelperTimeout)
 			if err != nil {
 				return nil, err
 			}

@@ -25,8 +25,9 @@ const pipeGrace = 2 * time.Second
 // command is one remote run of `<shell> -c <line> <arg0>`, through the
 // login shell as
 //
-//	cd -- <dir> && [sudo -n --] env -i <env> <shell> -c <line> <arg0>
+//	cd -- <dir> && env -i <env> <shell> -c <line> <arg0>
 //
+// (with sudo, a root shell changes to dir and execs the same env -i ...),
 // framed by two status lines on stderr that the injector strips: the login
 // shell's PID (sshd makes it a process group leader, so it is the group of
 // every process the command starts) and the exit status.
@@ -64,11 +65,14 @@ func shellQuote(s string) string {
 func (c command) script(tok string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "printf '%%s:pgid:%%s\\n' %s \"$$\" >&2; ", tok)
-	if c.dir != "" {
-		fmt.Fprintf(&b, "cd -- %s || exit 126; ", shellQuote(c.dir))
-	}
-	if c.sudo {
+	switch {
+	case c.sudo && c.dir != "":
+		// The directory may be root's only: change to it as root.
+		fmt.Fprintf(&b, `sudo -n -- /bin/sh -c 'cd -- "$1" || exit 126; shift; exec "$@"' vigil-cd %s `, shellQuote(c.dir))
+	case c.sudo:
 		b.WriteString("sudo -n -- ")
+	case c.dir != "":
+		fmt.Fprintf(&b, "cd -- %s || exit 126; ", shellQuote(c.dir))
 	}
 	b.WriteString("env -i")
 	hasHome := false
@@ -186,17 +190,19 @@ func (x *Injector) killGroup(ctx context.Context, hc *hostConn, pgid int, sudo b
 }
 
 // runSimple runs a short helper script (no marker, no env) through the
-// login shell and returns its exit status and combined output.
-func (x *Injector) runSimple(ctx context.Context, hc *hostConn, script string, timeout time.Duration) (int, []byte, error) {
+// login shell and returns its exit status, its stdout, and its stdout and
+// stderr together (for messages: sshd itself may write to stderr, e.g. when
+// the home directory is missing).
+func (x *Injector) runSimple(ctx context.Context, hc *hostConn, script string, timeout time.Duration) (code int, stdout, output []byte, err error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	s, release, err := x.session(ctx, hc, false)
 	if err != nil {
-		return -1, nil, err
+		return -1, nil, nil, err
 	}
 	defer release()
-	out := newCappedBuffer(8 << 10)
-	s.Stdout, s.Stderr = out, out
+	out, all := newCappedBuffer(8<<10), newCappedBuffer(8<<10)
+	s.Stdout, s.Stderr = io.MultiWriter(out, all), all
 	done := make(chan error, 1)
 	go func() { done <- s.Run(script) }()
 	select {
@@ -204,16 +210,16 @@ func (x *Injector) runSimple(ctx context.Context, hc *hostConn, script string, t
 	case <-ctx.Done():
 		s.Close()
 		<-done
-		return -1, out.Bytes(), fmt.Errorf("ssh: %s: %w", hc.addr, ctx.Err())
+		return -1, out.Bytes(), all.Bytes(), fmt.Errorf("ssh: %s: %w", hc.addr, ctx.Err())
 	}
 	var ee *ssh.ExitError
 	switch {
 	case err == nil:
-		return 0, out.Bytes(), nil
+		return 0, out.Bytes(), all.Bytes(), nil
 	case errors.As(err, &ee):
-		return ee.ExitStatus(), out.Bytes(), nil
+		return ee.ExitStatus(), out.Bytes(), all.Bytes(), nil
 	}
-	return -1, out.Bytes(), fmt.Errorf("ssh: %s: %w", hc.addr, err)
+	return -1, out.Bytes(), all.Bytes(), fmt.Errorf("ssh: %s: %w", hc.addr, err)
 }
 
 // newToken returns a fresh token framing a command's status lines.

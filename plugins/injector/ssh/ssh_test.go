@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -468,4 +470,85 @@ func TestSecretsAbsentFromErrors(t *testing.T) {
 	if _, err := x.Cleanup(context.Background(), plugin.CleanupRequest{Marker: m, Workdir: "/tmp/" + m, Host: srv.Addr}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A user that is not root: tests that need elevation are skipped unless
+// sudo = true, and then run (workdir, command, cleanup) as root through
+// `sudo -n`; other tests run as the user.
+func TestSudoElevation(t *testing.T) {
+	srv := sshdtest.Start(t)
+	for _, tool := range []string{"/usr/sbin/useradd", "/usr/sbin/userdel", "/usr/bin/sudo"} {
+		if _, err := os.Stat(tool); err != nil {
+			t.Skipf("%s missing: %v", tool, err)
+		}
+	}
+	// A password of "*" (no password, not locked): sshd without PAM refuses
+	// locked accounts ("!"), even with a key.
+	name := fmt.Sprintf("vigilssh%d", os.Getpid()%100000)
+	if out, err := exec.Command("/usr/sbin/useradd", "-M", "-d", "/nonexistent", "-s", "/bin/sh", "-p", "*", name).CombinedOutput(); err != nil {
+		t.Fatalf("useradd: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("/usr/sbin/userdel", name).Run() })
+	sudoers := "/etc/sudoers.d/" + name
+	if err := os.WriteFile(sudoers, []byte(name+" ALL=(ALL) NOPASSWD: ALL\n"), 0o440); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(sudoers) })
+	root, err := os.MkdirTemp("/tmp", "vigil-sudo-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	if err := os.Chmod(root, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	base := fmt.Sprintf("user = %q\nidentity_file = %q\nknown_hosts = [%q]\ntmp_root = %q\n", name, srv.KeyFile, srv.KnownHosts, root)
+	ctx := context.Background()
+
+	t.Run("without sudo", func(t *testing.T) {
+		x := configure(t, base)
+		unmet, err := x.CheckPrerequisites(ctx, plugin.PrerequisitesRequest{TestID: "t", ElevationRequired: true, Marker: newMarker(t), Host: srv.Addr})
+		if err != nil || len(unmet) != 1 || !strings.Contains(unmet[0].Reason, "needs root") || !strings.Contains(unmet[0].Reason, "set sudo = true") {
+			t.Fatalf("unmet %+v, %v: want elevation unmet", unmet, err)
+		}
+	})
+	t.Run("with sudo", func(t *testing.T) {
+		x := configure(t, base+"sudo = true\n")
+		for _, tc := range []struct {
+			elevated bool
+			wantUID  string
+		}{{true, "0"}, {false, ""}} {
+			m := newMarker(t)
+			wd := filepath.Join(root, m)
+			unmet, err := x.CheckPrerequisites(ctx, plugin.PrerequisitesRequest{TestID: "t", ElevationRequired: tc.elevated, Marker: m, Host: srv.Addr,
+				Prerequisites: []plugin.Prerequisite{{Description: "id works", Check: "id -u"}}})
+			if err != nil || len(unmet) != 0 {
+				t.Fatalf("elevated=%v: unmet %+v, %v", tc.elevated, unmet, err)
+			}
+			r, err := x.Inject(ctx, plugin.InjectRequest{TestID: "t", Marker: m, Workdir: wd, Host: srv.Addr,
+				Params: plugin.Params{"command": `id -u; echo "$0"`}, Timeout: 20 * time.Second})
+			if err != nil || r.Outcome != plugin.OutcomeSucceeded {
+				t.Fatalf("elevated=%v: Inject %+v %v", tc.elevated, r, err)
+			}
+			lines := strings.Fields(string(r.Stdout))
+			isRoot := len(lines) == 2 && lines[0] == "0"
+			if isRoot != tc.elevated || len(lines) != 2 || lines[1] != m {
+				t.Errorf("elevated=%v: command printed %q", tc.elevated, r.Stdout)
+			}
+			fi, err := os.Lstat(wd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if owner := fi.Sys().(*syscall.Stat_t).Uid; (owner == 0) != tc.elevated {
+				t.Errorf("elevated=%v: workdir owned by uid %d", tc.elevated, owner)
+			}
+			cr, err := x.Cleanup(ctx, plugin.CleanupRequest{TestID: "t", Marker: m, Workdir: wd, Host: srv.Addr, Params: plugin.Params{"command": "touch cleaned"}})
+			if err != nil || cr.Error != "" {
+				t.Fatalf("elevated=%v: Cleanup %+v %v", tc.elevated, cr, err)
+			}
+			if _, err := os.Lstat(wd); err == nil {
+				t.Errorf("elevated=%v: workdir left", tc.elevated)
+			}
+		}
+	})
 }

@@ -80,7 +80,7 @@ func (x *Injector) createWorkdir(ctx context.Context, hc *hostConn, dir string, 
 	q := shellQuote(dir)
 	script := fmt.Sprintf("if [ -e %[1]s ] || [ -L %[1]s ]; then exit %[2]d; fi; umask 077; mkdir -m 0700 -- %[1]s && chmod 0700 -- %[1]s",
 		q, exitWorkdirExists)
-	code, out, err := x.runSimple(ctx, hc, asRoot(script, sudo), HelperTimeout)
+	code, _, out, err := x.runSimple(ctx, hc, asRoot(script, sudo), HelperTimeout)
 	switch {
 	case err != nil:
 		return fmt.Errorf("ssh: create workdir %s on %s: %w", dir, hc.addr, err)
@@ -104,7 +104,7 @@ func (x *Injector) removeWorkdir(ctx context.Context, hc *hostConn, dir string, 
 if [ -L %[1]s ] || [ ! -d %[1]s ]; then exit %[2]d; fi
 if [ ! -O %[1]s ]; then id -u; exit %[3]d; fi
 rm -rf -- %[1]s 2>/dev/null || { chmod -R u+rwx -- %[1]s; rm -rf -- %[1]s; }`, q, exitNotADir, exitNotOwned)
-	code, out, err := x.runSimple(ctx, hc, asRoot(script, sudo), HelperTimeout)
+	code, out, all, err := x.runSimple(ctx, hc, asRoot(script, sudo), HelperTimeout)
 	switch {
 	case err != nil:
 		return fmt.Errorf("ssh: remove workdir %s on %s: %w", dir, hc.addr, err)
@@ -113,7 +113,7 @@ rm -rf -- %[1]s 2>/dev/null || { chmod -R u+rwx -- %[1]s; rm -rf -- %[1]s; }`, q
 	case code == exitNotOwned:
 		return fmt.Errorf("ssh: remove workdir %s on %s: %w: not owned by uid %s", dir, hc.addr, errUnsafeWorkdir, strings.TrimSpace(string(out)))
 	case code != 0:
-		return fmt.Errorf("ssh: remove workdir %s on %s: exit %d: %s", dir, hc.addr, code, excerpt(out, 200))
+		return fmt.Errorf("ssh: remove workdir %s on %s: exit %d: %s", dir, hc.addr, code, excerpt(all, 200))
 	}
 	return nil
 }
@@ -121,7 +121,7 @@ rm -rf -- %[1]s 2>/dev/null || { chmod -R u+rwx -- %[1]s; rm -rf -- %[1]s; }`, q
 // exists reports whether anything is at p on the host.
 func (x *Injector) exists(ctx context.Context, hc *hostConn, p string) (bool, error) {
 	q := shellQuote(p)
-	code, _, err := x.runSimple(ctx, hc, fmt.Sprintf("[ -e %[1]s ] || [ -L %[1]s ]", q), HelperTimeout)
+	code, _, _, err := x.runSimple(ctx, hc, fmt.Sprintf("[ -e %[1]s ] || [ -L %[1]s ]", q), HelperTimeout)
 	if err != nil {
 		return false, err
 	}
@@ -139,7 +139,7 @@ func (x *Injector) killOwnedGroup(ctx context.Context, hc *hostConn, pgid int, m
 		strconv.Itoa(pgid), shellQuote("VIGIL_MARKER="+marker))
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), HelperTimeout)
 	defer cancel()
-	if code, _, err := x.runSimple(cctx, hc, asRoot(check, sudo), HelperTimeout); err != nil || code != 0 {
+	if code, _, _, err := x.runSimple(cctx, hc, asRoot(check, sudo), HelperTimeout); err != nil || code != 0 {
 		return
 	}
 	x.killGroup(ctx, hc, pgid, sudo)

@@ -32,7 +32,7 @@ type Server struct {
 	// Addr is 127.0.0.1:port.
 	Addr string
 	Port int
-	// Dir holds the server's and the client's files.
+	// Dir holds the server's and the client's private files.
 	Dir string
 	// User is the user to log in as (the one running the test, root).
 	User string
@@ -46,7 +46,8 @@ type Server struct {
 	// KnownHosts lists the host key for [127.0.0.1]:port and
 	// [localhost]:port.
 	KnownHosts string
-	// AuthorizedKeys is the authorized_keys file; Authorize adds to it.
+	// AuthorizedKeys is the authorized_keys file of every user (readable
+	// by all); Authorize adds to it.
 	AuthorizedKeys string
 }
 
@@ -85,13 +86,26 @@ func Start(t testing.TB, options ...string) *Server {
 	hostSigner, hostPEM := NewKey(t, "")
 	writeFile(t, filepath.Join(dir, "host_key"), hostPEM)
 	userSigner, userPEM := NewKey(t, "")
+	// sshd reads authorized_keys as the user logging in: keep it where
+	// any user can read it (it holds public keys only).
+	pubDir, err := os.MkdirTemp("", "vigil-sshd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(pubDir) })
+	if err := os.Chmod(pubDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	s := &Server{
 		Dir: dir, HostKey: hostSigner.PublicKey(), KeyFile: filepath.Join(dir, "id_ed25519"),
 		KeyPub: userSigner.PublicKey(), Signer: userSigner,
-		AuthorizedKeys: filepath.Join(dir, "authorized_keys"), KnownHosts: filepath.Join(dir, "known_hosts"),
+		AuthorizedKeys: filepath.Join(pubDir, "authorized_keys"), KnownHosts: filepath.Join(dir, "known_hosts"),
 	}
 	writeFile(t, s.KeyFile, userPEM)
 	writeFile(t, s.AuthorizedKeys, ssh.MarshalAuthorizedKey(s.KeyPub))
+	if err := os.Chmod(s.AuthorizedKeys, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	u, err := user.Current()
 	if err != nil {
 		t.Fatal(err)
