@@ -1,8 +1,9 @@
-// Package runner is vigil's engine: it plans tests x targets x SIEMs, fires
-// each test through its injector with a unique run marker, waits for the
-// expected signals through one watcher per SIEM (one batched search per poll
-// interval, whatever the number of pending tests), measures detection
-// latency, and always cleans up.
+// Package runner is vigil's engine: it plans tests x targets (x hosts, for
+// targets that name several) x SIEMs, fires each test through its injector
+// with a unique run marker, waits for the expected signals through one
+// watcher per SIEM (one batched search per poll interval, whatever the
+// number of pending tests), measures detection latency, and always cleans
+// up.
 //
 // The runner depends on the plugin interfaces only, not on how plugins are
 // launched, so tests drive it with in-process fakes or real plugin processes.

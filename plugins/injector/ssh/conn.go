@@ -3,6 +3,7 @@ package ssh
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -38,7 +39,7 @@ func loadAuth(c *config) (*auth, error) {
 		var s ssh.Signer
 		if c.Passphrase != "" {
 			s, err = ssh.ParsePrivateKeyWithPassphrase(pem, []byte(c.Passphrase))
-			if errors.Is(err, x509IncorrectPassword) || (err != nil && strings.Contains(err.Error(), "decryption password incorrect")) {
+			if errors.Is(err, x509.IncorrectPasswordError) {
 				return nil, fmt.Errorf("ssh: identity_file %s: the passphrase does not decrypt it", c.IdentityFile)
 			}
 		} else {
@@ -102,10 +103,6 @@ func loadAuth(c *config) (*auth, error) {
 	}
 	return a, nil
 }
-
-// x509IncorrectPassword stands for the error of a wrong passphrase on a
-// legacy PEM key (matched by message as well).
-var x509IncorrectPassword = errors.New("x509: decryption password incorrect")
 
 // keyErrorKind says what is wrong with a key without quoting it.
 func keyErrorKind(err error) string {
