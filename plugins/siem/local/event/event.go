@@ -5,7 +5,8 @@
 // An Event is deliberately close to what SigmaHQ rules expect: Fields holds the
 // field names used by the rules of the Event's log source (for example `type`,
 // `syscall`, `exe`, `a0` for linux/auditd, or `Image`, `CommandLine` for
-// linux/process_creation). Values are strings or []string.
+// linux/process_creation, or `verb`, `objectRef.resource` for Kubernetes
+// audit events, see FromAudit). Values are strings or []string.
 package event
 
 import (
