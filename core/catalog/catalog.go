@@ -67,6 +67,11 @@ type Test struct {
 	// Timeout bounds the injection (default 30s, at most 10m).
 	Timeout           time.Duration
 	ElevationRequired bool
+	// SerialGroup, if set, names a resource the test shares with other
+	// tests (fixed paths such as /tmp/T1070.004): tests of one group never
+	// run at the same time on the same target and host, whatever the
+	// run's concurrency (see runner.Options.Concurrency).
+	SerialGroup string
 	// AtomicGUID is the Atomic Red Team test the test was adapted from, if any.
 	AtomicGUID string
 	References []string

@@ -62,6 +62,7 @@ func TestLoadFull(t *testing.T) {
 		Timeout:           45 * time.Second,
 		ElevationRequired: true,
 		AtomicGUID:        "435057fb-74b1-410e-9403-d81baf194f75",
+		SerialGroup:       "cron/crontab",
 		References:        []string{"https://attack.mitre.org/techniques/T1053/003/"},
 		Tags:              []string{"cron", "sample"},
 		Args:              map[string]string{"schedule": "* * * * *", "file": "{{tmpdir}}/{{marker}}.sh"},
@@ -80,9 +81,9 @@ func TestLoadFull(t *testing.T) {
 			{
 				Technique: "T1053.003", Rule: "Cron Job Added", RuleID: "abc-123", Within: 2 * time.Minute,
 				SIEMs: []string{"local", "splunk"}, Query: map[string]string{"splunk": "index=main {{marker}}"},
-				Source: Position{File: file, Line: 42},
+				Source: Position{File: file, Line: 43},
 			},
-			{Technique: "T1053", Absent: true, Source: Position{File: file, Line: 50}},
+			{Technique: "T1053", Absent: true, Source: Position{File: file, Line: 51}},
 		},
 		Source: Position{File: file, Line: 2},
 	}
@@ -391,7 +392,7 @@ func TestReadmeExample(t *testing.T) {
 	if errs != nil {
 		t.Fatalf("README example: %v", errors.Join(errs...))
 	}
-	if test.Cleanup == nil || len(test.Prerequisites) == 0 || len(test.Expect) < 2 || len(test.Args) == 0 {
+	if test.Cleanup == nil || len(test.Prerequisites) == 0 || len(test.Expect) < 2 || len(test.Args) == 0 || test.SerialGroup == "" {
 		t.Errorf("the README example should show every part of the format: %+v", test)
 	}
 }

@@ -14,6 +14,8 @@ var (
 	idRE      = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{2,63}$`)
 	argNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 	guidRE    = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+	// serialGroupRE is a serial group name: "atomic-red-team/T1070.004".
+	serialGroupRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$`)
 )
 
 // knownPlatforms are the values of a test's platforms, lower-case forms of
@@ -44,6 +46,7 @@ func parseTest(file, base string, data []byte) (*Test, []error) {
 		Name:              strings.TrimSpace(r.String("name")),
 		Description:       strings.TrimSpace(r.String("description")),
 		ElevationRequired: r.Bool("elevation_required"),
+		SerialGroup:       r.String("serial_group"),
 		AtomicGUID:        r.String("atomic_guid"),
 		Tags:              r.Strings("tags"),
 		Source:            Position{File: file, Line: r.Line("id")},
@@ -86,6 +89,16 @@ func parseTest(file, base string, data []byte) (*Test, []error) {
 	}
 	if r.Has("atomic_guid") && !guidRE.MatchString(t.AtomicGUID) {
 		r.Errorf("atomic_guid", "%q is not an Atomic Red Team test GUID (want a lower-case UUID)", t.AtomicGUID)
+	}
+	if v, ok := r.Any("serial_group"); ok {
+		_, isString := v.(string)
+		switch {
+		case !isString: // String reported the type
+		case t.SerialGroup == "":
+			r.Errorf("serial_group", "must not be empty (leave it out for a test that may run alongside any other)")
+		case !serialGroupRE.MatchString(t.SerialGroup):
+			r.Errorf("serial_group", "%q is not a valid serial group (want letters, digits and ._:/@+-, starting with a letter or digit, at most 128 characters)", t.SerialGroup)
+		}
 	}
 	t.References = r.Strings("references")
 	for i, ref := range t.References {
