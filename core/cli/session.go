@@ -42,6 +42,10 @@ type selectOptions struct {
 	ExcludeTags []string
 }
 
+// atomicsFlagUsage is the help of --atomics (run, plan, list, validate and
+// coverage).
+const atomicsFlagUsage = "add the linux sh/bash atomics of this Atomic Red Team checkout to the catalog (repeatable; see vigil import atomics)"
+
 func (o *selectOptions) addFlags(cmd *cobra.Command, withPlugins bool) {
 	f := cmd.Flags()
 	f.StringVarP(&o.ConfigPath, "config", "c", "", "config file (default ./vigil.toml, else built-in defaults)")
@@ -52,7 +56,7 @@ func (o *selectOptions) addFlags(cmd *cobra.Command, withPlugins bool) {
 	f.StringArrayVar(&o.Platforms, "platform", nil, "platform, e.g. linux (repeatable)")
 	f.StringArrayVar(&o.Args, "arg", nil, "override a test arg: NAME=VALUE or TEST_ID.NAME=VALUE (repeatable)")
 	f.BoolVar(&o.AllowDestr, "allow-destructive", false, "allow destructive tests selected by --id")
-	f.StringArrayVar(&o.AtomicsDirs, "atomics", nil, "add the linux sh/bash atomics of this Atomic Red Team checkout to the catalog (repeatable; see vigil import atomics)")
+	f.StringArrayVar(&o.AtomicsDirs, "atomics", nil, atomicsFlagUsage)
 	f.StringArrayVar(&o.Tags, "tag", nil, "only tests with this tag (repeatable)")
 	f.StringArrayVar(&o.ExcludeTags, "exclude-tag", nil, "leave out tests with this tag, e.g. network or payload (repeatable)")
 	if withPlugins {
@@ -86,25 +90,8 @@ func (o *selectOptions) load() (*loaded, error) {
 		return nil, usageErr(err)
 	}
 	l := &loaded{cfg: cfg}
-	sources := []catalog.Source{catalog.Embedded()}
-	for _, d := range append(append([]string{}, cfg.Run.CatalogDirs...), o.CatalogDirs...) {
-		sources = append(sources, catalog.Dir(d))
-	}
-	var imports []*atomic.Result
-	for _, d := range o.AtomicsDirs {
-		r, err := atomic.Import(d, atomic.Options{})
-		if err != nil {
-			return nil, usageErr(err)
-		}
-		imports = append(imports, r)
-		sources = append(sources, r.Source())
-		l.notes = append(l.notes, fmt.Sprintf("atomics %s: %d atomic tests imported, %d skipped (vigil import atomics %s lists why)", d, len(r.Tests), len(r.Skipped), d))
-	}
-	if l.cat, err = catalog.Load(sources...); err != nil {
-		return nil, usageErr(err)
-	}
-	for _, r := range imports {
-		r.Relocate(l.cat)
+	if l.cat, l.notes, err = loadCatalog(cfg, o.CatalogDirs, o.AtomicsDirs); err != nil {
+		return nil, err
 	}
 	if l.args, err = catalog.ParseArgOverrides(o.Args); err != nil {
 		return nil, usageErr(err)
@@ -155,6 +142,38 @@ func (o *selectOptions) load() (*loaded, error) {
 	}
 	l.pluginDs = pluginhost.DefaultDirs(append(append([]string{}, cfg.Run.PluginDirs...), o.PluginDirs...)...)
 	return l, nil
+}
+
+// loadCatalog loads the embedded catalog, the config's and the extra
+// catalog directories, and the converted atomics of each Atomic Red Team
+// checkout (--atomics; their positions name the atomic's YAML file and
+// line), with a note per checkout. Errors are usage errors.
+func loadCatalog(cfg *config.Config, catalogDirs, atomicsDirs []string) (*catalog.Catalog, []string, error) {
+	sources := []catalog.Source{catalog.Embedded()}
+	for _, d := range append(append([]string{}, cfg.Run.CatalogDirs...), catalogDirs...) {
+		sources = append(sources, catalog.Dir(d))
+	}
+	var (
+		imports []*atomic.Result
+		notes   []string
+	)
+	for _, d := range atomicsDirs {
+		r, err := atomic.Import(d, atomic.Options{})
+		if err != nil {
+			return nil, nil, usageErr(err)
+		}
+		imports = append(imports, r)
+		sources = append(sources, r.Source())
+		notes = append(notes, fmt.Sprintf("atomics %s: %d atomic tests imported, %d skipped (vigil import atomics %s lists why)", d, len(r.Tests), len(r.Skipped), d))
+	}
+	cat, err := catalog.Load(sources...)
+	if err != nil {
+		return nil, nil, usageErr(err)
+	}
+	for _, r := range imports {
+		r.Relocate(cat)
+	}
+	return cat, notes, nil
 }
 
 // applyReplay turns the run into a replay: one replay target, every test
