@@ -30,6 +30,7 @@ type CoverageOptions struct {
 	Run           string
 	ConfigPath    string
 	CatalogDirs   []string
+	AtomicsDirs   []string
 	SIEMs         []string
 	SigmaDirs     []string
 	PluginDirs    []string
@@ -66,6 +67,10 @@ plus every tested one. A rule claiming a technique (T1059) claims its
 sub-techniques (T1059.004); a test proves only its own technique. A SIEM
 whose plugin has no rules call is "claims unknown", not an error.
 
+The catalog names the tests of each technique, run or not, and brings the
+techniques it tests into scope: give coverage the --catalog and --atomics
+of the run, so that it counts what the run's own coverage.json counts.
+
 --format text (default), json (coverage.json) or navigator (ATT&CK
 Navigator 4.5 layers, one colour per class) goes to standard output;
 --out DIR writes coverage.json and coverage-<siem>.json layers as well.
@@ -73,6 +78,7 @@ Navigator 4.5 layers, one colour per class) goes to standard output;
 Exit status: 0, 1 when some claimed technique was tested and never
 detected, 2 usage, 3 when a SIEM's rules could not be read.`,
 		Example: `  vigil coverage --results out/results.json
+  vigil coverage --atomics ~/atomic-red-team --results out/results.json
   vigil coverage --run last --sigma-dir ~/sigma/rules/linux --format navigator > layer.json
   vigil coverage --config vigil.toml --siem elastic --out reports/`,
 		Args: cobra.NoArgs,
@@ -86,6 +92,7 @@ detected, 2 usage, 3 when a SIEM's rules could not be read.`,
 	f.StringVar(&o.Run, "run", "", `run ID (or unique prefix) in the history database (default "last", the newest)`)
 	f.StringVarP(&o.ConfigPath, "config", "c", "", "config file (default ./vigil.toml, else built-in defaults)")
 	f.StringArrayVar(&o.CatalogDirs, "catalog", nil, "extra catalog directory (repeatable)")
+	f.StringArrayVar(&o.AtomicsDirs, "atomics", nil, atomicsFlagUsage)
 	f.StringArrayVar(&o.SIEMs, "siem", nil, "only this configured SIEM (repeatable)")
 	f.StringArrayVar(&o.SigmaDirs, "sigma-dir", nil, "extra directory of Sigma rules for the local SIEM (repeatable)")
 	f.StringArrayVar(&o.PluginDirs, "plugin-dir", nil, "extra directory of external plugins (repeatable)")
@@ -110,13 +117,12 @@ func runCoverage(ctx context.Context, io IO, o *CoverageOptions) error {
 		return usageErr(err)
 	}
 	o.configured = cfg.Run.History
-	sources := []catalog.Source{catalog.Embedded()}
-	for _, d := range append(append([]string{}, cfg.Run.CatalogDirs...), o.CatalogDirs...) {
-		sources = append(sources, catalog.Dir(d))
-	}
-	cat, err := catalog.Load(sources...)
+	cat, notes, err := loadCatalog(cfg, o.CatalogDirs, o.AtomicsDirs)
 	if err != nil {
-		return usageErr(err)
+		return err
+	}
+	for _, n := range notes {
+		fmt.Fprintln(io.Err, "note:", n)
 	}
 	siems, err := pick("siem", cfg.SIEMs, o.SIEMs, func(s config.SIEM) string { return s.Name })
 	if err != nil {
@@ -143,18 +149,8 @@ func runCoverage(ctx context.Context, io IO, o *CoverageOptions) error {
 		return err
 	}
 
-	in := coverage.Input{RunID: run.RunID, Results: run.Results, Platforms: platforms}
-	if len(o.SIEMs) > 0 {
-		in.Results = nil
-		for _, r := range run.Results {
-			if slices.Contains(o.SIEMs, r.SIEM) {
-				in.Results = append(in.Results, r)
-			}
-		}
-	}
-	for _, t := range cat.Tests {
-		in.Tests = append(in.Tests, coverage.Test{ID: t.ID, Technique: string(t.Technique.ID)})
-	}
+	in := coverageInput(cat, run, o.SIEMs)
+	in.Platforms = platforms
 	claims, failures := readClaims(ctx, io, cfg, siems, o)
 	for _, r := range in.Results {
 		if !slices.ContainsFunc(claims, func(c coverage.Claims) bool { return c.SIEM == r.SIEM }) {
@@ -363,9 +359,27 @@ func runClaims(ctx context.Context, io IO, st *started) []coverage.Claims {
 // writeRunCoverage writes a run's claimed versus proven coverage into its
 // --out directory (coverage.json and coverage-<siem>.json).
 func writeRunCoverage(dir string, l *loaded, run *measure.Run, claims []coverage.Claims) ([]string, error) {
-	in := coverage.Input{RunID: run.RunID, Results: run.Results, Claims: claims}
-	for _, t := range l.cat.Tests {
+	in := coverageInput(l.cat, run, nil)
+	in.Claims = claims
+	return writeCoverageFiles(dir, coverage.Compute(in))
+}
+
+// coverageInput is what coverage compares, the same for `vigil coverage`
+// and a run's --out: the run's results (of the named SIEMs; all when none
+// is named) against every test of the catalog, which brings the techniques
+// it tests into scope and names the tests of each technique.
+func coverageInput(cat *catalog.Catalog, run *measure.Run, siems []string) coverage.Input {
+	in := coverage.Input{RunID: run.RunID, Results: run.Results}
+	if len(siems) > 0 {
+		in.Results = nil
+		for _, r := range run.Results {
+			if slices.Contains(siems, r.SIEM) {
+				in.Results = append(in.Results, r)
+			}
+		}
+	}
+	for _, t := range cat.Tests {
 		in.Tests = append(in.Tests, coverage.Test{ID: t.ID, Technique: string(t.Technique.ID)})
 	}
-	return writeCoverageFiles(dir, coverage.Compute(in))
+	return in
 }
