@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -67,6 +68,12 @@ func (t *Target) Accepts(name string) bool {
 // Options tune a run.
 type Options struct {
 	// Concurrency bounds the tests in flight (injecting or waiting).
+	// Whatever it is, jobs whose tests share a serial group
+	// (catalog.Test.SerialGroup) run one at a time on each target and host
+	// (each Job.TargetName): a job holds its group from its prerequisites
+	// through inject and the wait for signals to the end of its cleanup.
+	// A job waiting for its group holds no slot, and the jobs after it in
+	// the plan that can run go first.
 	Concurrency int
 	// AllowDestructive lets destructive tests run (they must also have been
 	// selected explicitly; see catalog.Select).
@@ -137,6 +144,15 @@ func (j *Job) TargetName() string {
 		return j.Target.Name
 	}
 	return j.Target.Name + "@" + j.Host
+}
+
+// serialKey is what a job holds while it runs: its test's serial group on
+// its target and host; "" when the test has no group.
+func (j *Job) serialKey() string {
+	if j.Test.SerialGroup == "" {
+		return ""
+	}
+	return j.Test.SerialGroup + "\x00" + j.TargetName()
 }
 
 // hostName is the host of the job as {{host}} and the time+host fallback
@@ -306,9 +322,7 @@ func (e *Engine) Run(ctx context.Context, p *Plan) []measure.Result {
 		conc = 4
 	}
 	results := make([][]measure.Result, len(p.Jobs))
-	sem := make(chan struct{}, conc)
 	var (
-		jobs   sync.WaitGroup
 		progMu sync.Mutex
 		done   int
 		report = func(j *Job, rs []measure.Result) {
@@ -323,30 +337,65 @@ func (e *Engine) Run(ctx context.Context, p *Plan) []measure.Result {
 			e.Opts.Progress(Progress{Job: j, Done: done, Total: len(p.Jobs), Results: rs})
 		}
 	)
-	for i, j := range p.Jobs {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			results[i] = e.skipAll(j, "not run: "+context.Cause(ctx).Error())
-			report(j, results[i])
-			continue
-		}
-		if ctx.Err() != nil {
-			<-sem
-			results[i] = e.skipAll(j, "not run: "+context.Cause(ctx).Error())
-			report(j, results[i])
-			continue
-		}
-		jobs.Add(1)
-		go func() {
-			defer jobs.Done()
-			defer func() { <-sem }()
-			report(j, nil)
-			results[i] = e.runJob(ctx, j)
-			report(j, results[i])
-		}()
+
+	// Dispatch in plan order: the first waiting job whose serial group is
+	// free on its target and host, while fewer than conc run. Waiting jobs
+	// hold nothing, so a job blocked on its group never keeps a slot from
+	// the jobs after it, and a group's holder never waits for anything but a
+	// slot it already has: no deadlock, and each group drains in plan order.
+	var (
+		queue    = make([]int, len(p.Jobs)) // indexes into p.Jobs, waiting
+		held     = map[string]bool{}        // serial keys of running jobs
+		running  int
+		finished = make(chan int)
+		ctxDone  = ctx.Done()
+	)
+	for i := range queue {
+		queue[i] = i
 	}
-	jobs.Wait()
+	free := func(i int) bool {
+		k := p.Jobs[i].serialKey()
+		return k == "" || !held[k]
+	}
+	for {
+		if ctx.Err() != nil {
+			for _, i := range queue {
+				results[i] = e.skipAll(p.Jobs[i], "not run: "+context.Cause(ctx).Error())
+				report(p.Jobs[i], results[i])
+			}
+			queue = nil
+		}
+		for running < conc {
+			k := slices.IndexFunc(queue, free)
+			if k < 0 {
+				break
+			}
+			i := queue[k]
+			queue = slices.Delete(queue, k, k+1)
+			j := p.Jobs[i]
+			if key := j.serialKey(); key != "" {
+				held[key] = true
+			}
+			running++
+			go func() {
+				report(j, nil)
+				results[i] = e.runJob(ctx, j)
+				report(j, results[i])
+				finished <- i
+			}()
+		}
+		if running == 0 {
+			// Nothing runs, so nothing is held: the queue is empty.
+			break
+		}
+		select {
+		case i := <-finished:
+			running--
+			delete(held, p.Jobs[i].serialKey())
+		case <-ctxDone:
+			ctxDone = nil // skip the queue above, then wait for the running jobs
+		}
+	}
 	var out []measure.Result
 	for _, rs := range results {
 		out = append(out, rs...)
