@@ -24,6 +24,10 @@
 //   - PathToAtomicsFolder, $PathToAtomicsFolder and PathToPayloads become the
 //     absolute path of the checkout's atomics directory.
 //
+// Every test gets the serial group "atomic-red-team/<technique>": the
+// atomics of one technique often share fixed paths, and the runner never
+// runs two tests of a group at once on one host.
+//
 // Each test gets a safety level from a conservative heuristic (see
 // classify) and tags: "atomic-red-team", "payload" when it needs files of
 // the checkout, "network" when it downloads or installs something.
@@ -107,6 +111,8 @@ type Test struct {
 	Origin Origin
 	Safety string
 	Tags   []string
+	// SerialGroup is "atomic-red-team/<technique>" (see SerialGroupPrefix).
+	SerialGroup string
 }
 
 // Skip is an atomic test, or a whole file, that was not converted.

@@ -70,6 +70,11 @@ func TestImportCounts(t *testing.T) {
 func TestConvertFields(t *testing.T) {
 	_, c := load(t, corpus, Options{})
 	atomics, _ := filepath.Abs(filepath.Join(corpus, "atomics"))
+	for _, ct := range c.Tests {
+		if want := "atomic-red-team/" + string(ct.Technique.ID); ct.SerialGroup != want {
+			t.Errorf("%s: serial group %q, want %q", ct.ID, ct.SerialGroup, want)
+		}
+	}
 	yaml := func(tid string) string { return filepath.Join(corpus, "atomics", tid, tid+".yaml") }
 	cases := []struct {
 		name, id string

@@ -23,6 +23,12 @@ const (
 	TagNetwork = "network" // downloads or installs something
 )
 
+// SerialGroupPrefix starts the serial group of every imported test,
+// followed by its technique ID ("atomic-red-team/T1070.004"): the atomics of
+// one technique often share fixed paths (/tmp/T1070.004), so the runner
+// never runs two of them at once on one host.
+const SerialGroupPrefix = "atomic-red-team/"
+
 var (
 	guidRE     = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 	inputArgRE = regexp.MustCompile(`#\{([^{}]+)\}`)
@@ -41,6 +47,7 @@ type spec struct {
 	safety, safetyWhy                string
 	elevation                        bool
 	guid                             string
+	serialGroup                      string
 	references, tags                 []string
 	args                             map[string]string
 	prereqs                          []catalog.Prerequisite
@@ -149,6 +156,7 @@ func convert(at atomicTest, tech attack.Technique, shell, atomicsDir string, ori
 		command:     template(at.Executor.Command),
 		cleanup:     template(at.Executor.CleanupCommand),
 		origin:      origin,
+		serialGroup: SerialGroupPrefix + string(tech.ID),
 	}
 	if sp.description == "" {
 		sp.description = sp.name
@@ -208,7 +216,7 @@ func convert(at atomicTest, tech attack.Technique, shell, atomicsDir string, ori
 	t := &Test{
 		ID: sp.id, Technique: tech.ID, Name: sp.name, GUID: sp.guid, Origin: origin,
 		Path:   "linux/" + sp.tactic + "/" + sp.id + ".toml",
-		Safety: sp.safety, Tags: sp.tags,
+		Safety: sp.safety, Tags: sp.tags, SerialGroup: sp.serialGroup,
 	}
 	t.TOML = sp.encode(file)
 	if _, err := catalog.Load(catalog.Source{Label: "converted", FS: fstest.MapFS{t.Path: {Data: t.TOML}}, Root: "."}); err != nil {

@@ -31,6 +31,7 @@ func (s *spec) encode(file string) []byte {
 	if s.guid != "" {
 		w("atomic_guid = %s\n", tomlString(s.guid))
 	}
+	w("serial_group = %s\n", tomlString(s.serialGroup))
 	w("references = [\n")
 	for _, r := range s.references {
 		w("  %s,\n", tomlString(r))

@@ -33,8 +33,23 @@ expectations. Plugins are started (to describe themselves) but nothing fires.`,
 			if err != nil {
 				return usageErr(err)
 			}
+			// SERIAL GROUP only when a test has one: tests of a group run
+			// one at a time per target and host.
+			grouped := false
+			for _, j := range plan.Jobs {
+				grouped = grouped || j.Test.SerialGroup != ""
+			}
+			group := func(s string) string {
+				switch {
+				case !grouped:
+					return ""
+				case s == "":
+					return "-\t"
+				}
+				return s + "\t"
+			}
 			tw := tabwriter.NewWriter(io.Out, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "TEST\tTECHNIQUE\tSAFETY\tTARGET\tSIEM\tCORRELATION\tEXPECT")
+			fmt.Fprintf(tw, "TEST\tTECHNIQUE\tSAFETY\t%sTARGET\tSIEM\tCORRELATION\tEXPECT\n", group("SERIAL GROUP"))
 			for _, j := range plan.Jobs {
 				for _, s := range j.SIEMs {
 					var exps []string
@@ -61,8 +76,8 @@ expectations. Plugins are started (to describe themselves) but nothing fires.`,
 						}
 						exps = append(exps, fmt.Sprintf("%s within %s", e, within))
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Test.ID, j.Test.Technique.ID, j.Test.Safety,
-						j.TargetName(), s.Name, j.Pairings[s.Name].Describe(), strings.Join(exps, "; "))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s%s\t%s\t%s\t%s\n", j.Test.ID, j.Test.Technique.ID, j.Test.Safety,
+						group(j.Test.SerialGroup), j.TargetName(), s.Name, j.Pairings[s.Name].Describe(), strings.Join(exps, "; "))
 				}
 			}
 			tw.Flush()
