@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/plugins/injector/shellstep"
 )
 
 // Cleanup undoes an injection, whether or not Inject ran or finished: it
@@ -47,7 +48,7 @@ func (x *Injector) Cleanup(ctx context.Context, req plugin.CleanupRequest) (plug
 		cwd = workdir
 	}
 
-	cp, probs := parseCleanupParams(req.Params)
+	cp, probs := shellstep.ParseCleanup(req.Params)
 	switch {
 	case len(probs) > 0:
 		notes = append(notes, "cleanup command not run: invalid params: "+plugin.Problems(probs).Error())
@@ -56,17 +57,17 @@ func (x *Injector) Cleanup(ctx context.Context, req plugin.CleanupRequest) (plug
 		if timeout <= 0 {
 			timeout = DefaultTimeout
 		}
-		out := newCappedBuffer(c.MaxOutput)
+		out := shellstep.NewCappedBuffer(c.MaxOutput)
 		o := x.run(ctx, command{
 			shell: shell, line: cp.Command, arg0: req.Marker, dir: cwd,
 			env:     x.env(c, cwd, workdir, req.Marker, req.TestID, testEnv),
 			timeout: timeout, stdout: out, stderr: out, marker: req.Marker,
 		})
-		res.ExitCode, res.Output = o.exitCode, out.Bytes()
-		if msg := o.failure("cleanup command", timeout, ctx.Err()); msg != "" {
+		res.ExitCode, res.Output = o.Code, out.Bytes()
+		if msg := o.Failure("cleanup command", timeout, ctx.Err()); msg != "" {
 			notes = append(notes, msg)
-		} else if o.exitCode != 0 {
-			notes = append(notes, fmt.Sprintf("cleanup command exited %d", o.exitCode))
+		} else if o.Code != 0 {
+			notes = append(notes, fmt.Sprintf("cleanup command exited %d", o.Code))
 		}
 	}
 

@@ -6,11 +6,12 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/vigilsec/vigil/plugins/injector/shellstep"
 )
 
 // Config is the target's params table for the exec injector, for example
@@ -47,12 +48,6 @@ type config struct {
 	realTmpRoot string
 	home        string
 }
-
-var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
-// reservedEnv are the variables the injector sets itself; neither the config
-// nor a test may override them.
-var reservedEnv = map[string]bool{"VIGIL_MARKER": true, "VIGIL_WORKDIR": true, "VIGIL_TEST_ID": true}
 
 // parseConfig decodes b strictly and fills in defaults. Empty b is the
 // default config.
@@ -100,7 +95,7 @@ func parseConfig(b []byte) (*config, error) {
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		if err := checkEnv(k, c.Env[k]); err != nil {
+		if err := shellstep.CheckEnv(k, c.Env[k]); err != nil {
 			return nil, fmt.Errorf("exec: config: env: %w", err)
 		}
 	}
@@ -126,19 +121,6 @@ func checkShell(path string) error {
 	}
 	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
 		return fmt.Errorf("%s is not an executable file", path)
-	}
-	return nil
-}
-
-// checkEnv says why name=value cannot be added to the environment.
-func checkEnv(name, value string) error {
-	switch {
-	case !envNameRE.MatchString(name):
-		return fmt.Errorf("bad variable name %q", name)
-	case reservedEnv[name]:
-		return fmt.Errorf("%s is set by the injector and cannot be overridden", name)
-	case strings.IndexByte(value, 0) >= 0:
-		return fmt.Errorf("%s: value contains a NUL byte", name)
 	}
 	return nil
 }

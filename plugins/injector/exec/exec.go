@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/plugins/injector/shellstep"
 )
 
 // Name is the injector's registered name.
@@ -114,14 +115,7 @@ func (x *Injector) Describe(ctx context.Context) (plugin.Description, error) {
 		ProtocolVersion: plugin.ProtocolVersion,
 		Summary:         "Runs the test's shell command on the local host, in its own process group, with the marker as the shell's $0.",
 		Platforms:       []string{"linux", "macos"},
-		Params: []plugin.ParamSpec{
-			{Name: "command", Type: "shell", Required: true, Description: "shell command line, run as `<shell> -c <command> <marker>` in the workdir"},
-			{Name: "shell", Type: "string", Description: "absolute path of the shell (default: the config's shell, /bin/sh)"},
-			{Name: "env", Type: "table", Description: "extra environment variables"},
-			{Name: "expect_exit", Type: "int", Description: "exit code that counts as success (default 0)"},
-			{Name: "stdin", Type: "string", Description: "text written to the command's standard input"},
-			{Name: "cleanup.command", Type: "shell", Description: "cleanup step: shell command line run before the workdir is removed"},
-		},
+		Params:          shellstep.ParamSpecs(""),
 		MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine, plugin.MarkerEnvironment, plugin.MarkerFilePath},
 	}, nil
 }
@@ -146,8 +140,8 @@ func (x *Injector) Validate(ctx context.Context, req plugin.ValidateRequest) ([]
 	if err != nil {
 		return nil, err
 	}
-	_, probs := parseInjectParams(req.Params, c)
-	_, cprobs := parseCleanupParams(req.CleanupParams)
+	_, probs := shellstep.ParseInject(req.Params, c.Shell, checkShell)
+	_, cprobs := shellstep.ParseCleanup(req.CleanupParams)
 	for _, p := range cprobs {
 		p.Subject = "cleanup." + p.Subject
 		probs = append(probs, p)

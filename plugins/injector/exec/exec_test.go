@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -178,7 +179,7 @@ func TestDescribe(t *testing.T) {
 		if d.Name != "exec" || d.Kind != plugin.KindInjector || d.ProtocolVersion != plugin.ProtocolVersion {
 			t.Errorf("Describe = %+v", d)
 		}
-		if !contains(d.Platforms, "linux") {
+		if !slices.Contains(d.Platforms, "linux") {
 			t.Errorf("Platforms = %v, want linux", d.Platforms)
 		}
 		types := map[string]string{}
@@ -221,6 +222,8 @@ func TestInjectOutcomes(t *testing.T) {
 			want: plugin.OutcomeSucceeded, exit: 3},
 		{name: "expect_exit makes a zero exit a failure", params: plugin.Params{"command": "true", "expect_exit": 1},
 			want: plugin.OutcomeFailed, errHas: "command exited 0, want 1"},
+		{name: "ignore_exit makes any exit a success and keeps the code", params: plugin.Params{"command": "echo oops >&2; exit 3", "ignore_exit": true},
+			want: plugin.OutcomeSucceeded, exit: 3, stderr: "oops\n"},
 		{name: "killed by a signal exits 128+N", params: plugin.Params{"command": "kill -TERM $$"},
 			want: plugin.OutcomeFailed, exit: 143},
 		{name: "marker is $0 and VIGIL_MARKER", params: plugin.Params{"command": `printf '%s|%s|%s' "$0" "$VIGIL_MARKER" "$VIGIL_TEST_ID"`},
@@ -730,7 +733,7 @@ func TestValidate(t *testing.T) {
 		{name: "valid", params: plugin.Params{"command": "id", "shell": "/bin/sh", "env": map[string]any{"A": "b"}, "expect_exit": 1, "stdin": "x"},
 			cleanup: plugin.Params{"command": "true"}},
 		{name: "typo names the param", params: plugin.Params{"comand": "id"}, want: []string{
-			"comand: unknown param (known: command, env, expect_exit, shell, stdin)",
+			"comand: unknown param (known: command, env, expect_exit, ignore_exit, shell, stdin)",
 			"command: required: a non-empty shell command line",
 		}},
 		{name: "cleanup typo", params: plugin.Params{"command": "id"}, cleanup: plugin.Params{"command": "true", "shel": "/bin/sh"}, want: []string{
@@ -741,6 +744,12 @@ func TestValidate(t *testing.T) {
 		{name: "missing shell", params: plugin.Params{"command": "id", "shell": "/nonexistent/sh"}, want: []string{"shell: stat /nonexistent/sh: no such file or directory"}},
 		{name: "wrong type", params: plugin.Params{"command": "id", "expect_exit": "zero"}, want: []string{
 			"params: params: json: cannot unmarshal string into Go struct field injectParams.expect_exit of type int",
+		}},
+		{name: "ignore_exit with expect_exit", params: plugin.Params{"command": "id", "expect_exit": 0, "ignore_exit": true}, want: []string{
+			"ignore_exit: conflicts with expect_exit: set one of them",
+		}},
+		{name: "ignore_exit not a boolean", params: plugin.Params{"command": "id", "ignore_exit": "yes"}, want: []string{
+			"params: params: json: cannot unmarshal string into Go struct field injectParams.ignore_exit of type bool",
 		}},
 		{name: "exit out of range", params: plugin.Params{"command": "id", "expect_exit": 256}, want: []string{"expect_exit: 256 out of range 0..255"}},
 		{name: "reserved env", params: plugin.Params{"command": "id", "env": map[string]any{"VIGIL_MARKER": "x", "bad-name": "y", "T": []any{1}}}, want: []string{
@@ -840,30 +849,6 @@ func TestUnconfiguredInjectorUsesDefaults(t *testing.T) {
 	}
 	if _, err := x.Inject(context.Background(), plugin.InjectRequest{Params: plugin.Params{"command": "true"}}); !errors.Is(err, ErrNoMarker) {
 		t.Errorf("Inject without a marker: %v, want ErrNoMarker", err)
-	}
-}
-
-func TestCappedBuffer(t *testing.T) {
-	cases := []struct {
-		max    int
-		writes []string
-		want   string
-	}{
-		{10, []string{"hello"}, "hello"},
-		{5, []string{"hello"}, "hello"},
-		{5, []string{"hel", "lo w", "orld"}, "hello\n[truncated 6 bytes]\n"},
-		{4, []string{"ab\n", "cd\n"}, "ab\nc\n[truncated 2 bytes]\n"},
-	}
-	for _, tc := range cases {
-		b := newCappedBuffer(tc.max)
-		for _, w := range tc.writes {
-			if n, err := b.Write([]byte(w)); n != len(w) || err != nil {
-				t.Fatalf("Write = %d, %v", n, err)
-			}
-		}
-		if got := string(b.Bytes()); got != tc.want {
-			t.Errorf("max %d, writes %q: %q, want %q", tc.max, tc.writes, got, tc.want)
-		}
 	}
 }
 

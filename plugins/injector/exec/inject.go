@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/plugins/injector/shellstep"
 )
 
 // SafetyDestructive is the safety level of tests the injector refuses to
@@ -33,7 +34,7 @@ func (x *Injector) Inject(ctx context.Context, req plugin.InjectRequest) (plugin
 	if err != nil {
 		return plugin.InjectResult{}, err
 	}
-	spec, probs := parseInjectParams(req.Params, c)
+	spec, probs := shellstep.ParseInject(req.Params, c.Shell, checkShell)
 	if len(probs) > 0 {
 		return plugin.InjectResult{}, fmt.Errorf("exec: invalid params: %w", plugin.Problems(probs))
 	}
@@ -65,49 +66,34 @@ func (x *Injector) Inject(ctx context.Context, req plugin.InjectRequest) (plugin
 	}
 	res.Artifacts = []plugin.Artifact{{Kind: "dir", Ref: workdir}}
 	res.MarkerLocations = []plugin.MarkerLocation{plugin.MarkerFilePath}
-	in := &injection{marker: req.Marker, shell: spec.shell, env: spec.env}
+	in := &injection{marker: req.Marker, shell: spec.Shell, env: spec.Env}
 	x.remember(workdir, in)
 
 	timeout := req.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	stdout, stderr := newCappedBuffer(c.MaxOutput), newCappedBuffer(c.MaxOutput)
+	stdout, stderr := shellstep.NewCappedBuffer(c.MaxOutput), shellstep.NewCappedBuffer(c.MaxOutput)
 	o := x.run(ctx, command{
-		shell: spec.shell, line: spec.command, arg0: req.Marker, dir: workdir,
-		env:   x.env(c, workdir, workdir, req.Marker, req.TestID, spec.env),
-		stdin: spec.stdin, timeout: timeout, stdout: stdout, stderr: stderr,
+		shell: spec.Shell, line: spec.Command, arg0: req.Marker, dir: workdir,
+		env:   x.env(c, workdir, workdir, req.Marker, req.TestID, spec.Env),
+		stdin: spec.Stdin, timeout: timeout, stdout: stdout, stderr: stderr,
 		marker: req.Marker,
 	})
-	res.StartedAt, res.EndedAt = o.started, o.ended
-	res.ExitCode = o.exitCode
+	res.StartedAt, res.EndedAt = o.Started, o.Ended
+	res.ExitCode = o.Code
 	res.Stdout, res.Stderr = stdout.Bytes(), stderr.Bytes()
-	if o.startErr == nil {
+	if o.StartErr == nil {
 		res.MarkerLocations = []plugin.MarkerLocation{plugin.MarkerCommandLine, plugin.MarkerEnvironment, plugin.MarkerFilePath}
 	}
-	details := map[string]any{"shell": spec.shell, "expect_exit": spec.expectExit, "timeout_ms": timeout.Milliseconds()}
+	details := spec.Details(timeout)
 	if o.pid > 0 {
 		details["pid"] = o.pid
 	}
-	switch {
-	case o.timedOut || o.canceled:
-		res.Outcome = plugin.OutcomeTimedOut
-		res.Error = o.failure("command", timeout, ctx.Err())
-	case o.startErr != nil:
-		res.Outcome = plugin.OutcomeFailed
-		res.Error = o.startErr.Error()
-	case o.exitCode == spec.expectExit:
-		res.Outcome = plugin.OutcomeSucceeded
-	default:
-		res.Outcome = plugin.OutcomeFailed
-		res.Error = fmt.Sprintf("command exited %d, want %d", o.exitCode, spec.expectExit)
-		if e := excerpt(res.Stderr, 200); e != "" {
-			res.Error += ": " + e
-		}
-	}
+	res.Outcome, res.Error = shellstep.Verdict(spec, o.Exit, res.Stderr, timeout, ctx.Err())
 	// Processes the command left in the background keep running until
 	// Cleanup (or Close): the technique may need them alive to be seen.
-	if o.pid > 0 && !o.timedOut && !o.canceled && groupAlive(o.pid) {
+	if o.pid > 0 && !o.TimedOut && !o.Canceled && groupAlive(o.pid) {
 		x.mu.Lock()
 		in.pgid = o.pid
 		x.mu.Unlock()
@@ -130,7 +116,7 @@ func (x *Injector) env(c *config, tmpdir, workdir, marker, testID string, testEn
 			vigil[k] = v
 		}
 	}
-	return environ(base, c.Env, testEnv, vigil)
+	return shellstep.Environ(base, c.Env, testEnv, vigil)
 }
 
 // CheckPrerequisites returns the unmet prerequisites of a test: elevation
@@ -178,22 +164,22 @@ func (x *Injector) CheckPrerequisites(ctx context.Context, req plugin.Prerequisi
 
 // checkOne runs one prerequisite command; it is met when it exits 0.
 func (x *Injector) checkOne(ctx context.Context, c *config, testID, line string, timeout time.Duration, what string) (string, bool) {
-	stdout, stderr := newCappedBuffer(4<<10), newCappedBuffer(4<<10)
+	stdout, stderr := shellstep.NewCappedBuffer(4<<10), shellstep.NewCappedBuffer(4<<10)
 	o := x.run(ctx, command{
 		shell: c.Shell, line: line, arg0: "vigil-prerequisite", dir: c.TmpRoot,
 		env:     x.env(c, c.TmpRoot, "", "", testID, nil),
 		timeout: timeout, stdout: stdout, stderr: stderr,
 	})
-	if msg := o.failure(what, timeout, ctx.Err()); msg != "" {
+	if msg := o.Failure(what, timeout, ctx.Err()); msg != "" {
 		return msg, false
 	}
-	if o.exitCode == 0 {
+	if o.Code == 0 {
 		return "", true
 	}
-	reason := fmt.Sprintf("%s exited %d", what, o.exitCode)
-	e := excerpt(stderr.Bytes(), 200)
+	reason := fmt.Sprintf("%s exited %d", what, o.Code)
+	e := shellstep.Excerpt(stderr.Bytes(), 200)
 	if e == "" {
-		e = excerpt(stdout.Bytes(), 200)
+		e = shellstep.Excerpt(stdout.Bytes(), 200)
 	}
 	if e != "" {
 		reason += ": " + e

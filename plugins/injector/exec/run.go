@@ -6,11 +6,11 @@ import (
 	"io"
 	"os"
 	osexec "os/exec"
-	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/vigilsec/vigil/plugins/injector/shellstep"
 )
 
 // pipeGrace is how long Wait waits for the output pipes to close once the
@@ -31,16 +31,11 @@ type command struct {
 	marker string
 }
 
-// outcome is how a command ended.
+// outcome is how a command ended, and the pid of its shell (the leader
+// of its process group).
 type outcome struct {
-	started, ended time.Time
-	pid            int
-	exitCode       int
-	// timedOut: the timeout expired; canceled: ctx was done. Either way the
-	// process group was killed.
-	timedOut, canceled bool
-	// startErr: the shell could not be started.
-	startErr error
+	shellstep.Exit
+	pid int
 }
 
 // run runs c in a new process group and waits for the shell to exit. On
@@ -62,17 +57,17 @@ func (x *Injector) run(ctx context.Context, c command) outcome {
 	}
 	setProcessGroup(cmd)
 
-	var o outcome
+	o := outcome{Exit: shellstep.Exit{Group: "process group"}}
 	if err := ctx.Err(); err != nil {
-		o.started, o.ended, o.exitCode, o.canceled = now(), now(), -1, true
+		o.Started, o.Ended, o.Code, o.Canceled = shellstep.Now(), shellstep.Now(), -1, true
 		return o
 	}
 	x.startMu.RLock()
-	o.started = now()
+	o.Started = shellstep.Now()
 	if err := cmd.Start(); err != nil {
 		x.startMu.RUnlock()
-		o.ended, o.exitCode = now(), -1
-		o.startErr = fmt.Errorf("exec: start %s: %w", c.shell, err)
+		o.Ended, o.Code = shellstep.Now(), -1
+		o.StartErr = fmt.Errorf("exec: start %s: %w", c.shell, err)
 		return o
 	}
 	o.pid = cmd.Process.Pid
@@ -87,20 +82,20 @@ func (x *Injector) run(ctx context.Context, c command) outcome {
 	select {
 	case <-done:
 	case <-timer.C:
-		o.timedOut = true
+		o.TimedOut = true
 		killGroup(o.pid, done)
 	case <-ctx.Done():
-		o.canceled = true
+		o.Canceled = true
 		killGroup(o.pid, done)
 	}
-	o.ended = now()
+	o.Ended = shellstep.Now()
 	// cmd.Wait has returned: a nil error, an *ExitError, or ErrWaitDelay
 	// (output pipes held open by a background process) all leave the exit
 	// status in ProcessState.
 	if cmd.ProcessState != nil {
-		o.exitCode = exitCode(cmd.ProcessState)
+		o.Code = exitCode(cmd.ProcessState)
 	} else {
-		o.exitCode = -1
+		o.Code = -1
 	}
 	return o
 }
@@ -145,89 +140,6 @@ func waitGroupGone(ctx context.Context, pgid int, d time.Duration) bool {
 		}
 	}
 	return true
-}
-
-// now is the wall clock in UTC, without the monotonic reading.
-func now() time.Time { return time.Now().UTC().Round(0) }
-
-// environ builds a minimal clean environment: the defaults, then each of
-// layers in order (later layers override earlier ones), as sorted
-// KEY=VALUE strings.
-func environ(layers ...map[string]string) []string {
-	m := map[string]string{}
-	for _, l := range layers {
-		for k, v := range l {
-			m[k] = v
-		}
-	}
-	out := make([]string, 0, len(m))
-	for k, v := range m {
-		out = append(out, k+"="+v)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// cappedBuffer keeps the first max bytes written to it and counts the rest.
-type cappedBuffer struct {
-	mu      sync.Mutex
-	limit   int
-	buf     []byte
-	dropped int64
-}
-
-func newCappedBuffer(limit int) *cappedBuffer { return &cappedBuffer{limit: limit} }
-
-// Write keeps what fits and never fails, so the command never sees EPIPE.
-func (b *cappedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	room := min(max(b.limit-len(b.buf), 0), len(p))
-	b.buf = append(b.buf, p[:room]...)
-	b.dropped += int64(len(p) - room)
-	return len(p), nil
-}
-
-// Bytes returns the kept bytes, followed by "[truncated N bytes]" when some
-// were dropped.
-func (b *cappedBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := append([]byte(nil), b.buf...)
-	if b.dropped > 0 {
-		if len(out) > 0 && out[len(out)-1] != '\n' {
-			out = append(out, '\n')
-		}
-		out = fmt.Appendf(out, "[truncated %d bytes]\n", b.dropped)
-	}
-	return out
-}
-
-// excerpt returns the start of b as one trimmed line of at most n bytes,
-// for error messages.
-func excerpt(b []byte, n int) string {
-	s := strings.Join(strings.Fields(string(b)), " ")
-	if len(s) > n {
-		s = strings.ToValidUTF8(s[:n], "") + "…"
-	}
-	return s
-}
-
-// failure says why a command did not run to its end ("" when it exited on
-// its own), for Error fields.
-func (o outcome) failure(what string, timeout time.Duration, ctxErr error) string {
-	switch {
-	case o.startErr != nil:
-		return o.startErr.Error()
-	case o.timedOut:
-		return fmt.Sprintf("%s timed out after %s; process group killed", what, timeout)
-	case o.canceled:
-		if ctxErr == nil {
-			ctxErr = context.Canceled
-		}
-		return fmt.Sprintf("%s canceled (%v); process group killed", what, ctxErr)
-	}
-	return ""
 }
 
 // isDir reports whether path is a directory (not a symlink to one).

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/plugins/injector/shellstep"
 )
 
 // Cleanup undoes an injection on req.Host, whether or not Inject ran or
@@ -46,7 +47,7 @@ func (x *Injector) Cleanup(ctx context.Context, req plugin.CleanupRequest) (plug
 	foreign := x.isForeign(req.Host, workdir)
 	unsafe := c.checkWorkdir(workdir, req.Marker)
 
-	cp, probs := parseCleanupParams(req.Params)
+	cp, probs := shellstep.ParseCleanup(req.Params)
 	switch {
 	case len(probs) > 0:
 		notes = append(notes, "cleanup command not run: invalid params: "+plugin.Problems(probs).Error())
@@ -63,17 +64,17 @@ func (x *Injector) Cleanup(ctx context.Context, req plugin.CleanupRequest) (plug
 				cwd = workdir
 			}
 		}
-		out := newCappedBuffer(c.MaxOutput)
+		out := shellstep.NewCappedBuffer(c.MaxOutput)
 		o := x.run(ctx, hc, command{
 			shell: shell, line: cp.Command, arg0: req.Marker, dir: cwd,
 			env:  c.env(cwd, workdir, req.Marker, req.TestID, testEnv),
 			sudo: sudo, timeout: timeout, stdout: out, stderr: out,
 		})
-		res.ExitCode, res.Output = o.exitCode, out.Bytes()
-		if msg := o.failure("cleanup command", timeout, ctx.Err()); msg != "" {
+		res.ExitCode, res.Output = o.Code, out.Bytes()
+		if msg := o.Failure("cleanup command", timeout, ctx.Err()); msg != "" {
 			notes = append(notes, msg)
-		} else if o.exitCode != 0 {
-			notes = append(notes, fmt.Sprintf("cleanup command exited %d", o.exitCode))
+		} else if o.Code != 0 {
+			notes = append(notes, fmt.Sprintf("cleanup command exited %d", o.Code))
 		}
 	}
 

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/vigilsec/vigil/plugins/injector/shellstep"
 )
 
 // Config is the target's params table for the ssh injector. The hosts are
@@ -80,13 +82,7 @@ type config struct {
 	connectTimeout time.Duration
 }
 
-var (
-	envNameRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	userNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$`)
-)
-
-// reservedEnv are the variables the injector sets itself.
-var reservedEnv = map[string]bool{"VIGIL_MARKER": true, "VIGIL_WORKDIR": true, "VIGIL_TEST_ID": true}
+var userNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$`)
 
 var configKeys = []string{
 	"agent", "agent_socket", "connect_timeout", "env", "identity_file", "insecure_ignore_host_key", "known_hosts",
@@ -183,7 +179,7 @@ func parseConfig(b []byte) (*config, error) {
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		if err := checkEnv(k, c.Env[k]); err != nil {
+		if err := shellstep.CheckEnv(k, c.Env[k]); err != nil {
 			return nil, fmt.Errorf("ssh: config: env: %w", err)
 		}
 	}
@@ -213,19 +209,6 @@ func redactDecodeError(err error) string {
 func checkShell(p string) error {
 	if !path.IsAbs(p) || strings.ContainsAny(p, "\x00\n") {
 		return fmt.Errorf("%q is not an absolute path", p)
-	}
-	return nil
-}
-
-// checkEnv says why name=value cannot be added to the environment.
-func checkEnv(name, value string) error {
-	switch {
-	case !envNameRE.MatchString(name):
-		return fmt.Errorf("bad variable name %q", name)
-	case reservedEnv[name]:
-		return fmt.Errorf("%s is set by the injector and cannot be overridden", name)
-	case strings.IndexByte(value, 0) >= 0:
-		return fmt.Errorf("%s: value contains a NUL byte", name)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/plugins/injector/shellstep"
 )
 
 // SafetyDestructive is the safety level of tests refused without
@@ -36,7 +37,7 @@ func (x *Injector) probe(ctx context.Context, hc *hostConn) (hostname string, ui
 	}
 	lines := strings.Fields(string(out))
 	if code != 0 || len(lines) < 2 {
-		return "", -1, fmt.Errorf("ssh: %s: `id -u && uname -n` exited %d: %s", hc.addr, code, excerpt(all, 200))
+		return "", -1, fmt.Errorf("ssh: %s: `id -u && uname -n` exited %d: %s", hc.addr, code, shellstep.Excerpt(all, 200))
 	}
 	uid, err = strconv.Atoi(lines[0])
 	if err != nil {
@@ -60,7 +61,7 @@ func (c *config) env(tmpdir, workdir, marker, testID string, testEnv map[string]
 			vigil[k] = v
 		}
 	}
-	return environ(base, c.Env, testEnv, vigil)
+	return shellstep.Environ(base, c.Env, testEnv, vigil)
 }
 
 // Inject runs the test's command on req.Host in a fresh workdir. A command
@@ -74,7 +75,7 @@ func (x *Injector) Inject(ctx context.Context, req plugin.InjectRequest) (plugin
 	if err != nil {
 		return plugin.InjectResult{}, err
 	}
-	spec, probs := parseInjectParams(req.Params, c)
+	spec, probs := shellstep.ParseInject(req.Params, c.Shell, checkShell)
 	if len(probs) > 0 {
 		return plugin.InjectResult{}, fmt.Errorf("ssh: invalid params: %w", plugin.Problems(probs))
 	}
@@ -112,46 +113,31 @@ func (x *Injector) Inject(ctx context.Context, req plugin.InjectRequest) (plugin
 	}
 	res.Artifacts = []plugin.Artifact{{Kind: "dir", Ref: workdir}}
 	res.MarkerLocations = []plugin.MarkerLocation{plugin.MarkerFilePath}
-	in := &injection{marker: req.Marker, shell: spec.shell, env: spec.env, sudo: sudo}
+	in := &injection{marker: req.Marker, shell: spec.Shell, env: spec.Env, sudo: sudo}
 	x.remember(req.Host, workdir, in)
 
 	timeout := req.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	stdout, stderr := newCappedBuffer(c.MaxOutput), newCappedBuffer(c.MaxOutput)
+	stdout, stderr := shellstep.NewCappedBuffer(c.MaxOutput), shellstep.NewCappedBuffer(c.MaxOutput)
 	o := x.run(ctx, hc, command{
-		shell: spec.shell, line: spec.command, arg0: req.Marker, dir: workdir,
-		env:   c.env(workdir, workdir, req.Marker, req.TestID, spec.env),
-		stdin: spec.stdin, sudo: sudo, timeout: timeout, stdout: stdout, stderr: stderr,
+		shell: spec.Shell, line: spec.Command, arg0: req.Marker, dir: workdir,
+		env:   c.env(workdir, workdir, req.Marker, req.TestID, spec.Env),
+		stdin: spec.Stdin, sudo: sudo, timeout: timeout, stdout: stdout, stderr: stderr,
 	})
-	res.StartedAt, res.EndedAt = o.started, o.ended
-	res.ExitCode = o.exitCode
+	res.StartedAt, res.EndedAt = o.Started, o.Ended
+	res.ExitCode = o.Code
 	res.Stdout, res.Stderr = stdout.Bytes(), stderr.Bytes()
-	if o.startErr == nil {
+	if o.StartErr == nil {
 		res.MarkerLocations = []plugin.MarkerLocation{plugin.MarkerCommandLine, plugin.MarkerEnvironment, plugin.MarkerFilePath}
 	}
-	details := map[string]any{"host": req.Host, "hostname": hostname, "shell": spec.shell, "expect_exit": spec.expectExit,
-		"timeout_ms": timeout.Milliseconds(), "sudo": sudo}
+	details := spec.Details(timeout)
+	details["host"], details["hostname"], details["sudo"] = req.Host, hostname, sudo
 	if o.pgid > 0 {
 		details["pgid"] = o.pgid
 	}
-	switch {
-	case o.timedOut || o.canceled:
-		res.Outcome = plugin.OutcomeTimedOut
-		res.Error = o.failure("command", timeout, ctx.Err())
-	case o.startErr != nil:
-		res.Outcome = plugin.OutcomeFailed
-		res.Error = o.startErr.Error()
-	case o.exitCode == spec.expectExit:
-		res.Outcome = plugin.OutcomeSucceeded
-	default:
-		res.Outcome = plugin.OutcomeFailed
-		res.Error = fmt.Sprintf("command exited %d, want %d", o.exitCode, spec.expectExit)
-		if e := excerpt(res.Stderr, 200); e != "" {
-			res.Error += ": " + e
-		}
-	}
+	res.Outcome, res.Error = shellstep.Verdict(spec, o.Exit, res.Stderr, timeout, ctx.Err())
 	if o.background && o.pgid > 0 {
 		x.mu.Lock()
 		in.pgid = o.pgid
@@ -210,7 +196,7 @@ func (x *Injector) CheckPrerequisites(ctx context.Context, req plugin.Prerequisi
 			if code != 0 {
 				unmet = append(unmet, plugin.UnmetPrerequisite{
 					Description: "elevation_required",
-					Reason:      fmt.Sprintf("needs root (elevation_required) but `sudo -n true` exited %d on %s: %s", code, hc.addr, excerpt(out, 200)),
+					Reason:      fmt.Sprintf("needs root (elevation_required) but `sudo -n true` exited %d on %s: %s", code, hc.addr, shellstep.Excerpt(out, 200)),
 				})
 			} else {
 				sudo = true
@@ -245,22 +231,22 @@ func (x *Injector) CheckPrerequisites(ctx context.Context, req plugin.Prerequisi
 
 // checkOne runs one prerequisite command; it is met when it exits 0.
 func (x *Injector) checkOne(ctx context.Context, hc *hostConn, c *config, testID, line string, sudo bool, timeout time.Duration, what string) (string, bool) {
-	stdout, stderr := newCappedBuffer(4<<10), newCappedBuffer(4<<10)
+	stdout, stderr := shellstep.NewCappedBuffer(4<<10), shellstep.NewCappedBuffer(4<<10)
 	o := x.run(ctx, hc, command{
 		shell: c.Shell, line: line, arg0: "vigil-prerequisite", dir: c.TmpRoot,
 		env: c.env(c.TmpRoot, "", "", testID, nil), sudo: sudo,
 		timeout: timeout, stdout: stdout, stderr: stderr,
 	})
-	if msg := o.failure(what, timeout, ctx.Err()); msg != "" {
+	if msg := o.Failure(what, timeout, ctx.Err()); msg != "" {
 		return msg, false
 	}
-	if o.exitCode == 0 {
+	if o.Code == 0 {
 		return "", true
 	}
-	reason := fmt.Sprintf("%s exited %d", what, o.exitCode)
-	e := excerpt(stderr.Bytes(), 200)
+	reason := fmt.Sprintf("%s exited %d", what, o.Code)
+	e := shellstep.Excerpt(stderr.Bytes(), 200)
 	if e == "" {
-		e = excerpt(stdout.Bytes(), 200)
+		e = shellstep.Excerpt(stdout.Bytes(), 200)
 	}
 	if e != "" {
 		reason += ": " + e

@@ -8,13 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/vigilsec/vigil/plugins/injector/shellstep"
 )
 
 // pipeGrace is how long a command's session may stay open after the
@@ -43,17 +44,11 @@ type command struct {
 
 // outcome is how a remote command ended.
 type outcome struct {
-	started, ended time.Time
-	pgid           int
-	exitCode       int
-	// timedOut: the timeout expired; canceled: ctx was done. Either way the
-	// remote process group was killed.
-	timedOut, canceled bool
+	shellstep.Exit
+	pgid int
 	// background: the command exited but processes it started kept its
 	// output open; they are left running for Cleanup.
 	background bool
-	// startErr: no session could be opened or the command could not start.
-	startErr error
 }
 
 // shellQuote quotes s for a POSIX shell.
@@ -92,18 +87,18 @@ func (c command) script(tok string) string {
 // it kills the remote process group (SIGTERM, then SIGKILL after
 // KillGrace) through a separate session.
 func (x *Injector) run(ctx context.Context, hc *hostConn, c command) outcome {
-	var o outcome
+	o := outcome{Exit: shellstep.Exit{Group: "remote process group"}}
 	if err := ctx.Err(); err != nil {
-		o.started, o.ended, o.exitCode, o.canceled = now(), now(), -1, true
+		o.Started, o.Ended, o.Code, o.Canceled = shellstep.Now(), shellstep.Now(), -1, true
 		return o
 	}
 	s, release, err := x.session(ctx, hc, false)
 	if err != nil {
-		o.started, o.ended, o.exitCode = now(), now(), -1
+		o.Started, o.Ended, o.Code = shellstep.Now(), shellstep.Now(), -1
 		if ctx.Err() != nil {
-			o.canceled = true
+			o.Canceled = true
 		}
-		o.startErr = err
+		o.StartErr = err
 		return o
 	}
 	defer release()
@@ -113,10 +108,10 @@ func (x *Injector) run(ctx context.Context, hc *hostConn, c command) outcome {
 	if c.stdin != "" {
 		s.Stdin = strings.NewReader(c.stdin)
 	}
-	o.started = now()
+	o.Started = shellstep.Now()
 	if err := s.Start(c.script(tok)); err != nil {
-		o.ended, o.exitCode = now(), -1
-		o.startErr = fmt.Errorf("ssh: %s: start command: %w", hc.addr, err)
+		o.Ended, o.Code = shellstep.Now(), -1
+		o.StartErr = fmt.Errorf("ssh: %s: start command: %w", hc.addr, err)
 		return o
 	}
 	done := make(chan error, 1)
@@ -138,30 +133,30 @@ func (x *Injector) run(ctx context.Context, hc *hostConn, c command) outcome {
 		}
 		grace.Stop()
 	case <-timer.C:
-		o.timedOut = true
+		o.TimedOut = true
 	case <-ctx.Done():
-		o.canceled = true
+		o.Canceled = true
 	}
-	o.ended = now()
+	o.Ended = shellstep.Now()
 	status.flush()
 	o.pgid = status.pgidValue()
-	if o.timedOut || o.canceled {
+	if o.TimedOut || o.Canceled {
 		x.killGroup(ctx, hc, o.pgid, c.sudo)
 		s.Close()
 		<-done
-		o.exitCode = -1
+		o.Code = -1
 		return o
 	}
-	o.exitCode = status.exitValue()
+	o.Code = status.exitValue()
 	var ee *ssh.ExitError
 	switch {
-	case o.exitCode >= 0:
+	case o.Code >= 0:
 	case errors.As(waitErr, &ee):
-		o.exitCode = ee.ExitStatus()
+		o.Code = ee.ExitStatus()
 	case waitErr == nil:
-		o.exitCode = 0
+		o.Code = 0
 	default:
-		o.startErr = fmt.Errorf("ssh: %s: command ended without an exit status: %w", hc.addr, waitErr)
+		o.StartErr = fmt.Errorf("ssh: %s: command ended without an exit status: %w", hc.addr, waitErr)
 	}
 	return o
 }
@@ -201,7 +196,7 @@ func (x *Injector) runSimple(ctx context.Context, hc *hostConn, script string, t
 		return -1, nil, nil, err
 	}
 	defer release()
-	out, all := newCappedBuffer(8<<10), newCappedBuffer(8<<10)
+	out, all := shellstep.NewCappedBuffer(8<<10), shellstep.NewCappedBuffer(8<<10)
 	s.Stdout, s.Stderr = io.MultiWriter(out, all), all
 	done := make(chan error, 1)
 	go func() { done <- s.Run(script) }()
@@ -321,86 +316,4 @@ func (w *statusWriter) exitValue() int {
 		return -1
 	}
 	return w.exit
-}
-
-// now is the wall clock in UTC, without the monotonic reading.
-func now() time.Time { return time.Now().UTC().Round(0) }
-
-// environ builds a minimal clean environment from layers (later ones win),
-// as sorted KEY=VALUE strings.
-func environ(layers ...map[string]string) []string {
-	m := map[string]string{}
-	for _, l := range layers {
-		for k, v := range l {
-			m[k] = v
-		}
-	}
-	out := make([]string, 0, len(m))
-	for k, v := range m {
-		out = append(out, k+"="+v)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// cappedBuffer keeps the first limit bytes written to it and counts the
-// rest.
-type cappedBuffer struct {
-	mu      sync.Mutex
-	limit   int
-	buf     []byte
-	dropped int64
-}
-
-func newCappedBuffer(limit int) *cappedBuffer { return &cappedBuffer{limit: limit} }
-
-// Write keeps what fits and never fails.
-func (b *cappedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	room := min(max(b.limit-len(b.buf), 0), len(p))
-	b.buf = append(b.buf, p[:room]...)
-	b.dropped += int64(len(p) - room)
-	return len(p), nil
-}
-
-// Bytes returns the kept bytes, followed by "[truncated N bytes]" when some
-// were dropped.
-func (b *cappedBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := append([]byte(nil), b.buf...)
-	if b.dropped > 0 {
-		if len(out) > 0 && out[len(out)-1] != '\n' {
-			out = append(out, '\n')
-		}
-		out = fmt.Appendf(out, "[truncated %d bytes]\n", b.dropped)
-	}
-	return out
-}
-
-// excerpt returns the start of b as one trimmed line of at most n bytes.
-func excerpt(b []byte, n int) string {
-	s := strings.Join(strings.Fields(string(b)), " ")
-	if len(s) > n {
-		s = strings.ToValidUTF8(s[:n], "") + "…"
-	}
-	return s
-}
-
-// failure says why a command did not run to its end ("" when it exited on
-// its own).
-func (o outcome) failure(what string, timeout time.Duration, ctxErr error) string {
-	switch {
-	case o.startErr != nil:
-		return o.startErr.Error()
-	case o.timedOut:
-		return fmt.Sprintf("%s timed out after %s; remote process group killed", what, timeout)
-	case o.canceled:
-		if ctxErr == nil {
-			ctxErr = context.Canceled
-		}
-		return fmt.Sprintf("%s canceled (%v); remote process group killed", what, ctxErr)
-	}
-	return ""
 }

@@ -13,8 +13,9 @@
 // (VIGIL_MARKER) and in the path of the per-injection working directory,
 // which the injector creates on the host (0700, refusing one that already
 // exists) under tmp_root and Cleanup removes there. The params are exec's
-// (command, shell, env, expect_exit, stdin; cleanup command), so a target
-// with runs = ["exec"] runs the catalog's Linux tests remotely.
+// (command, shell, env, expect_exit, ignore_exit, stdin; cleanup command;
+// package shellstep parses them for both), so a target with
+// runs = ["exec"] runs the catalog's Linux tests remotely.
 //
 // Host keys are checked against known_hosts unless
 // insecure_ignore_host_key is set. Authentication is by private key (an
@@ -32,6 +33,7 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/plugins/injector/shellstep"
 )
 
 // Name is the injector's registered name.
@@ -121,14 +123,7 @@ func (x *Injector) Describe(ctx context.Context) (plugin.Description, error) {
 		ProtocolVersion: plugin.ProtocolVersion,
 		Summary:         "Runs the test's shell command on the target's remote hosts over SSH, with the marker as the shell's $0 (exec's params; give the target runs = [\"exec\"]).",
 		Platforms:       []string{"linux"},
-		Params: []plugin.ParamSpec{
-			{Name: "command", Type: "shell", Required: true, Description: "shell command line, run on the host as `<shell> -c <command> <marker>` in the workdir"},
-			{Name: "shell", Type: "string", Description: "absolute path of the shell on the host (default: the config's shell, /bin/sh)"},
-			{Name: "env", Type: "table", Description: "extra environment variables"},
-			{Name: "expect_exit", Type: "int", Description: "exit code that counts as success (default 0)"},
-			{Name: "stdin", Type: "string", Description: "text written to the command's standard input"},
-			{Name: "cleanup.command", Type: "shell", Description: "cleanup step: shell command line run on the same host before the workdir is removed"},
-		},
+		Params:          shellstep.ParamSpecs("on the host"),
 		MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine, plugin.MarkerEnvironment, plugin.MarkerFilePath},
 	}, nil
 }
@@ -161,8 +156,8 @@ func (x *Injector) Validate(ctx context.Context, req plugin.ValidateRequest) ([]
 	if err != nil {
 		return nil, err
 	}
-	_, probs := parseInjectParams(req.Params, c)
-	_, cprobs := parseCleanupParams(req.CleanupParams)
+	_, probs := shellstep.ParseInject(req.Params, c.Shell, checkShell)
+	_, cprobs := shellstep.ParseCleanup(req.CleanupParams)
 	for _, p := range cprobs {
 		p.Subject = "cleanup." + p.Subject
 		probs = append(probs, p)

@@ -15,11 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+
 	"github.com/vigilsec/vigil/core/plugin"
 	vssh "github.com/vigilsec/vigil/plugins/injector/ssh"
 	"github.com/vigilsec/vigil/plugins/injector/ssh/sshdtest"
-	"golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/agent"
 )
 
 // configured returns an injector configured for srv with the test's key
@@ -87,6 +88,11 @@ func TestInjectRunsRemotely(t *testing.T) {
 			name:        "unexpected exit is a failure with stderr",
 			params:      plugin.Params{"command": "echo no such thing >&2; exit 2"},
 			wantOutcome: plugin.OutcomeFailed, wantExit: 2, wantError: "command exited 2, want 0: no such thing",
+		},
+		{
+			name:        "ignore_exit makes any exit a success and keeps the code",
+			params:      plugin.Params{"command": "exit 5", "ignore_exit": true},
+			wantOutcome: plugin.OutcomeSucceeded, wantExit: 5,
 		},
 		{
 			name:        "stdin",

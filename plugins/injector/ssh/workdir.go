@@ -7,6 +7,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/vigilsec/vigil/plugins/injector/shellstep"
 )
 
 // errUnsafeWorkdir marks a workdir the injector refuses to create or
@@ -87,7 +89,7 @@ func (x *Injector) createWorkdir(ctx context.Context, hc *hostConn, dir string, 
 	case code == exitWorkdirExists:
 		return fmt.Errorf("ssh: create workdir %s on %s: %w", dir, hc.addr, errWorkdirExists)
 	case code != 0:
-		return fmt.Errorf("ssh: create workdir %s on %s: exit %d: %s", dir, hc.addr, code, excerpt(out, 200))
+		return fmt.Errorf("ssh: create workdir %s on %s: exit %d: %s", dir, hc.addr, code, shellstep.Excerpt(out, 200))
 	}
 	return nil
 }
@@ -113,7 +115,7 @@ rm -rf -- %[1]s 2>/dev/null || { chmod -R u+rwx -- %[1]s; rm -rf -- %[1]s; }`, q
 	case code == exitNotOwned:
 		return fmt.Errorf("ssh: remove workdir %s on %s: %w: not owned by uid %s", dir, hc.addr, errUnsafeWorkdir, strings.TrimSpace(string(out)))
 	case code != 0:
-		return fmt.Errorf("ssh: remove workdir %s on %s: exit %d: %s", dir, hc.addr, code, excerpt(all, 200))
+		return fmt.Errorf("ssh: remove workdir %s on %s: exit %d: %s", dir, hc.addr, code, shellstep.Excerpt(all, 200))
 	}
 	return nil
 }
