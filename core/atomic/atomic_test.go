@@ -74,6 +74,9 @@ func TestConvertFields(t *testing.T) {
 		if want := "atomic-red-team/" + string(ct.Technique.ID); ct.SerialGroup != want {
 			t.Errorf("%s: serial group %q, want %q", ct.ID, ct.SerialGroup, want)
 		}
+		if ct.Inject.Params["ignore_exit"] != true {
+			t.Errorf("%s: inject params %q lack ignore_exit = true (Atomic Red Team ignores exit codes)", ct.ID, ct.Inject.Params)
+		}
 	}
 	yaml := func(tid string) string { return filepath.Join(corpus, "atomics", tid, tid+".yaml") }
 	cases := []struct {

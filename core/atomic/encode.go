@@ -64,6 +64,10 @@ func (s *spec) encode(file string) []byte {
 	w("\n[inject]\nplugin = \"exec\"\n[inject.params]\n")
 	w("shell = %s\n", tomlString(s.shell))
 	w("command = %s\n", tomlString(s.command))
+	// Atomic Red Team never checks an atomic's exit status (find exits 1
+	// on one unreadable directory after listing the rest); the code is
+	// still recorded in the result.
+	w("ignore_exit = true\n")
 	if strings.TrimSpace(s.cleanup) != "" {
 		w("\n[cleanup]\n[cleanup.params]\n")
 		w("command = %s\n", tomlString(s.cleanup))
