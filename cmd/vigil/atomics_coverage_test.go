@@ -42,22 +42,7 @@ func TestAtomicsCoverageLive(t *testing.T) {
 	if _, err := os.Stat(filepath.Join("../..", corpusDir, "atomics")); err != nil {
 		t.Skipf("no Atomic Red Team corpus at %s", corpusDir)
 	}
-	cfg := filepath.Join(t.TempDir(), "vigil.toml")
-	if err := os.WriteFile(cfg, []byte(`[run]
-concurrency = 1
-timeout = "10s"
-
-[[siem]]
-name = "local"
-plugin = "local"
-poll_interval = "500ms"
-
-[[target]]
-name = "localhost"
-plugin = "exec"
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := liveAtomicsConfig(t, "10s", "500ms")
 	out := t.TempDir()
 	args := []string{"run", "--config", cfg, "--atomics", corpusDir, "--exclude-tag", "network", "--exclude-tag", "payload",
 		"--out", out, "--no-history", "-q"}
