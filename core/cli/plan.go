@@ -2,10 +2,13 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/vigilsec/vigil/core/runner"
 )
 
 func newCmdPlan(io IO) *cobra.Command {
@@ -35,10 +38,7 @@ expectations. Plugins are started (to describe themselves) but nothing fires.`,
 			}
 			// SERIAL GROUP only when a test has one: tests of a group run
 			// one at a time per target and host.
-			grouped := false
-			for _, j := range plan.Jobs {
-				grouped = grouped || j.Test.SerialGroup != ""
-			}
+			grouped := slices.ContainsFunc(plan.Jobs, func(j *runner.Job) bool { return j.Test.SerialGroup != "" })
 			group := func(s string) string {
 				switch {
 				case !grouped:

@@ -69,10 +69,11 @@ func Verdict(s Step, e Exit, stderr []byte, timeout time.Duration, ctxErr error)
 
 // Details are the result details every shell step reports.
 func (s Step) Details(timeout time.Duration) map[string]any {
-	d := map[string]any{"shell": s.Shell, "expect_exit": s.ExpectExit, "timeout_ms": timeout.Milliseconds()}
+	d := map[string]any{"shell": s.Shell, "timeout_ms": timeout.Milliseconds()}
 	if s.IgnoreExit {
 		d["ignore_exit"] = true
-		delete(d, "expect_exit")
+	} else {
+		d["expect_exit"] = s.ExpectExit
 	}
 	return d
 }
