@@ -481,3 +481,28 @@ marker = true
 		t.Fatalf("plan without runs: %v, %d jobs", err, len(plan.Jobs))
 	}
 }
+
+// Kernel audit timestamps come from a coarse clock: the event of an
+// injection can be stamped a few milliseconds before the injector's start.
+// Alone in the run, such a test is the earliest pending one, so the search
+// window itself must reach back over the clock tolerance, not only Match.
+func TestEngineCoarseClock(t *testing.T) {
+	eng, _ := setup(t, `
+hostname = "testhost"
+[[rule]]
+test_id = "coarse-clock"
+delay = "-3ms"
+marker = true
+`)
+	plan, err := eng.Plan([]*catalog.Test{newTest(t, "coarse-clock", nil, catalog.Expectation{Within: 2 * time.Second})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := eng.Run(context.Background(), plan)[0]
+	if r.Status != measure.Detected {
+		t.Fatalf("status %s (%s%s), want detected", r.Status, r.Error, r.Reason)
+	}
+	if r.LatencyMS == nil || *r.LatencyMS != 0 {
+		t.Errorf("latency_ms = %v, want 0", r.LatencyMS)
+	}
+}

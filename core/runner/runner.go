@@ -715,7 +715,7 @@ func (e *Engine) afterDetection(ctx context.Context, j *Job, rs []measure.Result
 		if s.Desc.Has(plugin.CapRawEvents) {
 			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			evs, err := s.Impl.SearchRawEvents(cctx, plugin.RawEventsRequest{
-				Start: injectedAt, End: e.now(), Markers: []string{marker}, Hosts: []string{r.Host},
+				Start: injectedAt.Add(-ClockTolerance), End: e.now(), Markers: []string{marker}, Hosts: []string{r.Host},
 			})
 			cancel()
 			if err == nil {

@@ -189,6 +189,7 @@ func (w *watcher) poll(ctx context.Context) ([]plugin.Signal, time.Duration, tim
 	sort.Slice(exps, func(i, j int) bool { return exps[i].ID < exps[j].ID })
 
 	end := w.now()
+	start = start.Add(-ClockTolerance)
 	req := plugin.SearchRequest{Start: start, End: end, Expectations: exps, PageSize: w.siem.PageSize}
 	var (
 		all        []plugin.Signal

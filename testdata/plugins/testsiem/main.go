@@ -10,6 +10,7 @@
 //	[[rule]]
 //	test_id = "fast"          # which test's expectations it answers ("*": all)
 //	delay = "300ms"           # signal timestamp = injection start + delay
+//	                          # (negative: a coarse or skewed clock)
 //	technique = "T1059.004"   # tag; default: the expectation's technique
 //	name = "Scripted rule"
 //	marker = true             # the signal carries the marker in the command line
@@ -147,7 +148,8 @@ func (s *testSIEM) Search(_ context.Context, req plugin.SearchRequest) (plugin.S
 			if r.BeforeInjection {
 				ts = e.NotBefore.Add(-time.Second)
 			}
-			if ts.After(now) {
+			// Like a real SIEM: only what exists now, inside the window.
+			if ts.After(now) || ts.Before(req.Start) || (!req.End.IsZero() && ts.After(req.End)) {
 				continue
 			}
 			tech := r.Technique
