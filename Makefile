@@ -24,7 +24,8 @@ bench:
 	go test -run '^$$' -bench . -benchmem ./...
 
 # Regenerate the protobuf code (committed, so building needs no protoc).
-# Needs protoc (Debian: protobuf-compiler) and the two Go generators below.
+# Needs protoc and its well-known types (Debian: protobuf-compiler and
+# libprotobuf-dev) and the two Go generators below.
 proto:
 	go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 	go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1

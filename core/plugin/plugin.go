@@ -50,6 +50,9 @@ const (
 	// CapRules: the plugin lists its detection rules and the ATT&CK
 	// techniques they claim (SIEM.ClaimedRules).
 	CapRules = "rules"
+	// CapClock: the plugin reads the SIEM's clock against this host's
+	// (SIEM.Clock).
+	CapClock = "clock"
 )
 
 // MarkerLocation is where an injector plants the run marker, or where a SIEM

@@ -15,7 +15,7 @@ import (
 // The engine calls Describe, Configure (with the [siem.params] table as
 // TOML), Check, then Search once per poll interval with every pending
 // expectation (one batched search, paged), and Close at the end of the run.
-// SearchRawEvents, CloseSignals, Ingest and ClaimedRules are optional:
+// SearchRawEvents, CloseSignals, Ingest, ClaimedRules and Clock are optional:
 // return ErrUnsupported (embed sdk.SIEMBase) and leave them out of
 // Description.Capabilities.
 type SIEM interface {
@@ -45,6 +45,10 @@ type SIEM interface {
 	// listed, disabled ones with Enabled false; paging through the SIEM's
 	// API is the plugin's business. Optional (CapRules).
 	ClaimedRules(ctx context.Context) ([]Rule, error)
+	// Clock reads the SIEM's clock against this host's: what the SIEM
+	// answers to one cheap call (its HTTP Date header or its own server
+	// time). Optional (CapClock).
+	Clock(ctx context.Context) (ClockReading, error)
 	// Stats returns plugin counters for the run result (e.g. audit "lost").
 	Stats(ctx context.Context) (map[string]int64, error)
 	// Close releases what Configure set up.
@@ -124,6 +128,22 @@ type RawEvent struct {
 	IngestedAt time.Time // when the SIEM received it
 	Host       string
 	Raw        []byte
+	// Source is the event's log source as the SIEM names it (a Sigma
+	// logsource, a dataset, a sourcetype); Summary its key field (a command
+	// line, a file path, an API call). Both feed miss diagnoses.
+	Source, Summary string
+}
+
+// ClockReading is a SIEM's clock against this host's.
+type ClockReading struct {
+	// Offset is the SIEM's clock minus this host's: positive when the SIEM
+	// is ahead.
+	Offset time.Duration
+	// Uncertainty bounds the reading: the true offset is within Offset +/-
+	// Uncertainty (an HTTP Date header has a one-second resolution).
+	Uncertainty time.Duration
+	// Source says how the clock was read ("HTTP Date header of GET /").
+	Source string
 }
 
 // CloseSignalsRequest lists signals to archive.
@@ -235,6 +255,7 @@ func (c *siemClient) SearchRawEvents(ctx context.Context, req RawEventsRequest) 
 		out = append(out, RawEvent{
 			Marker: e.GetMarker(), Timestamp: timeFromProto(e.GetTimestamp()),
 			IngestedAt: timeFromProto(e.GetIngestedAt()), Host: e.GetHost(), Raw: e.GetRaw(),
+			Source: e.GetSource(), Summary: e.GetSummary(),
 		})
 	}
 	return out, nil
@@ -259,6 +280,14 @@ func (c *siemClient) ClaimedRules(ctx context.Context) ([]Rule, error) {
 		return nil, fromStatus(err)
 	}
 	return rulesFromProto(resp.GetRules()), nil
+}
+
+func (c *siemClient) Clock(ctx context.Context) (ClockReading, error) {
+	resp, err := c.c.Clock(ctx, &pluginv1.Empty{})
+	if err != nil {
+		return ClockReading{}, fromStatus(err)
+	}
+	return ClockReading{Offset: time.Duration(resp.GetOffsetNs()), Uncertainty: time.Duration(resp.GetUncertaintyNs()), Source: resp.GetSource()}, nil
 }
 
 func (c *siemClient) Stats(ctx context.Context) (map[string]int64, error) {
@@ -329,6 +358,7 @@ func (s *siemServer) SearchRawEvents(ctx context.Context, req *pluginv1.RawEvent
 	for _, e := range evs {
 		resp.Events = append(resp.Events, &pluginv1.RawEvent{
 			Marker: e.Marker, Timestamp: timeToProto(e.Timestamp), IngestedAt: timeToProto(e.IngestedAt), Host: e.Host, Raw: e.Raw,
+			Source: e.Source, Summary: e.Summary,
 		})
 	}
 	return resp, nil
@@ -352,6 +382,14 @@ func (s *siemServer) Rules(ctx context.Context, _ *pluginv1.RulesRequest) (*plug
 		return nil, toStatus(err)
 	}
 	return &pluginv1.RulesResponse{Rules: rulesToProto(rs)}, nil
+}
+
+func (s *siemServer) Clock(ctx context.Context, _ *pluginv1.Empty) (*pluginv1.ClockReading, error) {
+	r, err := s.impl.Clock(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginv1.ClockReading{OffsetNs: int64(r.Offset), UncertaintyNs: int64(r.Uncertainty), Source: r.Source}, nil
 }
 
 func (s *siemServer) Stats(ctx context.Context, _ *pluginv1.Empty) (*pluginv1.StatsResponse, error) {

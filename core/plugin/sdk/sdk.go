@@ -54,6 +54,11 @@ func (SIEMBase) ClaimedRules(context.Context) ([]plugin.Rule, error) {
 	return nil, plugin.ErrUnsupported
 }
 
+// Clock is unsupported: vigil cannot tell the SIEM's clock skew.
+func (SIEMBase) Clock(context.Context) (plugin.ClockReading, error) {
+	return plugin.ClockReading{}, plugin.ErrUnsupported
+}
+
 // Stats returns no counters.
 func (SIEMBase) Stats(context.Context) (map[string]int64, error) { return nil, nil }
 

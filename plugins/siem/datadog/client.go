@@ -121,6 +121,10 @@ type answer struct {
 	// pace is how long the caller should wait before its next request to
 	// the same endpoint to stay within the rate limit (0: no limit known).
 	pace time.Duration
+	// header is the answer's; sent and received bound the attempt that got
+	// it (this host's clock), for clock readings.
+	header         http.Header
+	sent, received time.Time
 }
 
 // apiError is a Datadog answer that is not a success. Its message never
@@ -174,7 +178,9 @@ func (a *api) call(ctx context.Context, op, what string, fn func(ctx context.Con
 		}
 		a.stats.requests.Add(1)
 		actx, cancel := context.WithTimeout(a.context(ctx), a.cfg.Timeout)
+		sent := time.Now()
 		resp, err := fn(actx)
+		received := time.Now()
 		var body []byte
 		status := 0
 		if resp != nil {
@@ -209,7 +215,7 @@ func (a *api) call(ctx context.Context, op, what string, fn func(ctx context.Con
 
 		pace, reset := a.limits.observe(op, resp.Header, a.now())
 		if status >= 200 && status < 300 {
-			return answer{status: status, body: body, pace: pace}, nil
+			return answer{status: status, body: body, pace: pace, header: resp.Header, sent: sent, received: received}, nil
 		}
 		apiErr := &apiError{status: status, message: errorMessage(body)}
 		if !retryable(status) {

@@ -98,7 +98,7 @@ func (s *SIEM) Describe(ctx context.Context) (plugin.Description, error) {
 			plugin.MarkerUserAgent, plugin.MarkerHostname, plugin.MarkerEnvironment, plugin.MarkerLogField,
 		},
 		QueryDialect: QueryDialect,
-		Capabilities: []string{plugin.CapRawEvents, plugin.CapCloseSignals, plugin.CapIngest, plugin.CapRules},
+		Capabilities: []string{plugin.CapRawEvents, plugin.CapCloseSignals, plugin.CapIngest, plugin.CapRules, plugin.CapClock},
 		ReportsHost:  true,
 	}, nil
 }

@@ -51,9 +51,44 @@ type logsPage struct {
 type wireLog struct {
 	ID         string `json:"id"`
 	Attributes struct {
-		Timestamp string `json:"timestamp"`
-		Host      string `json:"host"`
+		Timestamp  string         `json:"timestamp"`
+		Host       string         `json:"host"`
+		Service    string         `json:"service"`
+		Message    string         `json:"message"`
+		Tags       []string       `json:"tags"`
+		Attributes map[string]any `json:"attributes"`
 	} `json:"attributes"`
+}
+
+// source is the log's source (its source:<x> tag, as the ddsource of the
+// intake sets it), else its service.
+func (w *wireLog) source() string {
+	for _, t := range w.Attributes.Tags {
+		if v, ok := strings.CutPrefix(t, "source:"); ok && v != "" {
+			return v
+		}
+	}
+	return w.Attributes.Service
+}
+
+// summary is the log's key field: the command line or file path vigil's
+// replays carry, else the message.
+func (w *wireLog) summary() string {
+	for _, path := range [][]string{{"process", "command_line"}, {"file", "path"}, {"evt", "name"}} {
+		var v any = w.Attributes.Attributes
+		for _, k := range path {
+			m, ok := v.(map[string]any)
+			if !ok {
+				v = nil
+				break
+			}
+			v = m[k]
+		}
+		if s, ok := v.(string); ok && s != "" {
+			return s
+		}
+	}
+	return w.Attributes.Message
 }
 
 // markersQuery returns a logs query matching any of the markers, in the
@@ -123,6 +158,9 @@ func (s *SIEM) SearchRawEvents(ctx context.Context, req plugin.RawEventsRequest)
 		if after == "" {
 			return out, nil
 		}
+		if body.Page.Cursor != nil && *body.Page.Cursor == after {
+			return nil, fmt.Errorf("datadog: search logs: page %d returned the cursor it was given: the paging cursor does not advance", page+1)
+		}
 		body.Page.Cursor = datadog.PtrString(after)
 	}
 	return out, nil
@@ -173,7 +211,7 @@ func decodeLogsPage(body []byte, markers []string) ([]plugin.RawEvent, string, e
 		}
 		for _, m := range markers {
 			if m != "" && bytes.Contains(raw, []byte(m)) {
-				out = append(out, plugin.RawEvent{Marker: m, Timestamp: ts, Host: w.Attributes.Host, Raw: []byte(raw)})
+				out = append(out, plugin.RawEvent{Marker: m, Timestamp: ts, Host: w.Attributes.Host, Raw: []byte(raw), Source: w.source(), Summary: w.summary()})
 			}
 		}
 	}

@@ -168,3 +168,29 @@ func (a *api) searchSignals(ctx context.Context, query string, req plugin.Search
 	}
 	return signals, after, ans.pace, nil
 }
+
+// Clock reads Datadog's clock from the Date header of a signals search
+// over the last minute (one signal at most): the call the run makes, with
+// the permission it needs.
+func (s *SIEM) Clock(ctx context.Context) (plugin.ClockReading, error) {
+	st, err := s.state()
+	if err != nil {
+		return plugin.ClockReading{}, err
+	}
+	a := st.api
+	now := a.now()
+	filter := datadogV2.SecurityMonitoringSignalListRequestFilter{From: datadog.PtrTime(now.Add(-time.Minute).UTC()), To: datadog.PtrTime(now.UTC())}
+	body := datadogV2.SecurityMonitoringSignalListRequest{Filter: &filter, Page: &datadogV2.SecurityMonitoringSignalListRequestPage{Limit: datadog.PtrInt32(1)}}
+	ans, err := a.call(ctx, opSearchSignals, "read the clock", func(ctx context.Context) (*http.Response, error) {
+		_, resp, err := a.security.SearchSecurityMonitoringSignals(ctx, *datadogV2.NewSearchSecurityMonitoringSignalsOptionalParameters().WithBody(body))
+		return resp, err
+	})
+	if err != nil {
+		return plugin.ClockReading{}, err
+	}
+	r, err := plugin.ClockFromDate(ans.header, ans.sent, ans.received, "POST /api/v2/security_monitoring/signals/search")
+	if err != nil {
+		return plugin.ClockReading{}, fmt.Errorf("datadog: read the clock: %w", err)
+	}
+	return r, nil
+}

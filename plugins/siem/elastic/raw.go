@@ -74,6 +74,11 @@ func (s *SIEM) SearchRawEvents(ctx context.Context, req plugin.RawEventsRequest)
 			IngestedAt: firstTime(src, "event.ingested"),
 			Host:       first(src, fieldHost...),
 			Raw:        h.Source,
+			Source:     first(src, "data_stream.dataset", "event.dataset", "event.module"),
+			Summary:    first(src, "process.command_line", "file.path", "event.action", "message"),
+		}
+		if ev.Source == "" {
+			ev.Source = h.Index
 		}
 		for _, m := range markers {
 			if bytes.Contains(h.Source, []byte(m)) {

@@ -118,7 +118,7 @@ func (s *SIEM) Describe(ctx context.Context) (plugin.Description, error) {
 		Platforms:       []string{"linux"},
 		MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine, plugin.MarkerFilePath, plugin.MarkerLogField},
 		QueryDialect:    QueryDialect,
-		Capabilities:    []string{plugin.CapRawEvents, plugin.CapIngest, plugin.CapRules},
+		Capabilities:    []string{plugin.CapRawEvents, plugin.CapIngest, plugin.CapRules, plugin.CapClock},
 		ReportsHost:     true,
 	}, nil
 }
@@ -223,6 +223,21 @@ func (s *SIEM) process(st *state, evs []event.Event, received time.Time) {
 			st.store.addSignal(newSignal(m.Rule, m.Searches, ev, ""), received)
 		}
 	}
+}
+
+// kernelTick bounds how far behind the time of an audit event is stamped:
+// the kernel reads its coarse clock, updated once per tick (1 to 10 ms
+// depending on CONFIG_HZ).
+const kernelTick = 10 * time.Millisecond
+
+// Clock reads the local SIEM's clock: it is this host's, so the offset is
+// zero. Live events are stamped by the kernel's coarse clock, up to one
+// tick behind: that is the reading's uncertainty.
+func (s *SIEM) Clock(ctx context.Context) (plugin.ClockReading, error) {
+	if _, err := s.state(); err != nil {
+		return plugin.ClockReading{}, err
+	}
+	return plugin.ClockReading{Uncertainty: kernelTick, Source: "this host's clock (the kernel stamps audit events with its coarse clock)"}, nil
 }
 
 // LoadProblems lists the SigmaHQ and extra-directory rule files that were

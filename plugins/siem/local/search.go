@@ -134,9 +134,31 @@ func (s *SIEM) SearchRawEvents(ctx context.Context, req plugin.RawEventsRequest)
 		}
 		out = append(out, plugin.RawEvent{
 			Marker: h.marker, Timestamp: h.e.ev.Time, IngestedAt: h.e.received, Host: h.e.ev.Host, Raw: raw,
+			Source: h.e.ev.Source.String(), Summary: eventSummary(h.e.ev),
 		})
 	}
 	return out, nil
+}
+
+// eventSummary is an event's key field, for miss diagnoses: the command
+// line of a process creation, the path of a file event, the record type,
+// syscall and program of an audit record, the verb and URI of a Kubernetes
+// audit event; else the command line of the process that caused it.
+func eventSummary(ev *event.Event) string {
+	switch ev.Source {
+	case event.ProcessCreation:
+		return ev.Get("CommandLine")
+	case event.FileEvent:
+		return ev.Get("TargetFilename") + " (by " + ev.Get("Image") + ")"
+	case event.Auditd:
+		return strings.TrimSpace(ev.Get("type") + " " + ev.Get("syscall") + " " + ev.Get("exe"))
+	case event.KubernetesAudit:
+		return ev.Get("verb") + " " + ev.Get("requestURI")
+	}
+	if len(ev.Ancestry) > 0 {
+		return ev.Ancestry[0]
+	}
+	return ""
 }
 
 // hostIn reports whether host is one of hosts, comparing case-insensitively

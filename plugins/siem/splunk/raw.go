@@ -60,7 +60,7 @@ func (p *SIEM) SearchRawEvents(ctx context.Context, req plugin.RawEventsRequest)
 		if !ok {
 			continue
 		}
-		ev := plugin.RawEvent{Marker: marker, Host: host}
+		ev := plugin.RawEvent{Marker: marker, Host: host, Source: r.first("sourcetype", "source", "index"), Summary: r.first("CommandLine", "process", "cmdline", "file_path", "eventName", "_raw")}
 		if ev.Timestamp, err = parseTime(r.first("_time")); err != nil {
 			return nil, st.fail(fmt.Errorf("raw-event search: result row %d: _time: %w", i, err))
 		}

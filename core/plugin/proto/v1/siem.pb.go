@@ -617,12 +617,17 @@ func (x *RawEventsRequest) GetHosts() []string {
 }
 
 type RawEvent struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Marker        string                 `protobuf:"bytes,1,opt,name=marker,proto3" json:"marker,omitempty"`
-	Timestamp     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=timestamp,proto3" json:"timestamp,omitempty"`                     // the event's own time
-	IngestedAt    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=ingested_at,json=ingestedAt,proto3" json:"ingested_at,omitempty"` // when the SIEM received it
-	Host          string                 `protobuf:"bytes,4,opt,name=host,proto3" json:"host,omitempty"`
-	Raw           []byte                 `protobuf:"bytes,5,opt,name=raw,proto3" json:"raw,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Marker     string                 `protobuf:"bytes,1,opt,name=marker,proto3" json:"marker,omitempty"`
+	Timestamp  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=timestamp,proto3" json:"timestamp,omitempty"`                     // the event's own time
+	IngestedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=ingested_at,json=ingestedAt,proto3" json:"ingested_at,omitempty"` // when the SIEM received it
+	Host       string                 `protobuf:"bytes,4,opt,name=host,proto3" json:"host,omitempty"`
+	Raw        []byte                 `protobuf:"bytes,5,opt,name=raw,proto3" json:"raw,omitempty"`
+	// source is the event's log source as the SIEM names it (a Sigma
+	// logsource, an index dataset, a sourcetype); summary the event's key
+	// field (a command line, a file path, an API call), for miss diagnoses.
+	Source        string `protobuf:"bytes,6,opt,name=source,proto3" json:"source,omitempty"`
+	Summary       string `protobuf:"bytes,7,opt,name=summary,proto3" json:"summary,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -690,6 +695,20 @@ func (x *RawEvent) GetRaw() []byte {
 		return x.Raw
 	}
 	return nil
+}
+
+func (x *RawEvent) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *RawEvent) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
 }
 
 type RawEventsResponse struct {
@@ -1111,6 +1130,67 @@ func (x *RulesResponse) GetRules() []*Rule {
 	return nil
 }
 
+// ClockReading is the SIEM's clock minus the plugin host's clock.
+type ClockReading struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OffsetNs      int64                  `protobuf:"varint,1,opt,name=offset_ns,json=offsetNs,proto3" json:"offset_ns,omitempty"`                // positive: the SIEM's clock is ahead
+	UncertaintyNs int64                  `protobuf:"varint,2,opt,name=uncertainty_ns,json=uncertaintyNs,proto3" json:"uncertainty_ns,omitempty"` // the reading is good to +/- this much
+	Source        string                 `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`                                     // how it was read (e.g. the HTTP Date header of a call)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClockReading) Reset() {
+	*x = ClockReading{}
+	mi := &file_vigil_plugin_v1_siem_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClockReading) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClockReading) ProtoMessage() {}
+
+func (x *ClockReading) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_plugin_v1_siem_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClockReading.ProtoReflect.Descriptor instead.
+func (*ClockReading) Descriptor() ([]byte, []int) {
+	return file_vigil_plugin_v1_siem_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ClockReading) GetOffsetNs() int64 {
+	if x != nil {
+		return x.OffsetNs
+	}
+	return 0
+}
+
+func (x *ClockReading) GetUncertaintyNs() int64 {
+	if x != nil {
+		return x.UncertaintyNs
+	}
+	return 0
+}
+
+func (x *ClockReading) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
 var File_vigil_plugin_v1_siem_proto protoreflect.FileDescriptor
 
 const file_vigil_plugin_v1_siem_proto_rawDesc = "" +
@@ -1168,14 +1248,16 @@ const file_vigil_plugin_v1_siem_proto_rawDesc = "" +
 	"\x05start\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x12,\n" +
 	"\x03end\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x03end\x12\x18\n" +
 	"\amarkers\x18\x03 \x03(\tR\amarkers\x12\x14\n" +
-	"\x05hosts\x18\x04 \x03(\tR\x05hosts\"\xbf\x01\n" +
+	"\x05hosts\x18\x04 \x03(\tR\x05hosts\"\xf1\x01\n" +
 	"\bRawEvent\x12\x16\n" +
 	"\x06marker\x18\x01 \x01(\tR\x06marker\x128\n" +
 	"\ttimestamp\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12;\n" +
 	"\vingested_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"ingestedAt\x12\x12\n" +
 	"\x04host\x18\x04 \x01(\tR\x04host\x12\x10\n" +
-	"\x03raw\x18\x05 \x01(\fR\x03raw\"F\n" +
+	"\x03raw\x18\x05 \x01(\fR\x03raw\x12\x16\n" +
+	"\x06source\x18\x06 \x01(\tR\x06source\x12\x18\n" +
+	"\asummary\x18\a \x01(\tR\asummary\"F\n" +
 	"\x11RawEventsResponse\x121\n" +
 	"\x06events\x18\x01 \x03(\v2\x19.vigil.plugin.v1.RawEventR\x06events\"L\n" +
 	"\x13CloseSignalsRequest\x12\x1d\n" +
@@ -1205,7 +1287,11 @@ const file_vigil_plugin_v1_siem_proto_rawDesc = "" +
 	"\x05query\x18\x06 \x01(\tR\x05query\x12\x1a\n" +
 	"\blanguage\x18\a \x01(\tR\blanguage\"<\n" +
 	"\rRulesResponse\x12+\n" +
-	"\x05rules\x18\x01 \x03(\v2\x15.vigil.plugin.v1.RuleR\x05rules2\xd2\x05\n" +
+	"\x05rules\x18\x01 \x03(\v2\x15.vigil.plugin.v1.RuleR\x05rules\"j\n" +
+	"\fClockReading\x12\x1b\n" +
+	"\toffset_ns\x18\x01 \x01(\x03R\boffsetNs\x12%\n" +
+	"\x0euncertainty_ns\x18\x02 \x01(\x03R\runcertaintyNs\x12\x16\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source2\x92\x06\n" +
 	"\x04SIEM\x12@\n" +
 	"\bDescribe\x12\x16.vigil.plugin.v1.Empty\x1a\x1c.vigil.plugin.v1.Description\x12@\n" +
 	"\tConfigure\x12\x1b.vigil.plugin.v1.TomlConfig\x1a\x16.vigil.plugin.v1.Empty\x12F\n" +
@@ -1216,7 +1302,8 @@ const file_vigil_plugin_v1_siem_proto_rawDesc = "" +
 	"\x06Ingest\x12\x1e.vigil.plugin.v1.IngestRequest\x1a\x1f.vigil.plugin.v1.IngestResponse\x12?\n" +
 	"\x05Stats\x12\x16.vigil.plugin.v1.Empty\x1a\x1e.vigil.plugin.v1.StatsResponse\x127\n" +
 	"\x05Close\x12\x16.vigil.plugin.v1.Empty\x1a\x16.vigil.plugin.v1.Empty\x12F\n" +
-	"\x05Rules\x12\x1d.vigil.plugin.v1.RulesRequest\x1a\x1e.vigil.plugin.v1.RulesResponseB9Z7github.com/vigilsec/vigil/core/plugin/proto/v1;pluginv1b\x06proto3"
+	"\x05Rules\x12\x1d.vigil.plugin.v1.RulesRequest\x1a\x1e.vigil.plugin.v1.RulesResponse\x12>\n" +
+	"\x05Clock\x12\x16.vigil.plugin.v1.Empty\x1a\x1d.vigil.plugin.v1.ClockReadingB9Z7github.com/vigilsec/vigil/core/plugin/proto/v1;pluginv1b\x06proto3"
 
 var (
 	file_vigil_plugin_v1_siem_proto_rawDescOnce sync.Once
@@ -1230,7 +1317,7 @@ func file_vigil_plugin_v1_siem_proto_rawDescGZIP() []byte {
 	return file_vigil_plugin_v1_siem_proto_rawDescData
 }
 
-var file_vigil_plugin_v1_siem_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_vigil_plugin_v1_siem_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_vigil_plugin_v1_siem_proto_goTypes = []any{
 	(*Expectation)(nil),           // 0: vigil.plugin.v1.Expectation
 	(*CheckRequest)(nil),          // 1: vigil.plugin.v1.CheckRequest
@@ -1249,57 +1336,60 @@ var file_vigil_plugin_v1_siem_proto_goTypes = []any{
 	(*RulesRequest)(nil),          // 14: vigil.plugin.v1.RulesRequest
 	(*Rule)(nil),                  // 15: vigil.plugin.v1.Rule
 	(*RulesResponse)(nil),         // 16: vigil.plugin.v1.RulesResponse
-	nil,                           // 17: vigil.plugin.v1.StatsResponse.CountersEntry
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
-	(*Problem)(nil),               // 19: vigil.plugin.v1.Problem
-	(MarkerLocation)(0),           // 20: vigil.plugin.v1.MarkerLocation
-	(*Empty)(nil),                 // 21: vigil.plugin.v1.Empty
-	(*TomlConfig)(nil),            // 22: vigil.plugin.v1.TomlConfig
-	(*Description)(nil),           // 23: vigil.plugin.v1.Description
+	(*ClockReading)(nil),          // 17: vigil.plugin.v1.ClockReading
+	nil,                           // 18: vigil.plugin.v1.StatsResponse.CountersEntry
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(*Problem)(nil),               // 20: vigil.plugin.v1.Problem
+	(MarkerLocation)(0),           // 21: vigil.plugin.v1.MarkerLocation
+	(*Empty)(nil),                 // 22: vigil.plugin.v1.Empty
+	(*TomlConfig)(nil),            // 23: vigil.plugin.v1.TomlConfig
+	(*Description)(nil),           // 24: vigil.plugin.v1.Description
 }
 var file_vigil_plugin_v1_siem_proto_depIdxs = []int32{
-	18, // 0: vigil.plugin.v1.Expectation.not_before:type_name -> google.protobuf.Timestamp
-	18, // 1: vigil.plugin.v1.Expectation.deadline:type_name -> google.protobuf.Timestamp
+	19, // 0: vigil.plugin.v1.Expectation.not_before:type_name -> google.protobuf.Timestamp
+	19, // 1: vigil.plugin.v1.Expectation.deadline:type_name -> google.protobuf.Timestamp
 	0,  // 2: vigil.plugin.v1.CheckRequest.expectations:type_name -> vigil.plugin.v1.Expectation
-	19, // 3: vigil.plugin.v1.CheckResponse.problems:type_name -> vigil.plugin.v1.Problem
-	18, // 4: vigil.plugin.v1.SearchRequest.start:type_name -> google.protobuf.Timestamp
-	18, // 5: vigil.plugin.v1.SearchRequest.end:type_name -> google.protobuf.Timestamp
+	20, // 3: vigil.plugin.v1.CheckResponse.problems:type_name -> vigil.plugin.v1.Problem
+	19, // 4: vigil.plugin.v1.SearchRequest.start:type_name -> google.protobuf.Timestamp
+	19, // 5: vigil.plugin.v1.SearchRequest.end:type_name -> google.protobuf.Timestamp
 	0,  // 6: vigil.plugin.v1.SearchRequest.expectations:type_name -> vigil.plugin.v1.Expectation
-	20, // 7: vigil.plugin.v1.MarkerValue.location:type_name -> vigil.plugin.v1.MarkerLocation
-	18, // 8: vigil.plugin.v1.Signal.timestamp:type_name -> google.protobuf.Timestamp
-	18, // 9: vigil.plugin.v1.Signal.event_time:type_name -> google.protobuf.Timestamp
+	21, // 7: vigil.plugin.v1.MarkerValue.location:type_name -> vigil.plugin.v1.MarkerLocation
+	19, // 8: vigil.plugin.v1.Signal.timestamp:type_name -> google.protobuf.Timestamp
+	19, // 9: vigil.plugin.v1.Signal.event_time:type_name -> google.protobuf.Timestamp
 	4,  // 10: vigil.plugin.v1.Signal.marker_values:type_name -> vigil.plugin.v1.MarkerValue
 	5,  // 11: vigil.plugin.v1.SearchResponse.signals:type_name -> vigil.plugin.v1.Signal
-	18, // 12: vigil.plugin.v1.RawEventsRequest.start:type_name -> google.protobuf.Timestamp
-	18, // 13: vigil.plugin.v1.RawEventsRequest.end:type_name -> google.protobuf.Timestamp
-	18, // 14: vigil.plugin.v1.RawEvent.timestamp:type_name -> google.protobuf.Timestamp
-	18, // 15: vigil.plugin.v1.RawEvent.ingested_at:type_name -> google.protobuf.Timestamp
+	19, // 12: vigil.plugin.v1.RawEventsRequest.start:type_name -> google.protobuf.Timestamp
+	19, // 13: vigil.plugin.v1.RawEventsRequest.end:type_name -> google.protobuf.Timestamp
+	19, // 14: vigil.plugin.v1.RawEvent.timestamp:type_name -> google.protobuf.Timestamp
+	19, // 15: vigil.plugin.v1.RawEvent.ingested_at:type_name -> google.protobuf.Timestamp
 	8,  // 16: vigil.plugin.v1.RawEventsResponse.events:type_name -> vigil.plugin.v1.RawEvent
-	19, // 17: vigil.plugin.v1.IngestResponse.problems:type_name -> vigil.plugin.v1.Problem
-	17, // 18: vigil.plugin.v1.StatsResponse.counters:type_name -> vigil.plugin.v1.StatsResponse.CountersEntry
+	20, // 17: vigil.plugin.v1.IngestResponse.problems:type_name -> vigil.plugin.v1.Problem
+	18, // 18: vigil.plugin.v1.StatsResponse.counters:type_name -> vigil.plugin.v1.StatsResponse.CountersEntry
 	15, // 19: vigil.plugin.v1.RulesResponse.rules:type_name -> vigil.plugin.v1.Rule
-	21, // 20: vigil.plugin.v1.SIEM.Describe:input_type -> vigil.plugin.v1.Empty
-	22, // 21: vigil.plugin.v1.SIEM.Configure:input_type -> vigil.plugin.v1.TomlConfig
+	22, // 20: vigil.plugin.v1.SIEM.Describe:input_type -> vigil.plugin.v1.Empty
+	23, // 21: vigil.plugin.v1.SIEM.Configure:input_type -> vigil.plugin.v1.TomlConfig
 	1,  // 22: vigil.plugin.v1.SIEM.Check:input_type -> vigil.plugin.v1.CheckRequest
 	3,  // 23: vigil.plugin.v1.SIEM.Search:input_type -> vigil.plugin.v1.SearchRequest
 	7,  // 24: vigil.plugin.v1.SIEM.SearchRawEvents:input_type -> vigil.plugin.v1.RawEventsRequest
 	10, // 25: vigil.plugin.v1.SIEM.CloseSignals:input_type -> vigil.plugin.v1.CloseSignalsRequest
 	11, // 26: vigil.plugin.v1.SIEM.Ingest:input_type -> vigil.plugin.v1.IngestRequest
-	21, // 27: vigil.plugin.v1.SIEM.Stats:input_type -> vigil.plugin.v1.Empty
-	21, // 28: vigil.plugin.v1.SIEM.Close:input_type -> vigil.plugin.v1.Empty
+	22, // 27: vigil.plugin.v1.SIEM.Stats:input_type -> vigil.plugin.v1.Empty
+	22, // 28: vigil.plugin.v1.SIEM.Close:input_type -> vigil.plugin.v1.Empty
 	14, // 29: vigil.plugin.v1.SIEM.Rules:input_type -> vigil.plugin.v1.RulesRequest
-	23, // 30: vigil.plugin.v1.SIEM.Describe:output_type -> vigil.plugin.v1.Description
-	21, // 31: vigil.plugin.v1.SIEM.Configure:output_type -> vigil.plugin.v1.Empty
-	2,  // 32: vigil.plugin.v1.SIEM.Check:output_type -> vigil.plugin.v1.CheckResponse
-	6,  // 33: vigil.plugin.v1.SIEM.Search:output_type -> vigil.plugin.v1.SearchResponse
-	9,  // 34: vigil.plugin.v1.SIEM.SearchRawEvents:output_type -> vigil.plugin.v1.RawEventsResponse
-	21, // 35: vigil.plugin.v1.SIEM.CloseSignals:output_type -> vigil.plugin.v1.Empty
-	12, // 36: vigil.plugin.v1.SIEM.Ingest:output_type -> vigil.plugin.v1.IngestResponse
-	13, // 37: vigil.plugin.v1.SIEM.Stats:output_type -> vigil.plugin.v1.StatsResponse
-	21, // 38: vigil.plugin.v1.SIEM.Close:output_type -> vigil.plugin.v1.Empty
-	16, // 39: vigil.plugin.v1.SIEM.Rules:output_type -> vigil.plugin.v1.RulesResponse
-	30, // [30:40] is the sub-list for method output_type
-	20, // [20:30] is the sub-list for method input_type
+	22, // 30: vigil.plugin.v1.SIEM.Clock:input_type -> vigil.plugin.v1.Empty
+	24, // 31: vigil.plugin.v1.SIEM.Describe:output_type -> vigil.plugin.v1.Description
+	22, // 32: vigil.plugin.v1.SIEM.Configure:output_type -> vigil.plugin.v1.Empty
+	2,  // 33: vigil.plugin.v1.SIEM.Check:output_type -> vigil.plugin.v1.CheckResponse
+	6,  // 34: vigil.plugin.v1.SIEM.Search:output_type -> vigil.plugin.v1.SearchResponse
+	9,  // 35: vigil.plugin.v1.SIEM.SearchRawEvents:output_type -> vigil.plugin.v1.RawEventsResponse
+	22, // 36: vigil.plugin.v1.SIEM.CloseSignals:output_type -> vigil.plugin.v1.Empty
+	12, // 37: vigil.plugin.v1.SIEM.Ingest:output_type -> vigil.plugin.v1.IngestResponse
+	13, // 38: vigil.plugin.v1.SIEM.Stats:output_type -> vigil.plugin.v1.StatsResponse
+	22, // 39: vigil.plugin.v1.SIEM.Close:output_type -> vigil.plugin.v1.Empty
+	16, // 40: vigil.plugin.v1.SIEM.Rules:output_type -> vigil.plugin.v1.RulesResponse
+	17, // 41: vigil.plugin.v1.SIEM.Clock:output_type -> vigil.plugin.v1.ClockReading
+	31, // [31:42] is the sub-list for method output_type
+	20, // [20:31] is the sub-list for method input_type
 	20, // [20:20] is the sub-list for extension type_name
 	20, // [20:20] is the sub-list for extension extendee
 	0,  // [0:20] is the sub-list for field type_name
@@ -1317,7 +1407,7 @@ func file_vigil_plugin_v1_siem_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vigil_plugin_v1_siem_proto_rawDesc), len(file_vigil_plugin_v1_siem_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

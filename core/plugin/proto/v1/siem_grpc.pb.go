@@ -29,6 +29,7 @@ const (
 	SIEM_Stats_FullMethodName           = "/vigil.plugin.v1.SIEM/Stats"
 	SIEM_Close_FullMethodName           = "/vigil.plugin.v1.SIEM/Close"
 	SIEM_Rules_FullMethodName           = "/vigil.plugin.v1.SIEM/Rules"
+	SIEM_Clock_FullMethodName           = "/vigil.plugin.v1.SIEM/Clock"
 )
 
 // SIEMClient is the client API for SIEM service.
@@ -51,6 +52,10 @@ type SIEMClient interface {
 	// Rules lists the SIEM's detection rules with the ATT&CK techniques each
 	// claims to detect (claimed coverage). Optional (capability "rules").
 	Rules(ctx context.Context, in *RulesRequest, opts ...grpc.CallOption) (*RulesResponse, error)
+	// Clock reads the SIEM's clock against the plugin host's, for clock skew
+	// checks (vigil validate --online) and for crediting signals a skewed
+	// clock stamped outside the window. Optional (capability "clock").
+	Clock(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ClockReading, error)
 }
 
 type sIEMClient struct {
@@ -161,6 +166,16 @@ func (c *sIEMClient) Rules(ctx context.Context, in *RulesRequest, opts ...grpc.C
 	return out, nil
 }
 
+func (c *sIEMClient) Clock(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ClockReading, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClockReading)
+	err := c.cc.Invoke(ctx, SIEM_Clock_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SIEMServer is the server API for SIEM service.
 // All implementations must embed UnimplementedSIEMServer
 // for forward compatibility.
@@ -181,6 +196,10 @@ type SIEMServer interface {
 	// Rules lists the SIEM's detection rules with the ATT&CK techniques each
 	// claims to detect (claimed coverage). Optional (capability "rules").
 	Rules(context.Context, *RulesRequest) (*RulesResponse, error)
+	// Clock reads the SIEM's clock against the plugin host's, for clock skew
+	// checks (vigil validate --online) and for crediting signals a skewed
+	// clock stamped outside the window. Optional (capability "clock").
+	Clock(context.Context, *Empty) (*ClockReading, error)
 	mustEmbedUnimplementedSIEMServer()
 }
 
@@ -220,6 +239,9 @@ func (UnimplementedSIEMServer) Close(context.Context, *Empty) (*Empty, error) {
 }
 func (UnimplementedSIEMServer) Rules(context.Context, *RulesRequest) (*RulesResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Rules not implemented")
+}
+func (UnimplementedSIEMServer) Clock(context.Context, *Empty) (*ClockReading, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Clock not implemented")
 }
 func (UnimplementedSIEMServer) mustEmbedUnimplementedSIEMServer() {}
 func (UnimplementedSIEMServer) testEmbeddedByValue()              {}
@@ -422,6 +444,24 @@ func _SIEM_Rules_Handler(srv interface{}, ctx context.Context, dec func(interfac
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SIEM_Clock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SIEMServer).Clock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SIEM_Clock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SIEMServer).Clock(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SIEM_ServiceDesc is the grpc.ServiceDesc for SIEM service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -468,6 +508,10 @@ var SIEM_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Rules",
 			Handler:    _SIEM_Rules_Handler,
+		},
+		{
+			MethodName: "Clock",
+			Handler:    _SIEM_Clock_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
