@@ -16,6 +16,7 @@ import (
 	"github.com/vigilsec/vigil/core/coverage"
 	"github.com/vigilsec/vigil/core/history"
 	"github.com/vigilsec/vigil/core/measure"
+	"github.com/vigilsec/vigil/core/plugin"
 	"github.com/vigilsec/vigil/core/report"
 	"github.com/vigilsec/vigil/core/runner"
 )
@@ -162,6 +163,7 @@ func runRun(ctx context.Context, io IO, o *RunOptions) error {
 		printResults(io.Out, run)
 	}
 	printSummary(io.Out, run)
+	printDiagnoses(io.Out, run)
 	printBreaches(io.Out, run)
 	if o.Out != "" {
 		fmt.Fprintf(io.Out, "\nresults: %s\n", filepath.Join(o.Out, "results.json"))
@@ -289,16 +291,50 @@ func execute(ctx context.Context, io IO, l *loaded, o *RunOptions) (*measure.Run
 	run.SIEMStats = map[string]map[string]int64{}
 	for _, s := range st.siems {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		if c, err := s.Impl.Stats(sctx); err == nil && len(c) > 0 {
+		c, err := s.Impl.Stats(sctx)
+		cancel()
+		if err != nil || c == nil {
+			c = map[string]int64{}
+		}
+		if r, ok := eng.Clock(s.Name); ok {
+			c["clock_offset_ms"], c["clock_uncertainty_ms"] = r.Offset.Milliseconds(), r.Uncertainty.Milliseconds()
+			if note := clockNote(s.Name, r); note != "" {
+				run.Notes = append(run.Notes, note)
+			}
+		}
+		if len(c) > 0 {
 			run.SIEMStats[s.Name] = c
 		}
-		cancel()
 	}
 	if o.Out != "" {
 		o.claims = runClaims(ctx, io, st)
 	}
 	runner.SortResults(run.Results)
 	return run, nil
+}
+
+// ClockWarning is the clock offset beyond which vigil warns about a SIEM's
+// clock (beyond the reading's own uncertainty): latencies are reported in
+// milliseconds, and a skew of seconds distorts them more than any poll
+// interval does.
+const ClockWarning = 2 * time.Second
+
+// clockNote says when a SIEM's clock is off by more than ClockWarning
+// beyond the reading's uncertainty ("" otherwise).
+func clockNote(name string, r plugin.ClockReading) string {
+	off := r.Offset
+	if off < 0 {
+		off = -off
+	}
+	if off-r.Uncertainty <= ClockWarning {
+		return ""
+	}
+	dir := "ahead of"
+	if r.Offset < 0 {
+		dir = "behind"
+	}
+	return fmt.Sprintf("siem %q: its clock is %s %s this host's (+/- %s, from the %s): signals it stamps outside their window are credited with the offset taken off, and latencies may be off by as much",
+		name, off.Round(time.Millisecond), dir, r.Uncertainty.Round(time.Millisecond), r.Source)
 }
 
 // exitCodeFor: 3 when a result is an error, else 1 when one is missed or

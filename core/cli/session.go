@@ -297,7 +297,7 @@ func (l *loaded) start(ctx context.Context, o *selectOptions) (*started, error) 
 		if err != nil {
 			return fail(usageErr(err))
 		}
-		rs := &runner.SIEM{Name: s.Name, Plugin: s.Plugin, Impl: impl, Desc: desc, PollInterval: s.PollInterval, Timeout: s.Timeout}
+		rs := &runner.SIEM{Name: s.Name, Plugin: s.Plugin, Impl: impl, Desc: desc, PollInterval: s.PollInterval, Timeout: s.Timeout, ClockSlack: s.ClockSlack}
 		st.siems = append(st.siems, rs)
 		if err := impl.Configure(ctx, params); err != nil {
 			return fail(runtimeErr(fmt.Errorf("%s: configure: %w", s, err)))

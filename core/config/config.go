@@ -33,6 +33,14 @@ const (
 	DefaultConcurrency  = 4
 	DefaultPollInterval = 2 * time.Second
 	DefaultTimeout      = 60 * time.Second
+	// DefaultClockSlack is how far before an injection (and after now) a
+	// SIEM's searches reach, so that a SIEM or log source whose clock is
+	// off still has its signals found. Five minutes is the skew beyond
+	// which a host could not authenticate to the SIEM anyway: Kerberos,
+	// AWS SigV4 and Microsoft Entra ID tokens all refuse more than five
+	// minutes. It only widens what each search reads; latency is still
+	// measured from the injection.
+	DefaultClockSlack = 5 * time.Minute
 )
 
 // DefaultFile is the config file Find looks for in the working directory.
@@ -83,6 +91,9 @@ type SIEM struct {
 	// they are always set (inherited from [run] when not overridden).
 	PollInterval time.Duration
 	Timeout      time.Duration
+	// ClockSlack is how far before an injection (and after now) searches
+	// reach (clock_slack, default DefaultClockSlack; 0 allowed).
+	ClockSlack time.Duration
 	// Params is the plugin's own table, with ${VAR}s expanded. It may hold
 	// secrets: pass it to the plugin with ParamsTOML, never log it.
 	Params map[string]any
@@ -135,7 +146,9 @@ func Default() *Config {
 	return c
 }
 
-func defaultSIEM() SIEM     { return SIEM{Name: "local", Plugin: "local"} }
+func defaultSIEM() SIEM {
+	return SIEM{Name: "local", Plugin: "local", ClockSlack: DefaultClockSlack}
+}
 func defaultTarget() Target { return Target{Name: "localhost", Plugin: "exec"} }
 
 // inherit fills the SIEMs' unset poll intervals and timeouts from [run].

@@ -85,7 +85,7 @@ func TestDefault(t *testing.T) {
 	c := Default()
 	want := &Config{
 		Run:     Run{Concurrency: 4, PollInterval: 2 * time.Second, Timeout: 60 * time.Second},
-		SIEMs:   []SIEM{{Name: "local", Plugin: "local", PollInterval: 2 * time.Second, Timeout: 60 * time.Second}},
+		SIEMs:   []SIEM{{Name: "local", Plugin: "local", PollInterval: 2 * time.Second, Timeout: 60 * time.Second, ClockSlack: DefaultClockSlack}},
 		Targets: []Target{{Name: "localhost", Plugin: "exec"}},
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -130,8 +130,8 @@ func TestLoadFull(t *testing.T) {
 		t.Errorf("Run = %+v, want %+v", c.Run, wantRun)
 	}
 	wantSIEMs := []SIEM{
-		{Name: "local", Plugin: "local", PollInterval: 500 * time.Millisecond, Timeout: 2 * time.Minute},
-		{Name: "splunk", Plugin: "vigil-plugin-siem-acme", PollInterval: 10 * time.Second, Timeout: 5 * time.Minute, Params: map[string]any{
+		{Name: "local", Plugin: "local", PollInterval: 500 * time.Millisecond, Timeout: 2 * time.Minute, ClockSlack: DefaultClockSlack},
+		{Name: "splunk", Plugin: "vigil-plugin-siem-acme", PollInterval: 10 * time.Second, Timeout: 5 * time.Minute, ClockSlack: 30 * time.Second, Params: map[string]any{
 			"url":         "https://splunk.example.com:8089",
 			"token":       "literal-token",
 			"index":       "main",

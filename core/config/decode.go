@@ -135,6 +135,13 @@ func decodeSIEM(t *tomldoc.Table) SIEM {
 	}
 	s.PollInterval = positiveDuration(t, "poll_interval")
 	s.Timeout = positiveDuration(t, "timeout")
+	s.ClockSlack = DefaultClockSlack
+	if d, ok := t.Duration("clock_slack"); ok {
+		if d < 0 {
+			t.Errorf("clock_slack", "%s is out of range (want 0 or more)", d)
+		}
+		s.ClockSlack = max(d, 0)
+	}
 	t.Close()
 	return s
 }

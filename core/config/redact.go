@@ -16,13 +16,19 @@ func (c *Config) Redacted() map[string]any {
 	siems := make([]any, len(c.SIEMs))
 	for i, s := range c.SIEMs {
 		p := tomldoc.Index("siem", i)
-		siems[i] = map[string]any{
+		sm := map[string]any{
 			"name":          r.value(tomldoc.Join(p, "name"), s.Name),
 			"plugin":        r.value(tomldoc.Join(p, "plugin"), s.Plugin),
 			"poll_interval": s.PollInterval.String(),
 			"timeout":       s.Timeout.String(),
 			"params":        r.value(tomldoc.Join(p, "params"), s.Params),
 		}
+		// Only a changed slack is shown, so that the config hashes of
+		// runs from before the setting existed stay comparable.
+		if s.ClockSlack != DefaultClockSlack {
+			sm["clock_slack"] = s.ClockSlack.String()
+		}
+		siems[i] = sm
 	}
 	targets := make([]any, len(c.Targets))
 	for i, t := range c.Targets {

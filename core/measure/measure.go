@@ -80,7 +80,97 @@ type Result struct {
 	Expectations []ExpectationResult `json:"expectations,omitempty"`
 	Error        string              `json:"error,omitempty"`
 	Reason       string              `json:"reason,omitempty"`
-	Injection    *Injection          `json:"injection,omitempty"`
+	// Diagnosis says why a missed result was missed (and, for a noisy one,
+	// which rule fired): the evidence the SIEM gave. Nil on other statuses.
+	Diagnosis *Diagnosis `json:"diagnosis,omitempty"`
+	// ClockOffsetMS is set when the signal was credited with the SIEM's
+	// measured clock offset taken off its timestamp (the SIEM's clock minus
+	// this host's): the latency is then measured from the corrected time.
+	ClockOffsetMS *int64     `json:"clock_offset_ms,omitempty"`
+	Injection     *Injection `json:"injection,omitempty"`
+	// Ingest counts the replayed events sent to the SIEM and how many it
+	// accepted (replays only).
+	Ingest *Ingest `json:"ingest,omitempty"`
+}
+
+// Ingest is what a SIEM did with a replay's events.
+type Ingest struct {
+	Sent     int `json:"sent"`
+	Accepted int `json:"accepted"`
+	// Rejected is Sent - Accepted; Reasons are the first reasons the SIEM
+	// gave for the rejected events.
+	Rejected int      `json:"rejected,omitempty"`
+	Reasons  []string `json:"reasons,omitempty"`
+}
+
+// DiagnosisClass classifies a miss by where the detection chain broke.
+type DiagnosisClass string
+
+// Diagnosis classes, from the strongest evidence to the weakest.
+const (
+	// AlertOutsideWindow: a signal carrying this injection's marker, for
+	// the expected technique or rule, is stamped before the injection or
+	// after the deadline (clock skew or a slow pipeline).
+	AlertOutsideWindow DiagnosisClass = "alert_outside_window"
+	// AlertWrongTechnique: a signal carrying the marker fired, but not for
+	// the expected technique or rule (a mapping gap).
+	AlertWrongTechnique DiagnosisClass = "alert_wrong_technique"
+	// AlertWithoutMarker: a signal for the expected technique fired on the
+	// same host inside the window without the marker (a correlation gap:
+	// likely detected, not proven).
+	AlertWithoutMarker DiagnosisClass = "alert_without_marker"
+	// TelemetryNoAlert: events carrying the marker reached the SIEM and no
+	// signal fired (a rule gap).
+	TelemetryNoAlert DiagnosisClass = "telemetry_no_alert"
+	// NoTelemetry: no raw event carrying the marker reached the SIEM by the
+	// deadline (a log source or collection gap).
+	NoTelemetry DiagnosisClass = "no_telemetry"
+	// Unknown: the SIEM gave no evidence either way (its plugin cannot
+	// search raw events, or that search failed).
+	Unknown DiagnosisClass = "unknown"
+	// RuleFired is the diagnosis of a noisy result: the rule that fired for
+	// the benign action.
+	RuleFired DiagnosisClass = "rule_fired"
+)
+
+// Diagnosis is the evidence behind a missed (or noisy) result.
+type Diagnosis struct {
+	Class DiagnosisClass `json:"class"`
+	// Summary says it in one line, for tables and reports.
+	Summary string `json:"summary"`
+	// Events are the raw events carrying the marker the SIEM holds.
+	Events *EventEvidence `json:"events,omitempty"`
+	// Signals are the signals behind the class (at most a few).
+	Signals []SignalEvidence `json:"signals,omitempty"`
+}
+
+// EventEvidence sums up the raw events carrying an injection's marker.
+type EventEvidence struct {
+	Count int `json:"count"`
+	// FirstAt is the earliest event's own time; FirstIngestedAt when the
+	// SIEM received the first one, where it says.
+	FirstAt         time.Time  `json:"first_at"`
+	FirstIngestedAt *time.Time `json:"first_ingested_at,omitempty"`
+	// Sources are the events' log sources (logsource, dataset, sourcetype).
+	Sources []string `json:"sources,omitempty"`
+	// Excerpt is the key field of the first event (a command line, a path,
+	// an API call).
+	Excerpt string `json:"excerpt,omitempty"`
+}
+
+// SignalEvidence is a signal that did not satisfy an expectation, and why.
+type SignalEvidence struct {
+	ID         string    `json:"id,omitempty"`
+	Rule       string    `json:"rule,omitempty"`
+	RuleID     string    `json:"rule_id,omitempty"`
+	Techniques []string  `json:"techniques,omitempty"`
+	Timestamp  time.Time `json:"timestamp"`
+	Host       string    `json:"host,omitempty"`
+	// Marker says whether the signal carries this injection's marker.
+	Marker bool `json:"marker"`
+	// OffsetMS is the signal's timestamp minus the injection start
+	// (negative: stamped before it).
+	OffsetMS int64 `json:"offset_ms"`
 }
 
 // SignalRef is a signal matched to a result.
@@ -104,6 +194,8 @@ type ExpectationResult struct {
 	Correlation string    `json:"correlation,omitempty"`
 	SignalID    string    `json:"signal_id,omitempty"`
 	Error       string    `json:"error,omitempty"`
+	// Diagnosis is set on a missed (or noisy) expectation.
+	Diagnosis *Diagnosis `json:"diagnosis,omitempty"`
 }
 
 // Injection records what the injector reported.

@@ -60,11 +60,12 @@ func BenchmarkSearchesPerPoll(b *testing.B) {
 					})
 				}
 				b.StartTimer()
-				sigs, _, end, err := w.poll(context.Background())
+				res, err := w.poll(context.Background())
 				if err != nil {
 					b.Fatal(err)
 				}
-				w.match(sigs, end)
+				w.match(res.signals, res.answered)
+				w.settled = nil
 				polls++
 				if len(w.pending) != 0 {
 					b.Fatalf("%d expectations left unmatched", len(w.pending))

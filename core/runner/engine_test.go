@@ -206,7 +206,7 @@ marker = true
 		t.Errorf("injector log: %d injects, %d cleanups, want %d each:\n%s", injects, cleanups, len(tests), b)
 	}
 	// One batched search per poll, whatever the number of pending tests.
-	searches, polls := eng.Searches(siem.Name)
+	searches, polls, _ := eng.Searches(siem.Name)
 	if searches != polls || polls == 0 {
 		t.Errorf("searches = %d, polls = %d: want one search per poll", searches, polls)
 	}
@@ -504,5 +504,213 @@ marker = true
 	}
 	if r.LatencyMS == nil || *r.LatencyMS != 0 {
 		t.Errorf("latency_ms = %v, want 0", r.LatencyMS)
+	}
+}
+
+// Every missed result says why, from the evidence the SIEM gives: each
+// diagnosis class is set up by the scripted SIEM, and a noisy result names
+// the rule that fired.
+func TestEngineDiagnoses(t *testing.T) {
+	eng, _ := setup(t, `
+hostname = "testhost"
+[[rule]]
+test_id = "wrong-technique"
+technique = "T1003"
+name = "Credential Rule"
+marker = true
+[[rule]]
+test_id = "no-marker"
+name = "Staging Rule"
+technique = "T1074.001"
+delay = "100ms"
+[[rule]]
+test_id = "early"
+name = "Early Rule"
+delay = "-30s"
+marker = true
+[[rule]]
+test_id = "noisy"
+name = "Benign Rule"
+delay = "50ms"
+marker = true
+[[event]]
+test_id = "rule-gap"
+delay = "4ms"
+source = "linux/process_creation"
+summary = "/bin/sh -c touch /tmp/rule-gap"
+[[event]]
+test_id = "rule-gap"
+delay = "6ms"
+source = "linux/file_event"
+summary = "/tmp/rule-gap"
+[[event]]
+test_id = "no-marker"
+delay = "4ms"
+source = "linux/process_creation"
+summary = "sh"
+`)
+	exp := catalog.Expectation{Within: time.Second}
+	tests := []*catalog.Test{
+		newTest(t, "wrong-technique", nil, exp),
+		newTest(t, "no-marker", nil, catalog.Expectation{Technique: "T1074.001", Within: time.Second}),
+		newTest(t, "early", nil, exp),
+		newTest(t, "rule-gap", nil, exp),
+		newTest(t, "collection-gap", nil, exp),
+		newTest(t, "noisy", nil, catalog.Expectation{Absent: true, Within: time.Second}),
+	}
+	plan, err := eng.Plan(tests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng.SIEMs[0].ClockSlack = time.Minute
+	rs := byTest(eng.Run(context.Background(), plan))
+	cases := []struct {
+		test   string
+		status measure.Status
+		class  measure.DiagnosisClass
+		says   []string
+	}{
+		{"wrong-technique", measure.Missed, measure.AlertWrongTechnique, []string{`rule "Credential Rule" (rule-0) [T1003]`, "not for T1059.004"}},
+		{"no-marker", measure.Missed, measure.AlertWithoutMarker, []string{`rule "Staging Rule" (rule-1) [T1074.001]`, "on host testhost", "100ms after the injection", "without the marker"}},
+		{"early", measure.Missed, measure.AlertOutsideWindow, []string{`rule "Early Rule"`, "30s before the injection"}},
+		{"rule-gap", measure.Missed, measure.TelemetryNoAlert, []string{"2 event(s)", "linux/process_creation, linux/file_event", "4ms after the injection", `"/bin/sh -c touch /tmp/rule-gap"`, "no rule fired for T1059.004"}},
+		{"collection-gap", measure.Missed, measure.NoTelemetry, []string{`no event carrying the marker reached siem "scripted" by the deadline (1s)`}},
+		{"noisy", measure.Noisy, measure.RuleFired, []string{`rule "Benign Rule"`, "50ms after it"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.test, func(t *testing.T) {
+			r := rs[tc.test]
+			if r.Status != tc.status {
+				t.Fatalf("status %s (%s%s), want %s", r.Status, r.Error, r.Reason, tc.status)
+			}
+			if r.Diagnosis == nil || r.Diagnosis.Class != tc.class {
+				t.Fatalf("diagnosis %+v, want class %s", r.Diagnosis, tc.class)
+			}
+			if !strings.HasPrefix(r.Reason, string(tc.class)+": ") {
+				t.Errorf("reason %q does not start with the class", r.Reason)
+			}
+			for _, s := range tc.says {
+				if !strings.Contains(r.Diagnosis.Summary, s) {
+					t.Errorf("summary %q does not say %q", r.Diagnosis.Summary, s)
+				}
+			}
+			if len(r.Expectations) != 1 || r.Expectations[0].Diagnosis == nil || r.Expectations[0].Diagnosis.Class != tc.class {
+				t.Errorf("the expectation does not carry the diagnosis: %+v", r.Expectations)
+			}
+		})
+	}
+	if ev := rs["rule-gap"].Diagnosis.Events; ev == nil || ev.Count != 2 || ev.FirstIngestedAt == nil || ev.Excerpt != "/bin/sh -c touch /tmp/rule-gap" {
+		t.Errorf("rule-gap events evidence %+v", ev)
+	}
+	if r := rs["rule-gap"]; r.IngestLatencyMS == nil || *r.IngestLatencyMS != 5 {
+		t.Errorf("rule-gap ingest_latency_ms = %v, want 5 (the first event's ingestion)", r.IngestLatencyMS)
+	}
+	if s := rs["early"].Diagnosis.Signals; len(s) != 1 || !s[0].Marker || s[0].OffsetMS != -30000 {
+		t.Errorf("early signal evidence %+v, want the marker-tied signal at -30000ms", s)
+	}
+	if s := rs["noisy"].Diagnosis.Signals; len(s) != 1 || s[0].Rule != "Benign Rule" {
+		t.Errorf("noisy evidence %+v", s)
+	}
+
+	t.Run("unknown without a raw-event search", func(t *testing.T) {
+		eng, _ := setup(t, `hostname = "testhost"`)
+		eng.SIEMs[0].Desc.Capabilities = nil
+		plan, _ := eng.Plan([]*catalog.Test{newTest(t, "silent", nil, exp)})
+		r := eng.Run(context.Background(), plan)[0]
+		if r.Status != measure.Missed || r.Diagnosis == nil || r.Diagnosis.Class != measure.Unknown ||
+			!strings.Contains(r.Diagnosis.Summary, `plugin (testsiem) has no raw-event search (the SearchRawEvents call, capability "raw_events")`) {
+			t.Fatalf("status %s diagnosis %+v", r.Status, r.Diagnosis)
+		}
+	})
+}
+
+// A SIEM whose clock is 30s behind stamps its signals 30s before the
+// injection: with its clock offset measured, the signal is credited with
+// the right latency; without it, the miss says alert_outside_window with
+// the offset. Never a bare miss.
+func TestEngineClockSkew(t *testing.T) {
+	cfg := `
+hostname = "testhost"
+clock_offset = "-30s"
+%s
+[[rule]]
+test_id = "skewed"
+name = "Skewed Rule"
+delay = "200ms"
+skewed = true
+marker = true
+`
+	for _, tc := range []struct {
+		name      string
+		extra     string
+		status    measure.Status
+		latencyMS int64
+	}{
+		{name: "offset measured", status: measure.Detected, latencyMS: 200},
+		{name: "offset unknown", extra: "no_clock = true", status: measure.Missed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eng, siem := setup(t, fmt.Sprintf(cfg, tc.extra))
+			siem.ClockSlack = time.Minute
+			plan, _ := eng.Plan([]*catalog.Test{newTest(t, "skewed", nil, catalog.Expectation{Within: time.Second})})
+			r := eng.Run(context.Background(), plan)[0]
+			if r.Status != tc.status {
+				t.Fatalf("status %s (%s%s), want %s", r.Status, r.Error, r.Reason, tc.status)
+			}
+			if tc.status == measure.Detected {
+				if r.LatencyMS == nil || *r.LatencyMS != tc.latencyMS || r.ClockOffsetMS == nil || *r.ClockOffsetMS != -30000 {
+					t.Errorf("latency_ms %v clock_offset_ms %v, want %d and -30000", r.LatencyMS, r.ClockOffsetMS, tc.latencyMS)
+				}
+				return
+			}
+			if r.Diagnosis == nil || r.Diagnosis.Class != measure.AlertOutsideWindow || !strings.Contains(r.Diagnosis.Summary, "29.8s before the injection") {
+				t.Errorf("diagnosis %+v, want alert_outside_window 29.8s before", r.Diagnosis)
+			}
+		})
+	}
+}
+
+// A replay the SIEM accepts only in part is an error that says how many
+// events were rejected and why, never a miss; the result counts them.
+func TestEngineRejectedIngest(t *testing.T) {
+	eng, _ := setup(t, `
+hostname = "testhost"
+reject = 2
+[[rule]]
+test_id = "replayed"
+marker = true
+`)
+	plan, _ := eng.Plan([]*catalog.Test{newTest(t, "replayed", map[string]any{"events": "5"})})
+	r := eng.Run(context.Background(), plan)[0]
+	if r.Status != measure.Error || !strings.Contains(r.Error, `siem "scripted" rejected 2 of the 5 replayed events (3 accepted): events[3]: mapper_parsing_exception`) {
+		t.Fatalf("status %s error %q", r.Status, r.Error)
+	}
+	if r.Ingest == nil || r.Ingest.Sent != 5 || r.Ingest.Accepted != 3 || r.Ingest.Rejected != 2 || len(r.Ingest.Reasons) != 2 {
+		t.Errorf("ingest %+v", r.Ingest)
+	}
+}
+
+// Paging that does not advance is an error naming the SIEM and the call,
+// never a silent stop: a cursor the SIEM hands back unchanged, and a page
+// the SIEM repeats under a new cursor.
+func TestEnginePagingErrors(t *testing.T) {
+	for _, tc := range []struct{ paging, says string }{
+		{"stuck", `siem "scripted": search: page 2 returned the page token it was given`},
+		{"repeat", `siem "scripted": search: page 2 repeats signals of an earlier page`},
+	} {
+		t.Run(tc.paging, func(t *testing.T) {
+			eng, _ := setup(t, `
+hostname = "testhost"
+paging = "`+tc.paging+`"
+[[rule]]
+test_id = "paged"
+marker = true
+`)
+			plan, _ := eng.Plan([]*catalog.Test{newTest(t, "paged", nil, catalog.Expectation{Within: 300 * time.Millisecond})})
+			r := eng.Run(context.Background(), plan)[0]
+			if r.Status != measure.Error || !strings.Contains(r.Error, tc.says) {
+				t.Fatalf("status %s error %q, want an error saying %q", r.Status, r.Error, tc.says)
+			}
+		})
 	}
 }

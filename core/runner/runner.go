@@ -16,8 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -38,6 +36,13 @@ type SIEM struct {
 	// Timeout is the default detection deadline of its expectations.
 	Timeout  time.Duration
 	PageSize int
+	// ClockSlack is how far before the earliest pending injection (and
+	// after now) searches reach, so that a SIEM or log source whose clock
+	// is off still has its signals found: credited when the SIEM's measured
+	// clock offset explains them, else the evidence of an
+	// alert_outside_window miss. Latency is still measured from the
+	// injection. At least ClockTolerance is always used.
+	ClockSlack time.Duration
 }
 
 // Target is a configured injection target.
@@ -62,7 +67,7 @@ type Target struct {
 // Accepts reports whether the target runs tests written for injector
 // name: its own plugin, or one its Runs lists.
 func (t *Target) Accepts(name string) bool {
-	return t.Plugin == name || contains(t.Runs, name)
+	return t.Plugin == name || slices.Contains(t.Runs, name)
 }
 
 // Options tune a run.
@@ -266,7 +271,7 @@ func expectationsFor(t *catalog.Test, s *SIEM) []indexedExp {
 		exps = []catalog.Expectation{{Technique: t.Technique.ID}}
 	}
 	for i, x := range exps {
-		if len(x.SIEMs) > 0 && !contains(x.SIEMs, s.Name) && !contains(x.SIEMs, s.Plugin) {
+		if len(x.SIEMs) > 0 && !slices.Contains(x.SIEMs, s.Name) && !slices.Contains(x.SIEMs, s.Plugin) {
 			continue
 		}
 		out = append(out, indexedExp{i, x})
@@ -403,416 +408,10 @@ func (e *Engine) Run(ctx context.Context, p *Plan) []measure.Result {
 	return out
 }
 
-// Searches returns how many Search calls (pages included) and polls the
-// watcher of SIEM name made during the last run.
-func (e *Engine) Searches(name string) (searches, polls int64) {
-	e.mu.Lock()
-	w := e.watchers[name]
-	e.mu.Unlock()
-	if w == nil {
-		return 0, 0
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.searches, w.polls
-}
-
-func (e *Engine) baseResults(j *Job) []measure.Result {
-	out := make([]measure.Result, len(j.SIEMs))
-	for i, s := range j.SIEMs {
-		out[i] = measure.Result{
-			TestID: j.Test.ID, TestName: j.Test.Name, Technique: string(j.Test.Technique.ID),
-			TechniqueName: j.Test.Technique.FullName(), Tactics: j.Test.Tactics,
-			Target: j.TargetName(), Host: j.hostName(), SIEM: s.Name,
-			PollIntervalMS: s.PollInterval.Milliseconds(),
-		}
-	}
-	return out
-}
-
-func (e *Engine) skipAll(j *Job, reason string) []measure.Result {
-	rs := e.baseResults(j)
-	for i := range rs {
-		rs[i].Status, rs[i].Reason = measure.Skipped, reason
-	}
-	return rs
-}
-
-func setAll(rs []measure.Result, st measure.Status, msg string) []measure.Result {
-	for i := range rs {
-		rs[i].Status = st
-		if st == measure.Skipped {
-			rs[i].Reason = msg
-		} else {
-			rs[i].Error = msg
-		}
-	}
-	return rs
-}
-
-// runJob performs one test on one target and waits for its signals.
-func (e *Engine) runJob(ctx context.Context, j *Job) []measure.Result {
-	rs := e.baseResults(j)
-	t, tg := j.Test, j.Target
-	if t.Safety == catalog.SafetyDestructive && !e.Opts.AllowDestructive {
-		return setAll(rs, measure.Skipped, "destructive test refused: pass --allow-destructive to run it")
-	}
-
-	marker := NewMarker()
-	tmpRoot := tg.TmpRoot
-	if tmpRoot == "" {
-		tmpRoot = os.TempDir()
-	}
-	workdir := path.Join(tmpRoot, marker)
-	vars := catalog.Vars{Marker: marker, TmpDir: workdir, Host: j.hostName(), Target: tg.Name, TestID: t.ID, Args: e.Opts.Args.Resolve(t)}
-	for i := range rs {
-		rs[i].Marker = marker
-	}
-	shell := tg.Desc.ShellParams()
-
-	// Prerequisites.
-	prq := plugin.PrerequisitesRequest{TestID: t.ID, ElevationRequired: t.ElevationRequired, GetPrerequisites: e.Opts.GetPrereqs, Marker: marker, Host: j.Host}
-	for _, p := range t.Prerequisites {
-		check, err := catalog.RenderString(p.Check, vars, true)
-		if err != nil {
-			return setAll(rs, measure.Error, fmt.Sprintf("prerequisite %q: %v", p.Description, err))
-		}
-		get, err := catalog.RenderString(p.Get, vars, true)
-		if err != nil {
-			return setAll(rs, measure.Error, fmt.Sprintf("prerequisite %q: %v", p.Description, err))
-		}
-		prq.Prerequisites = append(prq.Prerequisites, plugin.Prerequisite{Description: p.Description, Check: check, Get: get})
-	}
-	unmet, err := tg.Impl.CheckPrerequisites(ctx, prq)
-	if err != nil {
-		return setAll(rs, measure.Error, fmt.Sprintf("injector %q: check prerequisites: %v", tg.Plugin, err))
-	}
-	if len(unmet) > 0 {
-		var why []string
-		for _, u := range unmet {
-			why = append(why, u.Description+": "+u.Reason)
-		}
-		return setAll(rs, measure.Skipped, "prerequisite not met: "+strings.Join(why, "; "))
-	}
-
-	params, err := catalog.Render(t.Inject.Params, vars, shell)
-	if err != nil {
-		return setAll(rs, measure.Error, fmt.Sprintf("render inject params: %v", err))
-	}
-	var cleanupParams map[string]any
-	if t.Cleanup != nil {
-		if cleanupParams, err = catalog.Render(t.Cleanup.Params, vars, shell); err != nil {
-			return setAll(rs, measure.Error, fmt.Sprintf("render cleanup params: %v", err))
-		}
-	}
-
-	// Inject, and always clean up.
-	timeout := t.Timeout
-	if timeout <= 0 {
-		timeout = catalog.DefaultTimeout
-	}
-	injCtx, cancel := context.WithTimeout(ctx, timeout+10*time.Second)
-	ir, err := tg.Impl.Inject(injCtx, plugin.InjectRequest{
-		TestID: t.ID, Technique: string(t.Technique.ID), Marker: marker, Workdir: workdir,
-		Params: params, Timeout: timeout, AllowDestructive: e.Opts.AllowDestructive, Safety: string(t.Safety),
-		Host: j.Host,
-	})
-	cancel()
-	// Cleanup problems are recorded with the injection but never turn a
-	// result into a miss.
-	cleanup := func(artifacts []plugin.Artifact) string {
-		cctx := e.Opts.CleanupContext
-		if cctx == nil {
-			cctx = context.WithoutCancel(ctx)
-		}
-		cctx, cancel := context.WithTimeout(cctx, timeout+10*time.Second)
-		defer cancel()
-		cr, err := tg.Impl.Cleanup(cctx, plugin.CleanupRequest{
-			TestID: t.ID, Marker: marker, Workdir: workdir, Params: cleanupParams, Artifacts: artifacts, Timeout: timeout,
-			Host: j.Host,
-		})
-		switch {
-		case err != nil:
-			return fmt.Sprintf("cleanup failed: %v", err)
-		case cr.Error != "":
-			return "cleanup: " + cr.Error
-		case cr.ExitCode != 0:
-			return fmt.Sprintf("cleanup command exited %d: %s", cr.ExitCode, excerpt(cr.Output, 300))
-		}
-		return ""
-	}
-	if err != nil {
-		msg := cleanup(nil)
-		rs = setAll(rs, measure.Error, fmt.Sprintf("injector %q: inject: %v", tg.Plugin, err))
-		for i := range rs {
-			rs[i].Injection = &measure.Injection{Outcome: "error", Cleanup: msg}
-		}
-		return rs
-	}
-	inj := &measure.Injection{
-		Outcome: string(ir.Outcome), ExitCode: ir.ExitCode, StartedAt: ir.StartedAt, EndedAt: ir.EndedAt,
-		DurationMS: ir.EndedAt.Sub(ir.StartedAt).Milliseconds(), Output: injectionOutput(ir),
-	}
-	injectedAt := ir.StartedAt
-	host := ir.Host
-	if host == "" {
-		host = j.hostName()
-	}
-	for i := range rs {
-		rs[i].Injection = inj
-		rs[i].InjectedAt = &injectedAt
-		rs[i].Host = host
-	}
-	if ir.Outcome != plugin.OutcomeSucceeded {
-		inj.Cleanup = cleanup(ir.Artifacts)
-		why := ir.Error
-		if why == "" {
-			why = fmt.Sprintf("exit code %d", ir.ExitCode)
-			if ex := excerpt(ir.Stderr, 300); ex != "" {
-				why += ": " + ex
-			}
-		}
-		return setAll(rs, measure.Error, fmt.Sprintf("injection %s: %s", ir.Outcome, why))
-	}
-
-	// Replay: telemetry the injector produced goes to every SIEM that ingests.
-	ingestErr := map[string]string{}
-	if len(ir.Events) > 0 {
-		for _, s := range j.SIEMs {
-			if !s.Desc.Has(plugin.CapIngest) {
-				ingestErr[s.Name] = fmt.Sprintf("siem %q cannot ingest replayed telemetry", s.Name)
-				continue
-			}
-			res, err := s.Impl.Ingest(ctx, plugin.IngestRequest{Events: ir.Events, Marker: marker})
-			switch {
-			case err != nil:
-				ingestErr[s.Name] = fmt.Sprintf("siem %q: ingest: %v", s.Name, err)
-			case res.Accepted == 0:
-				ingestErr[s.Name] = fmt.Sprintf("siem %q: ingest accepted none of %d events: %v", s.Name, len(ir.Events), plugin.Problems(res.Problems))
-			}
-		}
-	}
-
-	// Register the expectations with each SIEM's watcher, then wait.
-	type waiting struct {
-		res   int
-		index int
-		exp   catalog.Expectation
-		p     *pending
-	}
-	var all []waiting
-	for i, s := range j.SIEMs {
-		if msg, bad := ingestErr[s.Name]; bad {
-			rs[i].Status, rs[i].Error = measure.Error, msg
-			continue
-		}
-		pr := j.Pairings[s.Name]
-		locs := intersect(pr.MarkerLocations, ir.MarkerLocations)
-		if !pr.Fallback && len(locs) == 0 && len(ir.MarkerLocations) > 0 {
-			rs[i].Status, rs[i].Error = measure.Error, fmt.Sprintf("injector planted the marker only in %v, which siem %q cannot match", ir.MarkerLocations, s.Name)
-			continue
-		}
-		if len(ir.MarkerLocations) == 0 {
-			locs = pr.MarkerLocations
-		}
-		for _, ie := range expectationsFor(t, s) {
-			within := ie.exp.Within
-			if within <= 0 {
-				within = s.Timeout
-			}
-			if within <= 0 {
-				within = time.Minute
-			}
-			query := ie.exp.Query[s.Name]
-			if query == "" {
-				query = ie.exp.Query[s.Plugin]
-			}
-			if query != "" {
-				if query, err = catalog.RenderString(query, vars, false); err != nil {
-					rs[i].Status, rs[i].Error = measure.Error, fmt.Sprintf("render query: %v", err)
-					continue
-				}
-			}
-			tech := string(ie.exp.Technique)
-			if tech == "" {
-				tech = string(t.Technique.ID)
-			}
-			p := &pending{
-				exp: plugin.Expectation{
-					ID: fmt.Sprintf("%s/%d/%s", marker, ie.index, s.Name), TestID: t.ID, Technique: tech,
-					RuleName: ie.exp.Rule, RuleID: ie.exp.RuleID, Query: query, Marker: marker, Host: host,
-					NotBefore: injectedAt, Deadline: injectedAt.Add(within), Absent: ie.exp.Absent,
-				},
-				markerLocs: locs,
-				done:       make(chan outcome, 1),
-			}
-			all = append(all, waiting{res: i, index: ie.index, exp: ie.exp, p: p})
-			e.watcher(s.Name).add(p)
-		}
-	}
-	for _, w := range all {
-		o := <-w.p.done
-		r := &rs[w.res]
-		er := measure.ExpectationResult{
-			Index: w.index, Technique: w.p.exp.Technique, Rule: w.exp.Rule, RuleID: w.exp.RuleID, Absent: w.exp.Absent,
-			Deadline: w.p.exp.Deadline, Status: o.status, Correlation: o.correlation, Error: o.err,
-		}
-		if o.signal != nil {
-			er.SignalID = o.signal.ID
-			er.LatencyMS = measure.Millis(nonNegative(o.signal.Timestamp.Sub(injectedAt)))
-			r.Signals = append(r.Signals, measure.SignalRef{ID: o.signal.ID, Rule: o.signal.RuleName, RuleID: o.signal.RuleID, Timestamp: o.signal.Timestamp})
-			if o.status == measure.Detected {
-				ts, obs := o.signal.Timestamp, o.observedAt
-				if r.DetectedAt == nil || ts.After(*r.DetectedAt) {
-					r.DetectedAt = &ts
-					r.LatencyMS = measure.Millis(nonNegative(ts.Sub(injectedAt)))
-				}
-				if r.ObservedLatencyMS == nil || obs.Sub(injectedAt).Milliseconds() > *r.ObservedLatencyMS {
-					r.ObservedLatencyMS = measure.Millis(obs.Sub(injectedAt))
-				}
-				r.Correlation = o.correlation
-			}
-		}
-		r.Expectations = append(r.Expectations, er)
-	}
-	for i := range rs {
-		if rs[i].Status == "" {
-			rs[i].Status = combine(rs[i].Expectations)
-			for _, x := range rs[i].Expectations {
-				if x.Status == measure.Missed && rs[i].Status == measure.Missed {
-					rs[i].Reason = fmt.Sprintf("no matching signal by the deadline (%s after injection)", x.Deadline.Sub(injectedAt).Round(time.Millisecond))
-					break
-				}
-				if x.Status == measure.Noisy && rs[i].Status == measure.Noisy {
-					rs[i].Reason = "a signal fired for a benign action that must not raise it"
-					break
-				}
-			}
-			if rs[i].Status == measure.Error {
-				for _, x := range rs[i].Expectations {
-					if x.Error != "" {
-						rs[i].Error = x.Error
-						break
-					}
-				}
-			}
-		}
-	}
-
-	e.afterDetection(ctx, j, rs, marker, injectedAt)
-	inj.Cleanup = cleanup(ir.Artifacts)
-	return rs
-}
-
-// afterDetection runs the optional calls: raw-event search for the
-// ingestion delay, and closing the matched signals.
-func (e *Engine) afterDetection(ctx context.Context, j *Job, rs []measure.Result, marker string, injectedAt time.Time) {
-	for i, s := range j.SIEMs {
-		r := &rs[i]
-		if r.Status == measure.Error || r.Status == measure.Skipped {
-			continue
-		}
-		if s.Desc.Has(plugin.CapRawEvents) {
-			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			evs, err := s.Impl.SearchRawEvents(cctx, plugin.RawEventsRequest{
-				Start: injectedAt.Add(-ClockTolerance), End: e.now(), Markers: []string{marker}, Hosts: []string{r.Host},
-			})
-			cancel()
-			if err == nil {
-				var first time.Time
-				for _, ev := range evs {
-					at := ev.IngestedAt
-					if at.IsZero() {
-						at = ev.Timestamp
-					}
-					if !at.IsZero() && (first.IsZero() || at.Before(first)) {
-						first = at
-					}
-				}
-				if !first.IsZero() {
-					d := first.Sub(injectedAt)
-					if d < 0 {
-						d = 0
-					}
-					r.IngestLatencyMS = measure.Millis(d)
-				}
-			}
-		}
-		if e.Opts.CloseSignals && s.Desc.Has(plugin.CapCloseSignals) && len(r.Signals) > 0 {
-			ids := make([]string, len(r.Signals))
-			for k, sg := range r.Signals {
-				ids[k] = sg.ID
-			}
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			if err := s.Impl.CloseSignals(cctx, plugin.CloseSignalsRequest{SignalIDs: ids, Reason: "testing or maintenance (vigil " + marker + ")"}); err != nil {
-				r.Reason = fmt.Sprintf("close signals: %v", err)
-			}
-			cancel()
-		}
-	}
-}
-
-// nonNegative clamps a latency measured across the clock tolerance to 0.
-func nonNegative(d time.Duration) time.Duration {
-	if d < 0 {
-		return 0
-	}
-	return d
-}
-
-// combine turns the expectation outcomes of one (test, SIEM) into its status:
-// any error is an error; then a missed positive expectation; then a noisy
-// negative one; a test with only negative expectations is quiet.
-func combine(xs []measure.ExpectationResult) measure.Status {
-	if len(xs) == 0 {
-		return measure.Skipped
-	}
-	has := map[measure.Status]bool{}
-	positive := false
-	for _, x := range xs {
-		has[x.Status] = true
-		if !x.Absent {
-			positive = true
-		}
-	}
-	switch {
-	case has[measure.Error]:
-		return measure.Error
-	case has[measure.Missed]:
-		return measure.Missed
-	case has[measure.Noisy]:
-		return measure.Noisy
-	case positive:
-		return measure.Detected
-	default:
-		return measure.Quiet
-	}
-}
-
 func (e *Engine) watcher(name string) *watcher {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.watchers[name]
-}
-
-func injectionOutput(ir plugin.InjectResult) string {
-	out := excerpt(ir.Stdout, 500)
-	if errOut := excerpt(ir.Stderr, 500); errOut != "" {
-		if out != "" {
-			out += "\n"
-		}
-		out += "stderr: " + errOut
-	}
-	return out
-}
-
-// excerpt returns at most n bytes of b, trimmed, marking a cut.
-func excerpt(b []byte, n int) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > n {
-		s = s[:n] + " [...]"
-	}
-	return s
 }
 
 // SortResults orders results by test, target and SIEM, for stable reports.

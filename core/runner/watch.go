@@ -4,31 +4,70 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
+	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/vigilsec/vigil/core/attack"
 	"github.com/vigilsec/vigil/core/measure"
 	"github.com/vigilsec/vigil/core/plugin"
 )
 
-// markerPattern finds run markers (NewMarker) in signal fields.
-var markerPattern = regexp.MustCompile(`vigil-[0-9a-f]{12}`)
-
 // maxPagesPerPoll bounds the pages one poll reads, so that a SIEM answering
-// an endless cursor cannot stall the watcher.
+// an endless cursor cannot stall the watcher; reaching it is an error.
 const maxPagesPerPoll = 100
+
+// rawEventsTimeout bounds one batched raw-event search.
+const rawEventsTimeout = 30 * time.Second
 
 // outcome resolves one pending expectation.
 type outcome struct {
-	status      measure.Status
-	signal      *plugin.Signal
+	status measure.Status
+	signal *plugin.Signal
+	// at is the time credited to the signal: its timestamp, corrected by
+	// the SIEM's clock offset when clockOffset is set.
+	at          time.Time
+	clockOffset time.Duration
 	observedAt  time.Time
 	correlation string
 	err         string
+	// evidence gathered while waiting, for the diagnosis of a miss.
+	evidence evidence
+	// raw is what the batched raw-event search found for the marker; nil
+	// when the SIEM cannot search raw events or nothing was searched.
+	raw *rawFinding
+}
+
+// evidence is what the searches showed about an expectation that did not
+// (yet) match: at most maxEvidence signals of each kind.
+type evidence struct {
+	wrong, unmarked, outside []seen
+}
+
+// seen is a signal kept as evidence; late says it was found only after the
+// deadline had passed.
+type seen struct {
+	sig  plugin.Signal
+	late bool
+}
+
+const maxEvidence = 3
+
+func (ev *evidence) add(list *[]seen, s plugin.Signal, late bool) {
+	for _, x := range *list {
+		if s.ID != "" && x.sig.ID == s.ID {
+			return
+		}
+	}
+	if len(*list) < maxEvidence {
+		*list = append(*list, seen{sig: s, late: late})
+	}
+}
+
+// rawFinding is the result of the raw-event search for one marker.
+type rawFinding struct {
+	events []plugin.RawEvent
+	err    error
 }
 
 // pending is an expectation waiting on a watcher.
@@ -38,10 +77,18 @@ type pending struct {
 	// and the SIEM can find it; empty means the time+host fallback.
 	markerLocs []plugin.MarkerLocation
 	done       chan outcome // buffered, receives exactly one outcome
+	// closing is set once a successful search covered the deadline without
+	// a match: the next search is a last look for a signal that comes late
+	// (the evidence of alert_outside_window), then the expectation is
+	// missed. closedAt is when that search was sent.
+	closing  bool
+	closedAt time.Time
+	ev       evidence
 }
 
 // watcher polls one SIEM: per poll interval ONE batched search (paged)
-// covering every pending expectation, however many there are.
+// covering every pending expectation, however many there are, and at most
+// one batched raw-event search for the expectations that poll settled.
 type watcher struct {
 	siem *SIEM
 	now  func() time.Time
@@ -50,14 +97,45 @@ type watcher struct {
 	pending  map[string]*pending
 	consumed map[string]bool // signal IDs already credited to an expectation
 	wake     chan struct{}
+	// settled are outcomes decided by the current poll, delivered once the
+	// raw-event search has run.
+	settled []settlement
+	// clock is the SIEM's measured clock offset, when significant.
+	clock   *clockCorrection
+	reading *plugin.ClockReading
 
-	// searches counts Search calls (pages included), for tests and benchmarks.
-	searches int64
-	polls    int64
+	// searches counts Search calls (pages included), rawSearches
+	// SearchRawEvents calls, for tests and benchmarks.
+	searches, rawSearches int64
+	polls                 int64
+}
+
+// settlement is an outcome waiting for delivery.
+type settlement struct {
+	p *pending
+	o outcome
 }
 
 func newWatcher(s *SIEM, now func() time.Time) *watcher {
 	return &watcher{siem: s, now: now, pending: map[string]*pending{}, consumed: map[string]bool{}, wake: make(chan struct{}, 1)}
+}
+
+// slack is how far before the earliest pending injection (and after now)
+// searches reach: the SIEM's clock slack, at least ClockTolerance.
+func (w *watcher) slack() time.Duration {
+	return max(w.siem.ClockSlack, ClockTolerance)
+}
+
+// lead is how far ahead of this host's clock the SIEM's may be, capped at
+// the slack, when a reading says it is surely ahead (beyond the reading's
+// uncertainty); else 0.
+func (w *watcher) lead() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.reading == nil || w.reading.Offset-w.reading.Uncertainty <= 0 {
+		return 0
+	}
+	return min(w.reading.Offset+w.reading.Uncertainty, w.slack())
 }
 
 // add registers an expectation; its outcome arrives on p.done.
@@ -71,21 +149,51 @@ func (w *watcher) add(p *pending) {
 	}
 }
 
-func (w *watcher) resolve(id string, o outcome) {
+// settle takes an expectation off the pending set; its outcome is
+// delivered by deliver. w.mu must be held.
+func (w *watcher) settle(id string, o outcome) {
 	p, ok := w.pending[id]
 	if !ok {
 		return
 	}
 	delete(w.pending, id)
-	p.done <- o
+	o.evidence = p.ev
+	w.settled = append(w.settled, settlement{p: p, o: o})
 }
 
-// failAll resolves every pending expectation with an error.
+// failAll resolves every pending expectation with an error, and delivers
+// what was settled without a raw-event search.
 func (w *watcher) failAll(msg string) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	for id := range w.pending {
-		w.resolve(id, outcome{status: measure.Error, err: msg})
+		w.settle(id, outcome{status: measure.Error, err: msg})
+	}
+	settled := w.settled
+	w.settled = nil
+	w.mu.Unlock()
+	for _, st := range settled {
+		st.p.done <- st.o
+	}
+}
+
+// readClock asks the SIEM for its clock once, when it can tell; an offset
+// beyond the reading's uncertainty is then taken off the timestamps of
+// marker-tied signals stamped outside their window.
+func (w *watcher) readClock(ctx context.Context) {
+	if !w.siem.Desc.Has(plugin.CapClock) {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	r, err := w.siem.Impl.Clock(cctx)
+	if err != nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.reading = &r
+	if abs(r.Offset) > r.Uncertainty+ClockTolerance {
+		w.clock = &clockCorrection{offset: r.Offset}
 	}
 }
 
@@ -100,8 +208,8 @@ func (w *watcher) run(ctx context.Context) {
 	if grace < 10*time.Second {
 		grace = 10 * time.Second
 	}
+	w.readClock(ctx)
 	var (
-		lastOK   time.Time // end of the window of the last successful search
 		lastErr  error
 		failures int
 	)
@@ -137,11 +245,12 @@ func (w *watcher) run(ctx context.Context) {
 		}
 
 		wait := interval
-		signals, retryAfter, end, err := w.poll(ctx)
+		res, err := w.poll(ctx)
 		switch {
 		case err == nil:
-			lastOK, lastErr, failures = end, nil, 0
-			w.match(signals, end)
+			lastErr, failures = nil, 0
+			w.match(res.signals, res.answered)
+			w.expire(res.end)
 		case ctx.Err() != nil:
 			continue // the select above reports the interruption
 		case errors.Is(err, plugin.ErrPluginGone):
@@ -152,11 +261,12 @@ func (w *watcher) run(ctx context.Context) {
 			failures++
 			wait = backoff(interval, failures)
 		}
-		if retryAfter > wait {
-			wait = retryAfter
+		if res.retryAfter > wait {
+			wait = res.retryAfter
 		}
-		w.expire(lastOK, lastErr, grace)
-		timer.Reset(wait)
+		w.expireFailed(lastErr, interval, grace)
+		w.deliver(ctx)
+		timer.Reset(w.wakeBy(wait, interval))
 	}
 }
 
@@ -172,9 +282,22 @@ func backoff(interval time.Duration, failures int) time.Duration {
 	return d
 }
 
-// poll issues one batched search (following pages) over the window from the
-// earliest pending injection to now.
-func (w *watcher) poll(ctx context.Context) ([]plugin.Signal, time.Duration, time.Time, error) {
+// pollResult is what one poll found.
+type pollResult struct {
+	signals    []plugin.Signal
+	retryAfter time.Duration
+	// end is when the search was sent: it covers the deadlines up to then.
+	end time.Time
+	// answered is when its last page came back: when vigil saw its signals.
+	answered time.Time
+}
+
+// poll issues one batched search (following pages) over the window from
+// the earliest pending injection, less the clock slack, to now (plus the
+// SIEM's measured lead when its clock is ahead: it stamps signals in this
+// host's future). Paging that does not advance (a cursor the SIEM ignores,
+// a page it repeats) or never ends is an error, never a silent stop.
+func (w *watcher) poll(ctx context.Context) (pollResult, error) {
 	w.mu.Lock()
 	exps := make([]plugin.Expectation, 0, len(w.pending))
 	var start time.Time
@@ -188,35 +311,59 @@ func (w *watcher) poll(ctx context.Context) ([]plugin.Signal, time.Duration, tim
 	w.mu.Unlock()
 	sort.Slice(exps, func(i, j int) bool { return exps[i].ID < exps[j].ID })
 
-	end := w.now()
-	start = start.Add(-ClockTolerance)
-	req := plugin.SearchRequest{Start: start, End: end, Expectations: exps, PageSize: w.siem.PageSize}
-	var (
-		all        []plugin.Signal
-		retryAfter time.Duration
-	)
-	for page := 0; page < maxPagesPerPoll; page++ {
+	res := pollResult{end: w.now()}
+	req := plugin.SearchRequest{Start: start.Add(-w.slack()), End: res.end.Add(w.lead()), Expectations: exps, PageSize: w.siem.PageSize}
+	seenIDs := map[string]bool{}
+	for page := 1; ; page++ {
+		if page > maxPagesPerPoll {
+			return res, fmt.Errorf("siem %q: search: more than %d pages in one poll: the SIEM's cursor never ends (or the window holds too many signals: narrow the plugin's query)", w.siem.Name, maxPagesPerPoll)
+		}
 		w.mu.Lock()
 		w.searches++
 		w.mu.Unlock()
-		res, err := w.siem.Impl.Search(ctx, req)
+		r, err := w.siem.Impl.Search(ctx, req)
 		if err != nil {
-			return nil, 0, end, fmt.Errorf("siem %q: search: %w", w.siem.Name, err)
+			return res, fmt.Errorf("siem %q: search: %w", w.siem.Name, err)
 		}
-		all = append(all, res.Signals...)
-		if res.RetryAfter > retryAfter {
-			retryAfter = res.RetryAfter
+		if r.NextPageToken != "" && r.NextPageToken == req.PageToken {
+			return res, fmt.Errorf("siem %q: search: page %d returned the page token it was given: the paging cursor does not advance, so the answer would be incomplete", w.siem.Name, page)
 		}
-		if res.NextPageToken == "" || res.NextPageToken == req.PageToken {
-			break
+		if page > 1 && repeated(r.Signals, seenIDs) {
+			return res, fmt.Errorf("siem %q: search: page %d repeats signals of an earlier page: the SIEM ignores the paging cursor, so the answer would be incomplete", w.siem.Name, page)
 		}
-		req.PageToken = res.NextPageToken
+		for _, s := range r.Signals {
+			if s.ID != "" {
+				seenIDs[s.ID] = true
+			}
+		}
+		res.signals = append(res.signals, r.Signals...)
+		res.retryAfter = max(res.retryAfter, r.RetryAfter)
+		if r.NextPageToken == "" {
+			res.answered = w.now()
+			return res, nil
+		}
+		req.PageToken = r.NextPageToken
 	}
-	return all, retryAfter, end, nil
 }
 
-// match credits signals to pending expectations: earliest injection first,
-// each signal at most once.
+// repeated reports whether a non-empty page holds only signals already
+// seen in this poll.
+func repeated(page []plugin.Signal, seenIDs map[string]bool) bool {
+	if len(page) == 0 {
+		return false
+	}
+	for _, s := range page {
+		if s.ID == "" || !seenIDs[s.ID] {
+			return false
+		}
+	}
+	return true
+}
+
+// match credits signals to pending expectations, earliest injection first,
+// each signal at most once, and keeps the near misses as evidence.
+// Expectations in their last look take no signal: a marker-tied one is the
+// evidence of a late alert.
 func (w *watcher) match(signals []plugin.Signal, observedAt time.Time) {
 	sort.SliceStable(signals, func(i, j int) bool { return signals[i].Timestamp.Before(signals[j].Timestamp) })
 	w.mu.Lock()
@@ -231,36 +378,40 @@ func (w *watcher) match(signals []plugin.Signal, observedAt time.Time) {
 		}
 		return ps[i].exp.ID < ps[j].exp.ID
 	})
-	// Index the signals by the run markers their marker fields carry, so
-	// that matching stays linear in pending expectations and signals.
-	byMarker := map[string][]int{}
-	for i := range signals {
-		for _, mv := range signals[i].MarkerValues {
-			for _, m := range markerPattern.FindAllString(mv.Value, -1) {
-				if l := byMarker[m]; len(l) == 0 || l[len(l)-1] != i {
-					byMarker[m] = append(byMarker[m], i)
+	idx := indexSignals(signals)
+	for _, p := range ps {
+		candidates := idx.all
+		if len(p.markerLocs) > 0 && markerPattern.MatchString(p.exp.Marker) {
+			candidates = idx.byMarker[p.exp.Marker]
+		}
+		if w.matchOne(p, signals, candidates, observedAt) {
+			continue
+		}
+		if len(p.markerLocs) > 0 {
+			// Signals without any marker may be this injection's,
+			// uncorrelated: evidence of alert_without_marker.
+			for _, i := range idx.unmarked {
+				if j := judge(p.exp, p.markerLocs, signals[i], w.clock); j.verdict == withoutMarker {
+					p.ev.add(&p.ev.unmarked, signals[i], p.closing)
 				}
 			}
 		}
 	}
-	all := make([]int, len(signals))
-	for i := range all {
-		all[i] = i
-	}
-	for _, p := range ps {
-		candidates := all
-		if len(p.markerLocs) > 0 && markerPattern.MatchString(p.exp.Marker) {
-			candidates = byMarker[p.exp.Marker]
+}
+
+// matchOne tries the candidate signals on p: the first match settles it;
+// the others are kept as evidence. It reports whether p was settled.
+func (w *watcher) matchOne(p *pending, signals []plugin.Signal, candidates []int, observedAt time.Time) bool {
+	for _, i := range candidates {
+		s := &signals[i]
+		if s.ID != "" && w.consumed[s.ID] {
+			continue
 		}
-		for _, i := range candidates {
-			s := &signals[i]
-			if s.ID != "" && w.consumed[s.ID] {
-				continue
-			}
-			how, ok := Match(p.exp, p.markerLocs, *s)
-			if !ok {
-				continue
-			}
+		j := judge(p.exp, p.markerLocs, *s, w.clock)
+		switch {
+		case j.verdict == matched && p.closing:
+			p.ev.add(&p.ev.outside, *s, true)
+		case j.verdict == matched:
 			if s.ID != "" {
 				w.consumed[s.ID] = true
 			}
@@ -269,136 +420,212 @@ func (w *watcher) match(signals []plugin.Signal, observedAt time.Time) {
 				st = measure.Noisy
 			}
 			sig := *s
-			w.resolve(p.exp.ID, outcome{status: st, signal: &sig, observedAt: observedAt, correlation: how})
-			break
+			o := outcome{status: st, signal: &sig, at: j.at, observedAt: observedAt, correlation: j.how}
+			if j.corrected {
+				o.clockOffset = w.clock.offset
+			}
+			w.settle(p.exp.ID, o)
+			return true
+		case j.verdict == wrongCriterion:
+			p.ev.add(&p.ev.wrong, *s, p.closing)
+		case j.verdict == outsideWindow:
+			p.ev.add(&p.ev.outside, *s, false)
+		}
+	}
+	return false
+}
+
+// signalIndex indexes a poll's signals by the run markers their marker
+// fields carry, so that matching stays linear in pending expectations and
+// signals.
+type signalIndex struct {
+	byMarker map[string][]int
+	all      []int
+	unmarked []int
+}
+
+func indexSignals(signals []plugin.Signal) signalIndex {
+	idx := signalIndex{byMarker: map[string][]int{}, all: make([]int, len(signals))}
+	for i := range signals {
+		idx.all[i] = i
+		marked := false
+		for _, mv := range signals[i].MarkerValues {
+			for _, m := range markerPattern.FindAllString(mv.Value, -1) {
+				marked = true
+				if l := idx.byMarker[m]; len(l) == 0 || l[len(l)-1] != i {
+					idx.byMarker[m] = append(idx.byMarker[m], i)
+				}
+			}
+		}
+		if !marked {
+			idx.unmarked = append(idx.unmarked, i)
+		}
+	}
+	return idx
+}
+
+// expire handles the expectations whose deadline a successful search sent
+// at end has covered: absent ones are quiet; positive ones get one last
+// look (closing), and those already in their last look are missed.
+func (w *watcher) expire(end time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for id, p := range w.pending {
+		switch {
+		case end.Before(p.exp.Deadline):
+		case p.exp.Absent:
+			w.settle(id, outcome{status: measure.Quiet})
+		case p.closing:
+			w.settle(id, outcome{status: measure.Missed})
+		default:
+			p.closing, p.closedAt = true, end
 		}
 	}
 }
 
-// expire resolves expectations whose deadline a successful search has
-// covered (missed, or quiet for absent ones), and those whose SIEM could not
-// be searched past the deadline plus grace (error: never a silent miss).
-func (w *watcher) expire(lastOK time.Time, lastErr error, grace time.Duration) {
+// expireFailed ends the expectations the SIEM's failures keep open, one
+// poll interval after their deadline, whatever the backoff: an error when
+// no successful search covered the deadline (never a silent miss), a miss
+// when one did and only the last look failed. While searches succeed but
+// are too slow to cover the deadline, grace bounds the wait.
+func (w *watcher) expireFailed(lastErr error, interval, grace time.Duration) {
 	now := w.now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for id, p := range w.pending {
 		switch {
-		case !lastOK.IsZero() && !lastOK.Before(p.exp.Deadline):
-			st := measure.Missed
-			if p.exp.Absent {
-				st = measure.Quiet
-			}
-			w.resolve(id, outcome{status: st})
+		case p.closing && (lastErr != nil && now.After(p.closedAt.Add(interval)) || now.After(p.closedAt.Add(grace))):
+			w.settle(id, outcome{status: measure.Missed})
+		case p.closing:
+		case lastErr != nil && now.After(p.exp.Deadline.Add(interval)):
+			w.settle(id, outcome{status: measure.Error, err: fmt.Sprintf("%v (the search kept failing past the deadline, %s after the injection)", lastErr, p.exp.Deadline.Sub(p.exp.NotBefore).Round(time.Millisecond))})
 		case now.After(p.exp.Deadline.Add(grace)):
-			msg := fmt.Sprintf("siem %q: no successful search after the deadline", w.siem.Name)
-			if lastErr != nil {
-				msg = lastErr.Error()
-			}
-			w.resolve(id, outcome{status: measure.Error, err: msg})
+			w.settle(id, outcome{status: measure.Error, err: fmt.Sprintf("siem %q: no search covered the deadline (%s after the injection) within %s of it", w.siem.Name, p.exp.Deadline.Sub(p.exp.NotBefore).Round(time.Millisecond), grace)})
 		}
 	}
 }
 
-// ClockTolerance is how far before the injection start a signal may be
-// stamped and still count: kernel audit timestamps come from a coarse clock
-// (measured up to ~2ms before the injector's own start time). It is far
-// below any real detection latency and far above clock granularity.
-const ClockTolerance = 20 * time.Millisecond
-
-// Match reports whether signal s satisfies expectation e and how it was
-// correlated. markerLocs are the locations where the marker can be found;
-// when empty, the signal is tied by time window and host.
-//
-// A signal counts only if its timestamp is at or after the injection start.
-// By default a signal tagged with the expected technique (or its parent)
-// matches; a rule name or ID, or a native query, replaces that criterion.
-func Match(e plugin.Expectation, markerLocs []plugin.MarkerLocation, s plugin.Signal) (string, bool) {
-	if s.Timestamp.Before(e.NotBefore.Add(-ClockTolerance)) {
-		return "", false
-	}
-	switch {
-	case e.Query != "":
-		if !contains(s.MatchedExpectations, e.ID) {
-			return "", false
+// wakeBy shortens wait (a backoff, a rate limit's hint) so that the
+// watcher wakes by the first time expireFailed may end an expectation:
+// one interval past its deadline, or past its last look.
+func (w *watcher) wakeBy(wait, interval time.Duration) time.Duration {
+	now := w.now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, p := range w.pending {
+		due := p.exp.Deadline.Add(interval)
+		if p.closing {
+			due = p.closedAt.Add(interval)
 		}
-	case e.RuleName != "" || e.RuleID != "":
-		if e.RuleName != "" && !strings.EqualFold(strings.TrimSpace(s.RuleName), strings.TrimSpace(e.RuleName)) {
-			return "", false
-		}
-		if e.RuleID != "" && !strings.EqualFold(s.RuleID, e.RuleID) {
-			return "", false
-		}
-	default:
-		if !coversTechnique(s.Techniques, e.Technique) {
-			return "", false
+		if d := due.Sub(now); d > 0 && d < wait {
+			wait = d
 		}
 	}
-	if len(markerLocs) > 0 {
-		for _, mv := range s.MarkerValues {
-			if e.Marker != "" && containsLoc(markerLocs, mv.Location) && strings.Contains(mv.Value, e.Marker) {
-				return "marker:" + string(mv.Location), true
-			}
-		}
-		return "", false
-	}
-	if e.Host != "" && s.Host != "" && sameHost(e.Host, s.Host) {
-		return "time+host", true
-	}
-	return "", false
+	return max(wait, time.Millisecond)
 }
 
-func coversTechnique(tags []string, expected string) bool {
-	want := attack.TechniqueID(strings.ToUpper(expected))
-	for _, t := range tags {
-		if attack.TechniqueID(strings.ToUpper(strings.TrimSpace(t))).Covers(want) {
-			return true
-		}
+// deliver runs one raw-event search for the markers of the detected and
+// missed outcomes of this poll (the ingest latency of the first, the
+// diagnosis of the second), when the SIEM can, then delivers every
+// settled outcome.
+func (w *watcher) deliver(ctx context.Context) {
+	w.mu.Lock()
+	settled := w.settled
+	w.settled = nil
+	w.mu.Unlock()
+	if len(settled) == 0 {
+		return
 	}
-	return false
+	if w.siem.Desc.Has(plugin.CapRawEvents) {
+		w.searchRaw(ctx, settled)
+	}
+	for _, st := range settled {
+		st.p.done <- st.o
+	}
 }
 
-// sameHost compares host names case-insensitively, and a short name with
-// the first label of a fully qualified one.
-func sameHost(a, b string) bool {
-	a, b = strings.ToLower(a), strings.ToLower(b)
-	if a == b {
-		return true
-	}
-	short := func(h string) string {
-		if i := strings.IndexByte(h, '.'); i > 0 {
-			return h[:i]
+// searchRaw fills the raw findings of the settlements that need them with
+// ONE SearchRawEvents call, whatever their number.
+func (w *watcher) searchRaw(ctx context.Context, settled []settlement) {
+	var (
+		need    []int
+		markers []string
+		hosts   []string
+		start   time.Time
+	)
+	for i, st := range settled {
+		if st.o.status != measure.Detected && st.o.status != measure.Missed {
+			continue
 		}
-		return h
+		need = append(need, i)
+		e := st.p.exp
+		if !slices.Contains(markers, e.Marker) {
+			markers = append(markers, e.Marker)
+		}
+		if e.Host != "" && !slices.Contains(hosts, e.Host) {
+			hosts = append(hosts, e.Host)
+		}
+		if start.IsZero() || e.NotBefore.Before(start) {
+			start = e.NotBefore
+		}
 	}
-	return short(a) == short(b)
+	if len(need) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, rawEventsTimeout)
+	defer cancel()
+	w.mu.Lock()
+	w.rawSearches++
+	w.mu.Unlock()
+	evs, err := w.siem.Impl.SearchRawEvents(rctx, plugin.RawEventsRequest{
+		Start: start.Add(-w.slack()), End: w.now().Add(w.lead()), Markers: markers, Hosts: hosts,
+	})
+	if err != nil {
+		err = fmt.Errorf("siem %q: search raw events: %w", w.siem.Name, err)
+	}
+	byMarker := map[string][]plugin.RawEvent{}
+	for _, ev := range evs {
+		byMarker[ev.Marker] = append(byMarker[ev.Marker], ev)
+	}
+	for _, i := range need {
+		settled[i].o.raw = &rawFinding{events: byMarker[settled[i].p.exp.Marker], err: err}
+	}
 }
 
-func contains(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
+// Searches returns how many Search calls (pages included), polls and
+// SearchRawEvents calls the watcher of SIEM name made during the last run.
+func (e *Engine) Searches(name string) (searches, polls, rawSearches int64) {
+	e.mu.Lock()
+	w := e.watchers[name]
+	e.mu.Unlock()
+	if w == nil {
+		return 0, 0, 0
 	}
-	return false
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.searches, w.polls, w.rawSearches
 }
 
-func containsLoc(xs []plugin.MarkerLocation, x plugin.MarkerLocation) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
+// Clock returns the clock reading of SIEM name taken at the start of the
+// last run, if its plugin could give one.
+func (e *Engine) Clock(name string) (plugin.ClockReading, bool) {
+	e.mu.Lock()
+	w := e.watchers[name]
+	e.mu.Unlock()
+	if w == nil {
+		return plugin.ClockReading{}, false
 	}
-	return false
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.reading == nil {
+		return plugin.ClockReading{}, false
+	}
+	return *w.reading, true
 }
 
-// intersect returns the marker locations present in both lists.
-func intersect(a, b []plugin.MarkerLocation) []plugin.MarkerLocation {
-	var out []plugin.MarkerLocation
-	for _, x := range a {
-		if containsLoc(b, x) && !containsLoc(out, x) {
-			out = append(out, x)
-		}
+func abs(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
 	}
-	return out
+	return d
 }

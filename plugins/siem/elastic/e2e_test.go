@@ -147,7 +147,7 @@ func TestEndToEnd(t *testing.T) {
 		if st := first(f.doc(".alerts-security.alerts-default", r.Signals[0].ID), "kibana.alert.workflow_status"); st != "closed" {
 			t.Errorf("matched alert status %q, want closed", st)
 		}
-		searches, polls := eng.Searches("elastic")
+		searches, polls, _ := eng.Searches("elastic")
 		if searches != polls || polls == 0 || int64(len(f.recordedRequests(searchPath))) != searches {
 			t.Errorf("searches %d, polls %d, server saw %d: want one search per poll", searches, polls, len(f.recordedRequests(searchPath)))
 		}

@@ -4,13 +4,16 @@
 // and appends "inject MARKER" and "cleanup MARKER" lines to the file named by
 // the `log` param, so tests can prove cleanup always runs.
 //
-// Params: log (path), fail (bool), crash (bool), sleep (duration).
+// Params: log (path), fail (bool), crash (bool), sleep (duration), events
+// (a number: the injection reports that many telemetry events to replay,
+// {"n": i} each).
 package main
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/vigilsec/vigil/core/plugin"
@@ -25,6 +28,7 @@ func (testInjector) Describe(context.Context) (plugin.Description, error) {
 		Params: []plugin.ParamSpec{
 			{Name: "log", Type: "string"}, {Name: "fail", Type: "bool"},
 			{Name: "crash", Type: "bool"}, {Name: "sleep", Type: "duration"},
+			{Name: "events", Type: "int"},
 		},
 		MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine},
 	}, nil
@@ -61,6 +65,11 @@ func (testInjector) Inject(ctx context.Context, req plugin.InjectRequest) (plugi
 		StartedAt: start, EndedAt: time.Now(), Outcome: plugin.OutcomeSucceeded, Host: "testhost",
 		MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine},
 		Stdout:          []byte("injected " + req.Marker),
+	}
+	if n, err := strconv.Atoi(req.Params.String("events")); err == nil {
+		for i := 0; i < n; i++ {
+			r.Events = append(r.Events, []byte(fmt.Sprintf(`{"n":%d}`, i)))
+		}
 	}
 	if req.Params.String("fail") == "true" {
 		r.Outcome, r.ExitCode, r.Stderr = plugin.OutcomeFailed, 2, []byte("scripted failure")

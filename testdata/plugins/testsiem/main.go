@@ -16,9 +16,24 @@
 //	marker = true             # the signal carries the marker in the command line
 //	once = false              # one signal per test_id, not per injection
 //	before_injection = false  # timestamp 1s BEFORE the injection (must not count)
+//	skewed = false            # stamped by the SIEM's skewed clock: + clock_offset
 //
 // and `crash_after = N` (exit on the Nth search), `fail_first = N` (the first
-// N searches fail), `hostname = "h"` (the host signals report).
+// N searches fail), `hostname = "h"` (the host signals report),
+// `clock_offset = "-30s"` (the SIEM's clock minus the host's, as the clock
+// call answers it; `no_clock = true` makes that call unsupported),
+// `paging = "stuck"` (every page answers the token it was given, "p1" for
+// the first) or `paging = "repeat"` (every page is the first one again,
+// under a new token), and `reject = N` (Ingest rejects the last N events).
+//
+// The raw-event search answers scripted events of the tests whose markers
+// it is asked about (the test of a marker is learnt from the searches):
+//
+//	[[event]]
+//	test_id = "x"
+//	delay = "5ms"                       # event time = injection start + delay
+//	source = "linux/process_creation"
+//	summary = "/bin/sh -c touch /tmp/x"
 //
 // Its claimed rules (the rules call, for `vigil coverage`) are scripted too:
 //
@@ -53,7 +68,17 @@ type rule struct {
 	Marker          bool   `toml:"marker"`
 	Once            bool   `toml:"once"`
 	BeforeInjection bool   `toml:"before_injection"`
+	Skewed          bool   `toml:"skewed"`
 	delay           time.Duration
+}
+
+// rawEvent is a scripted raw event.
+type rawEvent struct {
+	TestID  string `toml:"test_id"`
+	Delay   string `toml:"delay"`
+	Source  string `toml:"source"`
+	Summary string `toml:"summary"`
+	delay   time.Duration
 }
 
 // claim is a scripted detection rule for the rules call.
@@ -71,6 +96,19 @@ type config struct {
 	CrashAfter int     `toml:"crash_after"`
 	FailFirst  int     `toml:"fail_first"`
 	Hostname   string  `toml:"hostname"`
+
+	Events      []rawEvent `toml:"event"`
+	ClockOffset string     `toml:"clock_offset"`
+	NoClock     bool       `toml:"no_clock"`
+	Paging      string     `toml:"paging"`
+	Reject      int        `toml:"reject"`
+	clockOffset time.Duration
+}
+
+// injection is what the searches taught about a marker.
+type injection struct {
+	testID string
+	start  time.Time
 }
 
 type testSIEM struct {
@@ -78,7 +116,9 @@ type testSIEM struct {
 	mu       sync.Mutex
 	cfg      config
 	searches int
+	pages    int
 	onceSeen map[string]plugin.Signal
+	markers  map[string]injection
 }
 
 func (s *testSIEM) Describe(context.Context) (plugin.Description, error) {
@@ -86,6 +126,7 @@ func (s *testSIEM) Describe(context.Context) (plugin.Description, error) {
 		Name: "testsiem", Version: "0.0.1", Summary: "scripted SIEM for engine tests",
 		QueryDialect: "none", ReportsHost: true,
 		MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine},
+		Capabilities:    []string{plugin.CapRawEvents, plugin.CapClock, plugin.CapIngest},
 	}, nil
 }
 
@@ -106,8 +147,71 @@ func (s *testSIEM) Configure(_ context.Context, b []byte) error {
 			s.cfg.Rules[i].delay = d
 		}
 	}
+	for i := range s.cfg.Events {
+		if s.cfg.Events[i].Delay != "" {
+			d, err := time.ParseDuration(s.cfg.Events[i].Delay)
+			if err != nil {
+				return fmt.Errorf("testsiem: event %d: %w", i, err)
+			}
+			s.cfg.Events[i].delay = d
+		}
+	}
+	if s.cfg.ClockOffset != "" {
+		d, err := time.ParseDuration(s.cfg.ClockOffset)
+		if err != nil {
+			return fmt.Errorf("testsiem: clock_offset: %w", err)
+		}
+		s.cfg.clockOffset = d
+	}
 	s.onceSeen = map[string]plugin.Signal{}
+	s.markers = map[string]injection{}
 	return nil
+}
+
+// Clock answers the scripted clock offset.
+func (s *testSIEM) Clock(context.Context) (plugin.ClockReading, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg.NoClock {
+		return plugin.ClockReading{}, plugin.ErrUnsupported
+	}
+	return plugin.ClockReading{Offset: s.cfg.clockOffset, Uncertainty: time.Millisecond, Source: "testsiem clock_offset"}, nil
+}
+
+// SearchRawEvents answers the scripted events of the markers' tests.
+func (s *testSIEM) SearchRawEvents(_ context.Context, req plugin.RawEventsRequest) ([]plugin.RawEvent, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []plugin.RawEvent
+	for _, m := range req.Markers {
+		inj, ok := s.markers[m]
+		if !ok {
+			continue
+		}
+		for _, e := range s.cfg.Events {
+			if e.TestID != inj.testID {
+				continue
+			}
+			ts := inj.start.Add(e.delay)
+			out = append(out, plugin.RawEvent{
+				Marker: m, Timestamp: ts, IngestedAt: ts.Add(time.Millisecond), Host: s.cfg.Hostname,
+				Raw: []byte(fmt.Sprintf(`{"summary":%q}`, e.Summary)), Source: e.Source, Summary: e.Summary,
+			})
+		}
+	}
+	return out, nil
+}
+
+// Ingest accepts every event but the last `reject` ones.
+func (s *testSIEM) Ingest(_ context.Context, req plugin.IngestRequest) (plugin.IngestResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := max(len(req.Events)-s.cfg.Reject, 0)
+	res := plugin.IngestResult{Accepted: n}
+	for i := n; i < len(req.Events); i++ {
+		res.Problems = append(res.Problems, plugin.Problem{Subject: fmt.Sprintf("events[%d]", i), Message: "mapper_parsing_exception: failed to parse field [n]"})
+	}
+	return res, nil
 }
 
 // ClaimedRules answers the scripted [[claim]] rules.
@@ -140,6 +244,7 @@ func (s *testSIEM) Search(_ context.Context, req plugin.SearchRequest) (plugin.S
 	var out []plugin.Signal
 	now := time.Now()
 	for _, e := range req.Expectations {
+		s.markers[e.Marker] = injection{testID: e.TestID, start: e.NotBefore}
 		for i, r := range s.cfg.Rules {
 			if r.TestID != "*" && r.TestID != e.TestID {
 				continue
@@ -147,6 +252,9 @@ func (s *testSIEM) Search(_ context.Context, req plugin.SearchRequest) (plugin.S
 			ts := e.NotBefore.Add(r.delay)
 			if r.BeforeInjection {
 				ts = e.NotBefore.Add(-time.Second)
+			}
+			if r.Skewed {
+				ts = ts.Add(s.cfg.clockOffset)
 			}
 			// Like a real SIEM: only what exists now, inside the window.
 			if ts.After(now) || ts.Before(req.Start) || (!req.End.IsZero() && ts.After(req.End)) {
@@ -176,7 +284,23 @@ func (s *testSIEM) Search(_ context.Context, req plugin.SearchRequest) (plugin.S
 			out = append(out, sig)
 		}
 	}
-	return plugin.SearchResult{Signals: out}, nil
+	return s.page(req, out), nil
+}
+
+// page answers out as one page, or misbehaves as paging says.
+func (s *testSIEM) page(req plugin.SearchRequest, out []plugin.Signal) plugin.SearchResult {
+	switch s.cfg.Paging {
+	case "stuck":
+		tok := req.PageToken
+		if tok == "" {
+			tok = "p1"
+		}
+		return plugin.SearchResult{Signals: out, NextPageToken: tok}
+	case "repeat":
+		s.pages++
+		return plugin.SearchResult{Signals: out, NextPageToken: fmt.Sprintf("p%d", s.pages)}
+	}
+	return plugin.SearchResult{Signals: out}
 }
 
 func main() { sdk.ServeSIEM(&testSIEM{}) }
