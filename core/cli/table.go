@@ -85,6 +85,8 @@ func printResults(w io.Writer, run *measure.Run) {
 			}
 		case r.Error != "":
 			detail = r.Error
+		case r.Diagnosis != nil:
+			detail = string(r.Diagnosis.Class) + " (why: below)"
 		case r.Reason != "":
 			detail = r.Reason
 		}
@@ -100,6 +102,30 @@ func oneLine(s string, n int) string {
 		s = s[:n-3] + "..."
 	}
 	return s
+}
+
+// printDiagnoses says why each missed result was missed and which rule
+// fired for each noisy one, in full: the table has room for the class only.
+func printDiagnoses(w io.Writer, run *measure.Run) {
+	for _, st := range []measure.Status{measure.Missed, measure.Noisy} {
+		var rs []measure.Result
+		for _, r := range run.Results {
+			if r.Status == st && r.Diagnosis != nil {
+				rs = append(rs, r)
+			}
+		}
+		if len(rs) == 0 {
+			continue
+		}
+		title := "WHY MISSED"
+		if st == measure.Noisy {
+			title = "NOISY: rules that fired for benign actions"
+		}
+		fmt.Fprintf(w, "\n%s (%d)\n", title, len(rs))
+		for _, r := range rs {
+			fmt.Fprintf(w, "%s on %s in %s: %s\n    %s\n", r.TestID, r.Target, r.SIEM, r.Diagnosis.Class, strings.Join(strings.Fields(r.Diagnosis.Summary), " "))
+		}
+	}
 }
 
 // printSummary prints coverage and latency per SIEM and per tactic.

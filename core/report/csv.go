@@ -16,6 +16,7 @@ var CSVHeader = []string{
 	"run_id", "test_id", "test_name", "technique", "technique_name", "tactics", "target", "host", "siem",
 	"status", "latency_ms", "observed_latency_ms", "ingest_latency_ms", "budget_ms", "budget_breached",
 	"correlation", "rules", "rule_ids", "signal_ids", "marker", "injected_at", "detected_at", "reason", "error",
+	"diagnosis", "clock_offset_ms",
 }
 
 // WriteCSV writes one row per result under CSVHeader (RFC 4180). Lists
@@ -44,6 +45,7 @@ func WriteCSV(w io.Writer, run *measure.Run) error {
 			num(r.LatencyMS), num(r.ObservedLatencyMS), num(r.IngestLatencyMS), budget, breached,
 			text(r.Correlation), text(strings.Join(rules, "; ")), text(strings.Join(ruleIDs, "; ")), text(strings.Join(sigIDs, "; ")),
 			text(r.Marker), stamp(r.InjectedAt), stamp(r.DetectedAt), text(oneLine(r.Reason)), text(oneLine(r.Error)),
+			diagnosisClass(r), num(r.ClockOffsetMS),
 		}
 		if err := cw.Write(row); err != nil {
 			return fmt.Errorf("write csv: %w", err)
@@ -54,6 +56,14 @@ func WriteCSV(w io.Writer, run *measure.Run) error {
 		return fmt.Errorf("write csv: %w", err)
 	}
 	return nil
+}
+
+// diagnosisClass is the class of a result's diagnosis ("" without one).
+func diagnosisClass(r measure.Result) string {
+	if r.Diagnosis == nil {
+		return ""
+	}
+	return string(r.Diagnosis.Class)
 }
 
 // text defuses spreadsheet formulas (OWASP "CSV injection").

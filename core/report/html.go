@@ -85,6 +85,7 @@ type htmlPage struct {
 	Charts     []htmlChart
 	Rows       []htmlRow
 	Statuses   []string
+	Diagnoses  []string
 	TacticOpts []string
 	Breaches   []Breach
 	Compare    *Comparison
@@ -118,13 +119,15 @@ type htmlBar struct {
 }
 
 type htmlRow struct {
-	R        measure.Result
-	Name     string
-	Tactics  string
-	Detail   string
-	Budget   string
-	Breached bool
-	Search   string
+	R    measure.Result
+	Name string
+	// Diagnosis is the class of a missed or noisy result's diagnosis.
+	Diagnosis string
+	Tactics   string
+	Detail    string
+	Budget    string
+	Breached  bool
+	Search    string
 }
 
 type htmlStats struct {
@@ -222,13 +225,19 @@ func WriteHTML(w io.Writer, run *measure.Run) error {
 
 	seenStatus := map[string]bool{}
 	seenTactic := map[string]bool{}
+	seenDiag := map[string]bool{}
 	for _, r := range run.Results {
 		row := htmlRow{R: r, Name: techniqueName(r), Tactics: strings.Join(r.Tactics, " "), Detail: detail(r)}
+		if r.Diagnosis != nil {
+			row.Diagnosis = string(r.Diagnosis.Class)
+			row.Detail = r.Diagnosis.Summary
+			seenDiag[row.Diagnosis] = true
+		}
 		if b, ok := BudgetOf(r); ok {
 			row.Budget, row.Breached = FormatMS(b.BudgetMS), b.Breached
 		}
 		row.Search = strings.ToLower(strings.Join([]string{r.TestID, r.TestName, r.Technique, row.Name, r.Target, r.SIEM,
-			string(r.Status), row.Detail, r.Marker}, " "))
+			string(r.Status), row.Diagnosis, row.Detail, r.Marker}, " "))
 		p.Rows = append(p.Rows, row)
 		seenStatus[string(r.Status)] = true
 		for _, t := range r.Tactics {
@@ -241,6 +250,7 @@ func WriteHTML(w io.Writer, run *measure.Run) error {
 		}
 	}
 	p.TacticOpts = tacticNames(seenTactic)
+	p.Diagnoses = sortedKeys(seenDiag)
 	p.Breaches = Breaches(run)
 	if len(p.SIEMs) > 1 {
 		c := Compare(run)

@@ -186,8 +186,28 @@ func caseText(r measure.Result) string {
 		line("signal", s.Rule+nonEmptyPrefix(" rule_id=", s.RuleID)+" id="+s.ID+" at "+s.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z"))
 	}
 	line("correlation", r.Correlation)
+	if r.ClockOffsetMS != nil {
+		line("clock offset", FormatMS(*r.ClockOffsetMS)+" (the SIEM's clock minus this host's, taken off the signal's timestamp)")
+	}
 	line("marker", r.Marker)
 	line("reason", oneLine(r.Reason))
+	if d := r.Diagnosis; d != nil {
+		line("diagnosis", string(d.Class))
+		if e := d.Events; e != nil {
+			line("events", fmt.Sprintf("%d with the marker (%s), first at %s: %s", e.Count, strings.Join(e.Sources, ", "),
+				e.FirstAt.UTC().Format("2006-01-02T15:04:05.000Z"), oneLine(e.Excerpt)))
+		}
+		for _, s := range d.Signals {
+			marker := "without the marker"
+			if s.Marker {
+				marker = "with the marker"
+			}
+			line("evidence", fmt.Sprintf("%s [%s] %s, %+dms from the injection", nonEmpty(s.Rule, s.RuleID), strings.Join(s.Techniques, ", "), marker, s.OffsetMS))
+		}
+	}
+	if r.Ingest != nil {
+		line("ingest", fmt.Sprintf("%d sent, %d accepted", r.Ingest.Sent, r.Ingest.Accepted))
+	}
 	line("error", oneLine(r.Error))
 	if r.Injection != nil {
 		line("cleanup", oneLine(r.Injection.Cleanup))

@@ -83,8 +83,11 @@ func WriteMarkdown(w io.Writer, run *measure.Run) error {
 			mdText(techniqueName(r)), mdText(r.Target), mdText(r.SIEM))
 	}
 	hdr := "| Test | Technique | Target | SIEM | %s |\n| --- | --- | --- | --- | --- |"
-	section("Missed", pick(measure.Missed), fmt.Sprintf(hdr, "Reason"), func(r measure.Result) string {
-		return "| " + testCell(r) + " | " + why(r) + " |"
+	section("Missed", pick(measure.Missed), "| Test | Technique | Target | SIEM | Diagnosis | Why |\n| --- | --- | --- | --- | --- | --- |", func(r measure.Result) string {
+		if r.Diagnosis == nil {
+			return "| " + testCell(r) + " | | " + why(r) + " |"
+		}
+		return "| " + testCell(r) + " | `" + mdCode(string(r.Diagnosis.Class)) + "` | " + mdText(truncate(oneLine(r.Diagnosis.Summary), 300)) + " |"
 	})
 	section("Noisy negative tests", pick(measure.Noisy), fmt.Sprintf(hdr, "Rule"), func(r measure.Result) string {
 		return "| " + testCell(r) + " | " + why(r) + " |"

@@ -3,7 +3,7 @@
   var byId = function (id) { return document.getElementById(id); };
   var rows = Array.prototype.slice.call(document.querySelectorAll('#results-table tbody tr'));
   var cells = Array.prototype.slice.call(document.querySelectorAll('#matrix .cell'));
-  var q = byId('f-q'), status = byId('f-status'), siem = byId('f-siem'), tactic = byId('f-tactic'), breach = byId('f-breach');
+  var q = byId('f-q'), status = byId('f-status'), diag = byId('f-diag'), siem = byId('f-siem'), tactic = byId('f-tactic'), breach = byId('f-breach');
   var view = byId('view');
 
   function filter() {
@@ -11,6 +11,7 @@
     rows.forEach(function (tr) {
       var d = tr.dataset;
       var ok = (!status.value || d.status === status.value) &&
+        (!diag.value || d.diag === diag.value) &&
         (!siem.value || d.siem === siem.value) &&
         (!tactic.value || (' ' + d.tactics + ' ').indexOf(' ' + tactic.value + ' ') >= 0) &&
         (!breach.checked || d.breach === 'true') &&
@@ -29,7 +30,8 @@
     });
   }
 
-  // Filters can be given in the address: report.html#status=missed&siem=local
+  // Filters can be given in the address:
+  // report.html#status=missed&diagnosis=no_telemetry&siem=local
   function fromHash() {
     var h = window.location.hash.replace(/^#/, '');
     h.split('&').forEach(function (kv) {
@@ -39,6 +41,7 @@
       v = decodeURIComponent(kv.slice(i + 1).replace(/\+/g, ' '));
       if (k === 'q') { q.value = v; }
       if (k === 'status') { status.value = v; }
+      if (k === 'diagnosis') { diag.value = v; }
       if (k === 'siem') { siem.value = v; }
       if (k === 'tactic') { tactic.value = v; }
       if (k === 'breach') { breach.checked = v === '1' || v === 'true'; }
@@ -46,7 +49,7 @@
     });
   }
 
-  [q, status, siem, tactic, breach].forEach(function (el) {
+  [q, status, diag, siem, tactic, breach].forEach(function (el) {
     el.addEventListener('input', filter);
     el.addEventListener('change', filter);
   });
