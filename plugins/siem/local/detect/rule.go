@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/bradleyjkemp/sigma-go"
@@ -145,12 +148,36 @@ const (
 	ReasonValue Reason = "unsupported value"
 	// ReasonEvaluator means building or probing the sigma-go evaluator failed.
 	ReasonEvaluator Reason = "evaluator error"
+	// ReasonCondition means the condition names a search the detection
+	// does not define, or a selector ("1 of sel*") that matches no search:
+	// the rule could never fire (or, for "all of", would always fire).
+	ReasonCondition Reason = "condition error"
+	// ReasonRegex means a |re value is not a valid regular expression (Go's
+	// RE2 syntax: no lookaround, no backreferences): it could never match.
+	ReasonRegex Reason = "invalid regular expression"
 )
+
+// Broken reports whether the problem means the rule cannot work as written
+// (a parse error, missing metadata, a condition or a regular expression
+// that cannot match, an evaluator failure, an unreadable file), as opposed
+// to a valid rule outside what the local SIEM evaluates (its logsource,
+// status, an aggregation, keywords, a modifier or value sigma-go lacks) or
+// a duplicate.
+func (p Problem) Broken() bool {
+	switch p.Reason {
+	case ReasonRead, ReasonParse, ReasonMissingMeta, ReasonEvaluator, ReasonCondition, ReasonRegex:
+		return true
+	}
+	return false
+}
 
 // Problem is a file that did not load as a rule, with the reason.
 type Problem struct {
 	// Path is the file (as in Rule.Path).
 	Path string
+	// Line is the line of the file the problem is on, when known (0 when
+	// not).
+	Line int
 	// Reason classifies the problem.
 	Reason Reason
 	// Detail is the specific message (parse error text, modifier name, ...).
@@ -159,9 +186,14 @@ type Problem struct {
 	ID, Title string
 }
 
-// Error renders the problem as "path: reason: detail".
+// Error renders the problem as "path:line: reason: detail" (without the
+// line when it is not known).
 func (p Problem) Error() string {
-	return p.Path + ": " + string(p.Reason) + ": " + p.Detail
+	where := p.Path
+	if p.Line > 0 {
+		where += ":" + strconv.Itoa(p.Line)
+	}
+	return where + ": " + string(p.Reason) + ": " + p.Detail
 }
 
 // Ruleset is the result of loading rule files.
@@ -225,7 +257,8 @@ var skippedStatus = map[string]bool{"deprecated": true, "unsupported": true}
 // Problem; link is stored as Rule.Link. Exactly one of the results is non-nil.
 func ParseRule(path string, data []byte, link string) (*Rule, *Problem) {
 	prob := func(reason Reason, format string, args ...any) (*Rule, *Problem) {
-		return nil, &Problem{Path: path, Reason: reason, Detail: fmt.Sprintf(format, args...)}
+		detail := fmt.Sprintf(format, args...)
+		return nil, &Problem{Path: path, Reason: reason, Detail: detail, Line: yamlLine(detail)}
 	}
 
 	// Plain YAML first: syntax errors, multi-document files, correlation
@@ -246,10 +279,12 @@ func ParseRule(path string, data []byte, link string) (*Rule, *Problem) {
 		return prob(ReasonNotRule, "multi-document YAML (rule collections) is not supported")
 	}
 	top := map[string]*yaml.Node{}
+	topLine := map[string]int{}
 	if len(doc.Content) == 1 && doc.Content[0].Kind == yaml.MappingNode {
 		m := doc.Content[0]
 		for i := 0; i+1 < len(m.Content); i += 2 {
 			top[m.Content[i].Value] = m.Content[i+1]
+			topLine[m.Content[i].Value] = m.Content[i].Line
 		}
 	} else {
 		return prob(ReasonNotRule, "top level is not a mapping")
@@ -301,7 +336,9 @@ func ParseRule(path string, data []byte, link string) (*Rule, *Problem) {
 		return fail(ReasonMissingMeta, "rule has no title")
 	}
 	if skippedStatus[strings.ToLower(sr.Status)] {
-		return fail(ReasonStatus, "status: %s", sr.Status)
+		r, p := fail(ReasonStatus, "status: %s", sr.Status)
+		p.Line = topLine["status"]
+		return r, p
 	}
 	if len(sr.Detection.Conditions) == 0 {
 		return fail(ReasonParse, "sigma: detection has no condition")
@@ -317,10 +354,14 @@ func ParseRule(path string, data []byte, link string) (*Rule, *Problem) {
 		supported = supported || s == ls
 	}
 	if !supported {
-		return fail(ReasonLogsource, "%s is not produced by the local sensor", ls)
+		r, p := fail(ReasonLogsource, "%s is not produced by the local sensor", ls)
+		p.Line = topLine["logsource"]
+		return r, p
 	}
-	if err := checkSearches(sr); err != nil {
-		return fail(err.reason, "%s", err.detail)
+	if err := checkSearches(sr, ruleLines{det}); err != nil {
+		r, p := fail(err.reason, "%s", err.detail)
+		p.Line = err.line
+		return r, p
 	}
 
 	eval, err := buildEvaluator(expandWildcards(sr))
@@ -335,6 +376,18 @@ func ParseRule(path string, data []byte, link string) (*Rule, *Problem) {
 		Path: path, Link: link, Sigma: sr, eval: eval,
 	}
 	return r, nil
+}
+
+// yamlErrLine finds the line a YAML error message names.
+var yamlErrLine = regexp.MustCompile(`\bline (\d+)\b`)
+
+// yamlLine returns the line a YAML or Sigma parse error names (0 if none).
+func yamlLine(msg string) int {
+	if m := yamlErrLine.FindStringSubmatch(msg); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	return 0
 }
 
 // conditionString renders a condition for a problem message.
@@ -370,67 +423,192 @@ func parseGuarded(data []byte) (r sigma.Rule, err error) {
 type searchProblem struct {
 	reason Reason
 	detail string
+	line   int
 }
 
-// checkSearches rejects searches the sigma-go evaluator cannot evaluate
+// checkSearches rejects conditions that cannot work (a search they name
+// is not defined, a selector matches no search), invalid regular
+// expressions, and searches the sigma-go evaluator cannot evaluate
 // faithfully: keywords, unknown modifiers and unsupported values.
-func checkSearches(r sigma.Rule) *searchProblem {
+func checkSearches(r sigma.Rule, lines ruleLines) *searchProblem {
 	for _, c := range r.Detection.Conditions {
 		if bad := unevaluable(c.Search); bad != "" {
-			return &searchProblem{ReasonEvaluator, fmt.Sprintf("condition %q: sigma-go cannot evaluate %q", conditionString(c), bad)}
+			return &searchProblem{ReasonEvaluator, fmt.Sprintf("condition %q: sigma-go cannot evaluate %q", conditionString(c), bad), lines.condition()}
+		}
+		if bad := undefined(c.Search, r.Detection.Searches); bad != "" {
+			return &searchProblem{ReasonCondition, fmt.Sprintf("condition %q: %s (the detection defines: %s)", conditionString(c), bad, strings.Join(searchNames(r), ", ")), lines.condition()}
 		}
 	}
-	names := make([]string, 0, len(r.Detection.Searches))
-	for n := range r.Detection.Searches {
-		names = append(names, n)
+	if p := checkMatchers(r, lines); p != nil {
+		return p
 	}
-	sort.Strings(names)
-	for _, name := range names {
+	return nil
+}
+
+// checkMatchers checks each search's field matchers.
+func checkMatchers(r sigma.Rule, lines ruleLines) *searchProblem {
+	for _, name := range searchNames(r) {
 		s := r.Detection.Searches[name]
 		if len(s.Keywords) > 0 {
-			return &searchProblem{ReasonKeywords, fmt.Sprintf("search %q is a keyword list", name)}
+			return &searchProblem{ReasonKeywords, fmt.Sprintf("search %q is a keyword list", name), lines.search(name)}
 		}
 		for _, em := range s.EventMatchers {
 			for _, fm := range em {
 				key := strings.Join(append([]string{fm.Field}, fm.Modifiers...), "|")
+				line := lines.field(name, key)
 				if fm.Field == "" {
-					return &searchProblem{ReasonKeywords, fmt.Sprintf("search %q has a field-less keyword matcher %q", name, key)}
+					return &searchProblem{ReasonKeywords, fmt.Sprintf("search %q has a field-less keyword matcher %q", name, key), line}
 				}
 				for i, m := range fm.Modifiers {
 					if m == "all" {
 						if i != len(fm.Modifiers)-1 {
-							return &searchProblem{ReasonModifier, fmt.Sprintf("modifier all must come last (%s in search %q)", key, name)}
+							return &searchProblem{ReasonModifier, fmt.Sprintf("modifier all must come last (%s in search %q)", key, name), line}
 						}
 						continue
 					}
 					if !supportedModifier(m) {
-						return &searchProblem{ReasonModifier, fmt.Sprintf("modifier %s (%s in search %q)", m, key, name)}
+						return &searchProblem{ReasonModifier, fmt.Sprintf("modifier %s (%s in search %q)", m, key, name), line}
 					}
 				}
+				isRe := slices.Contains(fm.Modifiers, "re")
 				for _, v := range fm.Values {
 					switch v := v.(type) {
 					case nil:
-						return &searchProblem{ReasonValue, fmt.Sprintf("null value for %s in search %q", key, name)}
+						return &searchProblem{ReasonValue, fmt.Sprintf("null value for %s in search %q", key, name), line}
 					case string:
+						if isRe {
+							if _, err := regexp.Compile(v); err != nil {
+								return &searchProblem{ReasonRegex, fmt.Sprintf("%s in search %q: %v", key, name, err), line}
+							}
+						}
 						if strings.HasPrefix(v, "%") && strings.HasSuffix(v, "%") {
-							return &searchProblem{ReasonValue, fmt.Sprintf("placeholder %s for %s in search %q", v, key, name)}
+							return &searchProblem{ReasonValue, fmt.Sprintf("placeholder %s for %s in search %q", v, key, name), line}
 						}
 						// A lone '*' stands for "the field exists" (SigmaHQ's
 						// Kubernetes rules say so in a comment): sigma-go
 						// compares a missing field as "", which '*' matches,
 						// so the rule would fire on every event.
 						if v == "*" && len(fm.Values) == 1 && len(fm.Modifiers) == 0 {
-							return &searchProblem{ReasonValue, fmt.Sprintf("value '*' for %s in search %q means the field exists, which a missing field would match here", key, name)}
+							return &searchProblem{ReasonValue, fmt.Sprintf("value '*' for %s in search %q means the field exists, which a missing field would match here", key, name), line}
 						}
 					case int, float32, float64, bool:
 					default:
-						return &searchProblem{ReasonValue, fmt.Sprintf("non-scalar value (%T) for %s in search %q", v, key, name)}
+						return &searchProblem{ReasonValue, fmt.Sprintf("non-scalar value (%T) for %s in search %q", v, key, name), line}
 					}
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// searchNames returns the names of the rule's searches, sorted.
+func searchNames(r sigma.Rule) []string {
+	names := make([]string, 0, len(r.Detection.Searches))
+	for n := range r.Detection.Searches {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// undefined returns what of e cannot refer to a search: a search name the
+// detection does not define, a selector ("1 of sel*", "all of sel*") that
+// matches no search, "them" in a detection without searches; "" when every
+// reference resolves.
+func undefined(e sigma.SearchExpr, searches map[string]sigma.Search) string {
+	matchesAny := func(pattern string) bool {
+		for name := range searches {
+			if ok, _ := path.Match(pattern, name); ok {
+				return true
+			}
+		}
+		return false
+	}
+	switch e := e.(type) {
+	case sigma.And:
+		for _, s := range e {
+			if bad := undefined(s, searches); bad != "" {
+				return bad
+			}
+		}
+	case sigma.Or:
+		for _, s := range e {
+			if bad := undefined(s, searches); bad != "" {
+				return bad
+			}
+		}
+	case sigma.Not:
+		return undefined(e.Expr, searches)
+	case sigma.SearchIdentifier:
+		if _, ok := searches[e.Name]; !ok {
+			return fmt.Sprintf("search %q is not defined", e.Name)
+		}
+	case sigma.OneOfPattern:
+		if !matchesAny(e.Pattern) {
+			return fmt.Sprintf("selector \"1 of %s\" matches no search", e.Pattern)
+		}
+	case sigma.AllOfPattern:
+		if !matchesAny(e.Pattern) {
+			return fmt.Sprintf("selector \"all of %s\" matches no search", e.Pattern)
+		}
+	case sigma.OneOfThem, sigma.AllOfThem:
+		if len(searches) == 0 {
+			return "\"them\" with no search defined"
+		}
+	}
+	return ""
+}
+
+// ruleLines finds the lines of a rule's detection parts in its YAML.
+type ruleLines struct{ det *yaml.Node }
+
+// value returns the value node of key in mapping m, and the key's line.
+func mappingValue(m *yaml.Node, key string) (*yaml.Node, int) {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil, 0
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1], m.Content[i].Line
+		}
+	}
+	return nil, 0
+}
+
+// condition is the line of the condition.
+func (l ruleLines) condition() int {
+	v, line := mappingValue(l.det, "condition")
+	if v != nil && v.Line > 0 {
+		return v.Line
+	}
+	return line
+}
+
+// search is the line of a search's name.
+func (l ruleLines) search(name string) int {
+	_, line := mappingValue(l.det, name)
+	return line
+}
+
+// field is the line of a field matcher (its "Field|mod" key) of a search:
+// in its map, or in the first map of its list that has it; else the
+// search's line.
+func (l ruleLines) field(name, key string) int {
+	v, line := mappingValue(l.det, name)
+	if v == nil {
+		return line
+	}
+	maps := []*yaml.Node{v}
+	if v.Kind == yaml.SequenceNode {
+		maps = v.Content
+	}
+	for _, m := range maps {
+		if _, fl := mappingValue(m, key); fl > 0 {
+			return fl
+		}
+	}
+	return line
 }
 
 // unevaluable returns the first sub-expression sigma-go's evaluator panics
