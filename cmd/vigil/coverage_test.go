@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -228,4 +229,63 @@ func TestRunWritesCoverage(t *testing.T) {
 	if err := reportcheck.ValidateLayer(layer); err != nil {
 		t.Errorf("coverage-local.json: %v", err)
 	}
+}
+
+// Sigma rules that cannot work are refused with their file, line and
+// reason: vigil validate names them (and fails), vigil rules --refused lists
+// them, and their ATT&CK tags never count as claims in vigil coverage.
+func TestBrokenSigmaRulesRefused(t *testing.T) {
+	broken := map[string]string{
+		"invalid_regex.yml:13: invalid regular expression":                                      "T1205",
+		`undefined_search.yml:14: condition error: condition "(selection and not filter_main)"`: "T1480",
+		`empty_selector.yml:14: condition error: condition "1 of sel_*"`:                        "T1564.006",
+	}
+	t.Run("validate", func(t *testing.T) {
+		stdout, stderr, code := vigil(t, "validate", "--sigma-dir", "testdata/e2e/sigma-broken")
+		if code != 2 || !strings.Contains(stderr, "3 problem(s)") {
+			t.Errorf("exit %d, stderr %q: want 2 and 3 problems", code, stderr)
+		}
+		for where := range broken {
+			if !strings.Contains(stdout, "rule refused, broken: ") || !strings.Contains(stdout, where) {
+				t.Errorf("validate does not name %q:\n%s", where, stdout)
+			}
+		}
+		if !strings.Contains(stdout, `siem "local": 212 rules loaded, 35 refused (3 broken, 32 outside what it evaluates)`) {
+			t.Errorf("validate's count:\n%s", stdout)
+		}
+	})
+	t.Run("rules --refused", func(t *testing.T) {
+		stdout, stderr, code := vigil(t, "rules", "--refused", "--sigma-dir", "testdata/e2e/sigma-broken")
+		if code != 0 {
+			t.Fatalf("exit %d\n%s", code, stderr)
+		}
+		lines := strings.Split(strings.TrimSpace(stdout), "\n")
+		if !strings.Contains(lines[0], "35 rules refused, 3 of them broken") {
+			t.Errorf("header %q", lines[0])
+		}
+		for i, where := range []string{"empty_selector.yml", "invalid_regex.yml", "undefined_search.yml"} {
+			if l := lines[1+i]; !strings.HasPrefix(l, "refused (BROKEN): ") || !strings.Contains(l, where) {
+				t.Errorf("line %d %q: want the broken %s first", 1+i, l, where)
+			}
+		}
+	})
+	t.Run("coverage", func(t *testing.T) {
+		stdout, stderr, _ := vigil(t, coverageArgs("--siem", "local", "--sigma-dir", "testdata/e2e/sigma-broken", "--format", "json")...)
+		var rep coverage.Report
+		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+			t.Fatalf("stdout is not coverage.json: %v\n%s\n%s", err, stdout, stderr)
+		}
+		s := rep.SIEMs[0]
+		if s.RefusedRules != 35 {
+			t.Errorf("refused_rules %d, want 35", s.RefusedRules)
+		}
+		brokenIDs := []string{"9a0f3c1e-5b7d-4e2a-8c61-2f4e0b9d7a31", "2c7b9e04-1d3f-4a6e-9b58-7e0c3a1f5d92", "5e1d8a2b-9c4f-4b07-a3e6-0d8f2c6b1e74"}
+		for _, tech := range s.Techniques {
+			for _, r := range tech.Rules {
+				if slices.Contains(brokenIDs, r.ID) {
+					t.Errorf("%s is claimed by the broken rule %s: a broken rule claims nothing", tech.ID, r.Name)
+				}
+			}
+		}
+	})
 }

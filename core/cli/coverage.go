@@ -253,27 +253,53 @@ func readClaims(ctx context.Context, io IO, cfg *config.Config, siems []config.S
 	return out, errs
 }
 
-// siemClaims reads one SIEM's rules.
+// siemClaims reads one SIEM's rules as claims: the rules it runs; those it
+// refused are only counted.
 func siemClaims(ctx context.Context, host *pluginhost.Host, s config.SIEM) (coverage.Claims, error) {
+	rules, err := readRules(ctx, host, s)
+	if errors.Is(err, plugin.ErrUnsupported) {
+		return coverage.Claims{SIEM: s.Name, Note: noRulesCall}, nil
+	}
+	if err != nil {
+		return coverage.Claims{}, err
+	}
+	c := coverage.Claims{SIEM: s.Name, Known: true}
+	for _, r := range rules {
+		// A rule the SIEM refused does not run: it claims nothing and is
+		// not one of its rules (vigil rules --refused lists it).
+		if r.Refused != "" {
+			c.Refused++
+			continue
+		}
+		c.Rules = append(c.Rules, coverage.Rule{ID: r.ID, Name: r.Name, Techniques: r.Techniques, Enabled: r.Enabled, Source: r.Source})
+	}
+	return c, nil
+}
+
+// readRules starts one SIEM's plugin, configures it and lists its rules
+// (plugin.ErrUnsupported when it has no rules call). The local SIEM is
+// configured to replay: reading rules must not start the audit sensor nor
+// write the telemetry record file.
+func readRules(ctx context.Context, host *pluginhost.Host, s config.SIEM) ([]plugin.Rule, error) {
 	if s.Plugin == "local" {
 		p := map[string]any{}
 		for k, v := range s.Params {
 			p[k] = v
 		}
 		p["mode"] = "replay"
-		delete(p, "record") // reading rules must not write the telemetry record file
+		delete(p, "record")
 		s.Params = p
 	}
 	impl, _, err := host.SIEM(ctx, s.Plugin)
 	if err != nil {
-		return coverage.Claims{}, err
+		return nil, err
 	}
 	params, err := s.ParamsTOML()
 	if err != nil {
-		return coverage.Claims{}, err
+		return nil, err
 	}
 	if err := impl.Configure(ctx, params); err != nil {
-		return coverage.Claims{}, fmt.Errorf("configure: %w", err)
+		return nil, fmt.Errorf("configure: %w", err)
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
@@ -281,17 +307,10 @@ func siemClaims(ctx context.Context, host *pluginhost.Host, s config.SIEM) (cove
 		_ = impl.Close(cctx)
 	}()
 	rules, err := impl.ClaimedRules(ctx)
-	if errors.Is(err, plugin.ErrUnsupported) {
-		return coverage.Claims{SIEM: s.Name, Note: noRulesCall}, nil
+	if err != nil && !errors.Is(err, plugin.ErrUnsupported) {
+		return nil, fmt.Errorf("rules: %w", err)
 	}
-	if err != nil {
-		return coverage.Claims{}, fmt.Errorf("rules: %w", err)
-	}
-	c := coverage.Claims{SIEM: s.Name, Known: true}
-	for _, r := range rules {
-		c.Rules = append(c.Rules, coverage.Rule{ID: r.ID, Name: r.Name, Techniques: r.Techniques, Enabled: r.Enabled, Source: r.Source})
-	}
-	return c, nil
+	return rules, err
 }
 
 func oneLineErr(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }

@@ -333,7 +333,7 @@ func clockNote(name string, r plugin.ClockReading) string {
 	if r.Offset < 0 {
 		dir = "behind"
 	}
-	return fmt.Sprintf("siem %q: its clock is %s %s this host's (+/- %s, from the %s): signals it stamps outside their window are credited with the offset taken off, and latencies may be off by as much",
+	return fmt.Sprintf("siem %q: its clock is %s %s this host's (+/- %s; read from %s): signals it stamps outside their window are credited with the offset taken off, and latencies may be off by as much",
 		name, off.Round(time.Millisecond), dir, r.Uncertainty.Round(time.Millisecond), r.Source)
 }
 

@@ -1,11 +1,16 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/core/pluginhost"
+	"github.com/vigilsec/vigil/core/runner"
 )
 
 func newCmdValidate(io IO) *cobra.Command {
@@ -16,9 +21,13 @@ func newCmdValidate(io IO) *cobra.Command {
 		Short: "Check the config and the catalog (and, with --online, the SIEMs)",
 		Long: `Check vigil.toml and every catalog file: strict TOML, known ATT&CK
 techniques, placeholders, plugins that exist. Every problem names its file
-and line. With --online, plugins are started and configured, injectors
-validate the params of their tests, and each SIEM checks its credentials and
-the rules the tests expect.`,
+and line. The rules of SIEMs that read them offline (the local SIEM's Sigma
+files) are loaded too: every rule file refused is named with its line and
+why, and a broken one (an invalid regular expression, a condition naming a
+search that does not exist, ...) is a problem. With --online, plugins are
+started and configured, injectors validate the params of their tests, and
+each SIEM checks its credentials and the rules the tests expect, lists the
+rules it refuses, and reports its clock offset (a warning beyond 2s).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -32,7 +41,11 @@ the rules the tests expect.`,
 			}
 			fmt.Fprintf(io.Out, "config: %s: ok (%d SIEMs, %d targets)\n", src, len(l.siems), len(l.targets))
 			fmt.Fprintf(io.Out, "catalog: ok (%d tests, %d selected)\n", len(l.cat.Tests), len(l.tests))
+			bad := validateRules(ctx, io, l, o, online)
 			if !online {
+				if bad > 0 {
+					return usageErr(fmt.Errorf("%d problem(s)", bad))
+				}
 				return nil
 			}
 			st, err := l.start(ctx, o)
@@ -40,7 +53,6 @@ the rules the tests expect.`,
 				return err
 			}
 			defer st.close(ctx)
-			bad := 0
 			for _, p := range validateTests(ctx, st, l.tests) {
 				fmt.Fprintln(io.Out, p)
 				bad++
@@ -74,6 +86,7 @@ the rules the tests expect.`,
 				if len(probs) == 0 {
 					fmt.Fprintf(io.Out, "siem %q: ok\n", s.Name)
 				}
+				reportClock(ctx, io, s)
 			}
 			if bad > 0 {
 				return usageErr(fmt.Errorf("%d problem(s)", bad))
@@ -84,4 +97,78 @@ the rules the tests expect.`,
 	o.addFlags(cmd, true)
 	cmd.Flags().BoolVar(&online, "online", false, "start the plugins and check params, credentials and expected rules")
 	return cmd
+}
+
+// validateRules loads the rules of each SIEM that reads them offline (all
+// of them with --online), names every rule file it refused with its line
+// and why, and returns how many are broken: those are problems.
+func validateRules(ctx context.Context, io IO, l *loaded, o *selectOptions, online bool) int {
+	pins := map[string]string{}
+	for _, p := range l.cfg.Plugins {
+		pins[p.Name] = p.SHA256
+	}
+	host := pluginhost.New(pluginhost.Options{Dirs: l.pluginDs, Pins: pins, AllowUnpinned: o.AllowUnpinned, Stderr: io.Err})
+	defer host.Close()
+	bad := 0
+	for _, s := range l.siems {
+		impl, _, err := host.SIEM(ctx, s.Plugin)
+		if err != nil {
+			continue // --online reports it; offline, plugins are not the subject
+		}
+		d, err := impl.Describe(ctx)
+		if err != nil || !d.Has(plugin.CapRules) || (!online && !d.Has(plugin.CapRulesOffline)) {
+			continue
+		}
+		rules, err := readRules(ctx, host, s)
+		if err != nil {
+			if !errors.Is(err, plugin.ErrUnsupported) {
+				fmt.Fprintf(io.Out, "siem %q: rules: %v\n", s.Name, err)
+				bad++
+			}
+			continue
+		}
+		var runs, broken, scope int
+		for _, r := range rules {
+			switch {
+			case r.Refused == "":
+				runs++
+			case r.Broken:
+				broken++
+				fmt.Fprintf(io.Out, "siem %q: rule refused, broken: %s\n", s.Name, r.Refused)
+			default:
+				scope++
+			}
+		}
+		if scope > 0 {
+			for _, r := range rules {
+				if r.Refused != "" && !r.Broken {
+					fmt.Fprintf(io.Out, "siem %q: rule refused, outside what it evaluates: %s\n", s.Name, r.Refused)
+				}
+			}
+		}
+		fmt.Fprintf(io.Out, "siem %q: %d rules loaded, %d refused (%d broken, %d outside what it evaluates)\n", s.Name, runs, broken+scope, broken, scope)
+		bad += broken
+	}
+	return bad
+}
+
+// reportClock says how far the SIEM's clock is from this host's, when its
+// plugin can tell, and warns beyond ClockWarning.
+func reportClock(ctx context.Context, io IO, s *runner.SIEM) {
+	if !s.Desc.Has(plugin.CapClock) {
+		fmt.Fprintf(io.Out, "siem %q: clock: not read (the plugin has no clock call)\n", s.Name)
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	r, err := s.Impl.Clock(cctx)
+	if err != nil {
+		fmt.Fprintf(io.Out, "siem %q: clock: not read: %v\n", s.Name, err)
+		return
+	}
+	if note := clockNote(s.Name, r); note != "" {
+		fmt.Fprintf(io.Out, "WARNING: %s\n", note)
+		return
+	}
+	fmt.Fprintf(io.Out, "siem %q: clock: %s off this host's (+/- %s; read from %s)\n", s.Name, r.Offset.Round(time.Millisecond), r.Uncertainty.Round(time.Millisecond), r.Source)
 }

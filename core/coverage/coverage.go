@@ -107,6 +107,9 @@ type Claims struct {
 	Known bool
 	Note  string
 	Rules []Rule
+	// Refused counts the rule files the SIEM refused to run (they cannot
+	// work, or are outside what it evaluates): not among Rules.
+	Refused int
 }
 
 // Input is what Compute compares.
@@ -148,6 +151,9 @@ type SIEM struct {
 	// claim anything.
 	Rules        int `json:"rules"`
 	EnabledRules int `json:"enabled_rules"`
+	// RefusedRules counts the rule files the SIEM refused to run; they
+	// claim nothing and are not among Rules.
+	RefusedRules int `json:"refused_rules,omitempty"`
 	// ClaimedOutOfScope counts techniques enabled rules claim outside the
 	// platform scope and untested (not classified).
 	ClaimedOutOfScope int `json:"claimed_out_of_scope"`
@@ -327,6 +333,7 @@ func computeSIEM(table *attack.Table, ids []attack.TechniqueID, inScope map[atta
 		}
 	}
 	s.EnabledRules = len(enabled)
+	s.RefusedRules = c.Refused
 	fired := func(r Rule, v *verdicts) bool {
 		return v != nil && (v.firedIDs[strings.ToLower(r.ID)] || (r.Name != "" && v.firedIDs[strings.ToLower(r.Name)]))
 	}

@@ -53,6 +53,10 @@ const (
 	// CapClock: the plugin reads the SIEM's clock against this host's
 	// (SIEM.Clock).
 	CapClock = "clock"
+	// CapRulesOffline: listing the rules needs no network and no
+	// credential (the local SIEM's Sigma files): vigil validate reads them
+	// without --online.
+	CapRulesOffline = "rules_offline"
 )
 
 // MarkerLocation is where an injector plants the run marker, or where a SIEM

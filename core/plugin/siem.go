@@ -181,6 +181,13 @@ type Rule struct {
 	// "kuery", "eql", "spl", ...), when the plugin gives them.
 	Query    string
 	Language string
+	// Refused says why the SIEM does not run the rule at all, with the
+	// file and line where it applies ("x.yml:12: invalid regular
+	// expression: ..."): a refused rule is never Enabled and claims
+	// nothing. Broken marks a refused rule that cannot work as written, as
+	// opposed to a valid rule outside what the SIEM evaluates.
+	Refused string
+	Broken  bool
 }
 
 // SIEMPlugin is the go-plugin adapter for SIEM (gRPC only).

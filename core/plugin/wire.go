@@ -140,7 +140,7 @@ func rulesToProto(rs []Rule) []*pluginv1.Rule {
 	for i, r := range rs {
 		out[i] = &pluginv1.Rule{
 			Id: r.ID, Name: r.Name, Techniques: r.Techniques, Enabled: r.Enabled,
-			Source: r.Source, Query: r.Query, Language: r.Language,
+			Source: r.Source, Query: r.Query, Language: r.Language, Refused: r.Refused, Broken: r.Broken,
 		}
 	}
 	return out
@@ -152,6 +152,7 @@ func rulesFromProto(rs []*pluginv1.Rule) []Rule {
 		out = append(out, Rule{
 			ID: r.GetId(), Name: r.GetName(), Techniques: r.GetTechniques(), Enabled: r.GetEnabled(),
 			Source: r.GetSource(), Query: r.GetQuery(), Language: r.GetLanguage(),
+			Refused: r.GetRefused(), Broken: r.GetBroken(),
 		})
 	}
 	return out

@@ -68,6 +68,9 @@ func writeCoverageSIEM(b *strings.Builder, s coverage.SIEM) error {
 	fmt.Fprintf(b, "\nSIEM %s: ", s.Name)
 	if s.ClaimsKnown {
 		fmt.Fprintf(b, "%d %s (%d enabled)", s.Rules, plural(s.Rules, "rule", "rules"), s.EnabledRules)
+		if s.RefusedRules > 0 {
+			fmt.Fprintf(b, ", %d refused (vigil rules --refused says why)", s.RefusedRules)
+		}
 		if s.ClaimedOutOfScope > 0 {
 			fmt.Fprintf(b, ", %d claimed %s outside the scope", s.ClaimedOutOfScope, plural(s.ClaimedOutOfScope, "technique", "techniques"))
 		}

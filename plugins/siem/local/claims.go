@@ -12,7 +12,9 @@ import (
 // (attack.execution) claim no technique. Source is the rule's file
 // (sigma/linux/... for vigil's own, embedded, rules; the path under an
 // extra directory) or, for SigmaHQ's, its link to the SigmaHQ repository.
-// Every loaded rule runs, so all are enabled.
+// Every loaded rule runs, so all are enabled. The files that did not load
+// follow, refused with the reason and line (never enabled, claiming
+// nothing): Broken when the rule cannot work as written.
 func (s *SIEM) ClaimedRules(context.Context) ([]plugin.Rule, error) {
 	st, err := s.state()
 	if err != nil {
@@ -28,6 +30,11 @@ func (s *SIEM) ClaimedRules(context.Context) ([]plugin.Rule, error) {
 		out = append(out, plugin.Rule{
 			ID: r.ID, Name: r.Title, Techniques: append([]string(nil), r.Techniques...),
 			Enabled: true, Source: src, Language: QueryDialect,
+		})
+	}
+	for _, p := range st.problems {
+		out = append(out, plugin.Rule{
+			ID: p.ID, Name: p.Title, Source: p.Path, Language: QueryDialect, Refused: p.Error(), Broken: p.Broken(),
 		})
 	}
 	return out, nil

@@ -35,9 +35,28 @@ detection:
 level: low
 `
 
+// brokenRule cannot work: its regular expression is not RE2 syntax.
+const brokenRule = `title: vigil test - broken rule
+id: 7d2e1f4b-3c8a-4e21-8b55-1e6f8d0c2b13
+status: test
+tags:
+    - attack.t1003.008
+logsource:
+    product: linux
+    category: process_creation
+detection:
+    selection:
+        CommandLine|re: '(?<=cat) /etc/shadow'
+    condition: selection
+level: high
+`
+
 func TestClaimedRules(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "tagged.yml"), []byte(taggedRule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "broken.yml"), []byte(brokenRule), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	s, impl := configured(t, "mode = \"replay\"\nsigma_dirs = [\""+dir+"\"]")
@@ -49,13 +68,34 @@ func TestClaimedRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Every loaded rule: vigil's own, SigmaHQ's and the extra directory's.
-	if loaded := len(impl.Rules()); len(rules) != loaded || loaded < 100 {
-		t.Fatalf("%d rules claimed, %d loaded (want the same, and SigmaHQ's among them)", len(rules), loaded)
+	// Every loaded rule: vigil's own, SigmaHQ's and the extra directory's;
+	// then every file that did not load, refused with why.
+	refused := map[string]plugin.Rule{}
+	var loadedRules []plugin.Rule
+	for _, r := range rules {
+		if r.Refused != "" {
+			refused[r.Source] = r
+			if r.Enabled || len(r.Techniques) > 0 {
+				t.Errorf("refused rule %+v: enabled or claiming", r)
+			}
+			continue
+		}
+		loadedRules = append(loadedRules, r)
+	}
+	if loaded := len(impl.Rules()); len(loadedRules) != loaded || loaded < 100 || len(refused) != len(impl.LoadProblems()) {
+		t.Fatalf("%d rules listed as loaded, %d loaded; %d refused, %d problems (want the same, and SigmaHQ's among them)",
+			len(loadedRules), loaded, len(refused), len(impl.LoadProblems()))
+	}
+	b := refused[filepath.ToSlash(filepath.Join(dir, "broken.yml"))]
+	if !b.Broken || !strings.Contains(b.Refused, "broken.yml:11: invalid regular expression: CommandLine|re in search \"selection\"") {
+		t.Errorf("broken rule listed as %+v, want refused, broken, with its line and reason", b)
+	}
+	if r, ok := refused["rules/sigma/sigmahq/rules/linux/builtin/clamav/lnx_clamav_relevant_message.yml"]; !ok || r.Broken || !strings.Contains(r.Refused, "unsupported logsource") {
+		t.Errorf("SigmaHQ rule outside the scope listed as %+v", r)
 	}
 	byID := map[string]plugin.Rule{}
 	var own, hq int
-	for _, r := range rules {
+	for _, r := range loadedRules {
 		byID[r.ID] = r
 		if !r.Enabled || r.Language != "sigma" || r.Name == "" || r.Source == "" {
 			t.Errorf("rule %+v: want enabled, sigma, with a name and a source", r)

@@ -118,7 +118,7 @@ func (s *SIEM) Describe(ctx context.Context) (plugin.Description, error) {
 		Platforms:       []string{"linux"},
 		MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine, plugin.MarkerFilePath, plugin.MarkerLogField},
 		QueryDialect:    QueryDialect,
-		Capabilities:    []string{plugin.CapRawEvents, plugin.CapIngest, plugin.CapRules, plugin.CapClock},
+		Capabilities:    []string{plugin.CapRawEvents, plugin.CapIngest, plugin.CapRules, plugin.CapClock, plugin.CapRulesOffline},
 		ReportsHost:     true,
 	}, nil
 }
@@ -237,7 +237,7 @@ func (s *SIEM) Clock(ctx context.Context) (plugin.ClockReading, error) {
 	if _, err := s.state(); err != nil {
 		return plugin.ClockReading{}, err
 	}
-	return plugin.ClockReading{Uncertainty: kernelTick, Source: "this host's clock (the kernel stamps audit events with its coarse clock)"}, nil
+	return plugin.ClockReading{Uncertainty: kernelTick, Source: "this host's own clock (the kernel stamps audit events with its coarse clock)"}, nil
 }
 
 // LoadProblems lists the SigmaHQ and extra-directory rule files that were
@@ -283,6 +283,7 @@ func (s *SIEM) Stats(ctx context.Context) (map[string]int64, error) {
 		"record_dropped":  int64(st.rec.dropped()),
 		"rules_loaded":    int64(st.nRules),
 		"rules_skipped":   int64(len(st.problems)),
+		"rules_broken":    int64(brokenRules(st.problems)),
 	}
 	if sen := st.sensor.Load(); sen != nil {
 		ss, err := sen.Stats(ctx)
@@ -299,6 +300,17 @@ func (s *SIEM) Stats(ctx context.Context) (map[string]int64, error) {
 		}
 	}
 	return out, nil
+}
+
+// brokenRules counts the rule files that cannot work as written.
+func brokenRules(ps []detect.Problem) int {
+	n := 0
+	for _, p := range ps {
+		if p.Broken() {
+			n++
+		}
+	}
+	return n
 }
 
 // Close stops the sensor (removing its audit rules and restoring the audit

@@ -42,8 +42,11 @@ func loadRules(c Config) (*ruleSet, error) {
 	}
 	rs.own = len(rs.rules)
 
-	add := func(set *detect.Ruleset) {
-		rs.problems = append(rs.problems, set.Problems...)
+	add := func(set *detect.Ruleset, prefix string) {
+		for _, p := range set.Problems {
+			p.Path = prefix + p.Path
+			rs.problems = append(rs.problems, p)
+		}
 		for _, r := range set.Rules {
 			if first, dup := seen[r.ID]; dup {
 				rs.problems = append(rs.problems, detect.Problem{
@@ -65,7 +68,7 @@ func loadRules(c Config) (*ruleSet, error) {
 		if err != nil {
 			return nil, fmt.Errorf("local: sigmahq rules: %w", err)
 		}
-		add(set)
+		add(set, "rules/sigma/sigmahq/")
 	}
 	for _, dir := range c.SigmaDirs {
 		set, err := loadDir(dir)
@@ -73,7 +76,7 @@ func loadRules(c Config) (*ruleSet, error) {
 			rs.problems = append(rs.problems, detect.Problem{Path: dir, Reason: detect.ReasonRead, Detail: err.Error()})
 			continue
 		}
-		add(set)
+		add(set, "")
 	}
 	return rs, nil
 }

@@ -995,14 +995,22 @@ func (*RulesRequest) Descriptor() ([]byte, []int) {
 
 // Rule is one detection rule and the ATT&CK techniques it claims.
 type Rule struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Techniques    []string               `protobuf:"bytes,3,rep,name=techniques,proto3" json:"techniques,omitempty"` // ATT&CK IDs, upper-case (T1059.004)
-	Enabled       bool                   `protobuf:"varint,4,opt,name=enabled,proto3" json:"enabled,omitempty"`
-	Source        string                 `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`     // where the rule lives: file, URL or saved search name
-	Query         string                 `protobuf:"bytes,6,opt,name=query,proto3" json:"query,omitempty"`       // the rule's query, when the plugin gives it
-	Language      string                 `protobuf:"bytes,7,opt,name=language,proto3" json:"language,omitempty"` // the query's language (sigma, kuery, eql, spl, ...)
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name       string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Techniques []string               `protobuf:"bytes,3,rep,name=techniques,proto3" json:"techniques,omitempty"` // ATT&CK IDs, upper-case (T1059.004)
+	Enabled    bool                   `protobuf:"varint,4,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	Source     string                 `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`     // where the rule lives: file, URL or saved search name
+	Query      string                 `protobuf:"bytes,6,opt,name=query,proto3" json:"query,omitempty"`       // the rule's query, when the plugin gives it
+	Language   string                 `protobuf:"bytes,7,opt,name=language,proto3" json:"language,omitempty"` // the query's language (sigma, kuery, eql, spl, ...)
+	// refused says why the SIEM does not run the rule at all (a rule file
+	// that cannot work, or is outside what the SIEM evaluates): where and
+	// why, e.g. "x.yml:12: invalid regular expression: ...". A refused
+	// rule is never enabled and claims nothing.
+	Refused string `protobuf:"bytes,8,opt,name=refused,proto3" json:"refused,omitempty"`
+	// broken is set on a refused rule that cannot work as written (as
+	// opposed to a valid rule outside the SIEM's scope).
+	Broken        bool `protobuf:"varint,9,opt,name=broken,proto3" json:"broken,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1084,6 +1092,20 @@ func (x *Rule) GetLanguage() string {
 		return x.Language
 	}
 	return ""
+}
+
+func (x *Rule) GetRefused() string {
+	if x != nil {
+		return x.Refused
+	}
+	return ""
+}
+
+func (x *Rule) GetBroken() bool {
+	if x != nil {
+		return x.Broken
+	}
+	return false
 }
 
 type RulesResponse struct {
@@ -1275,7 +1297,7 @@ const file_vigil_plugin_v1_siem_proto_rawDesc = "" +
 	"\rCountersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x0e\n" +
-	"\fRulesRequest\"\xae\x01\n" +
+	"\fRulesRequest\"\xe0\x01\n" +
 	"\x04Rule\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1e\n" +
@@ -1285,7 +1307,9 @@ const file_vigil_plugin_v1_siem_proto_rawDesc = "" +
 	"\aenabled\x18\x04 \x01(\bR\aenabled\x12\x16\n" +
 	"\x06source\x18\x05 \x01(\tR\x06source\x12\x14\n" +
 	"\x05query\x18\x06 \x01(\tR\x05query\x12\x1a\n" +
-	"\blanguage\x18\a \x01(\tR\blanguage\"<\n" +
+	"\blanguage\x18\a \x01(\tR\blanguage\x12\x18\n" +
+	"\arefused\x18\b \x01(\tR\arefused\x12\x16\n" +
+	"\x06broken\x18\t \x01(\bR\x06broken\"<\n" +
 	"\rRulesResponse\x12+\n" +
 	"\x05rules\x18\x01 \x03(\v2\x15.vigil.plugin.v1.RuleR\x05rules\"j\n" +
 	"\fClockReading\x12\x1b\n" +
