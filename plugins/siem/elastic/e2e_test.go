@@ -24,6 +24,8 @@ type replayInjector struct {
 	sdk.InjectorBase
 	mu      sync.Mutex
 	started map[string]time.Time // by marker
+	// noEvents makes injections produce no telemetry at all.
+	noEvents bool
 }
 
 func (x *replayInjector) Describe(context.Context) (plugin.Description, error) {
@@ -40,8 +42,12 @@ func (x *replayInjector) Inject(_ context.Context, req plugin.InjectRequest) (pl
 	x.mu.Unlock()
 	ev := fmt.Sprintf(`{"@timestamp":%q,"host":{"name":%q},"process":{"name":"bash","command_line":"bash -c 'echo %s'"},"event":{"category":["process"],"type":["start"]}}`,
 		start.Format(time.RFC3339Nano), testHost, req.Marker)
-	return plugin.InjectResult{StartedAt: start, EndedAt: start.Add(5 * time.Millisecond), Outcome: plugin.OutcomeSucceeded,
-		Host: testHost, MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine}, Events: [][]byte{[]byte(ev)}}, nil
+	res := plugin.InjectResult{StartedAt: start, EndedAt: start.Add(5 * time.Millisecond), Outcome: plugin.OutcomeSucceeded,
+		Host: testHost, MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine}, Events: [][]byte{[]byte(ev)}}
+	if x.noEvents {
+		res.Events = nil
+	}
+	return res, nil
 }
 
 func (x *replayInjector) Cleanup(context.Context, plugin.CleanupRequest) (plugin.CleanupResult, error) {
@@ -206,4 +212,124 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("building-block only: status %s (%q), want missed", r.Status, r.Error)
 		}
 	})
+}
+
+// Every class of miss the Elastic plugin can give evidence for, each set
+// up in the fake exactly; and the faults that make a run prove nothing end
+// in an error: a replay the bulk API rejects in part, a server that drops
+// the paging cursor.
+func TestEndToEndDiagnoses(t *testing.T) {
+	const delay = 400 * time.Millisecond
+	// alertRule raises, for each ingested marker, an alert stamped at
+	// (start + delay + shift) whose marker fields hold mark(marker).
+	alertRule := func(f *fakeElastic, inj *replayInjector, shift time.Duration, mark func(string) string) {
+		f.onIngest = func(docs []map[string]any) {
+			for _, d := range docs {
+				marker := first(d, MarkerField)
+				inj.mu.Lock()
+				at := inj.started[marker].Add(delay + shift)
+				inj.mu.Unlock()
+				f.add(".alerts-security.alerts-default", "alert-"+marker, alert8x(t, "alert-"+marker, at, mark(marker)), at)
+			}
+		}
+	}
+	same := func(m string) string { return m }
+	withTech := func(tech string) *catalog.Test {
+		ts := e2eTest(t, "x", time.Second)
+		ts.Expect[0].Technique = attack.TechniqueID(tech)
+		return ts
+	}
+	cases := []struct {
+		name   string
+		setup  func(f *fakeElastic, inj *replayInjector)
+		test   *catalog.Test
+		status measure.Status
+		class  measure.DiagnosisClass
+		says   string
+	}{
+		{name: "telemetry, no alert", test: e2eTest(t, "x", time.Second), status: measure.Missed, class: measure.TelemetryNoAlert,
+			says: `1 event(s) carrying the marker arrived`},
+		{name: "no telemetry", setup: func(f *fakeElastic, inj *replayInjector) { inj.noEvents = true },
+			test: e2eTest(t, "x", time.Second), status: measure.Missed, class: measure.NoTelemetry, says: `no event carrying the marker reached siem "elastic"`},
+		{name: "alert for another technique", setup: func(f *fakeElastic, inj *replayInjector) { alertRule(f, inj, 0, same) },
+			test: withTech("T1003.008"), status: measure.Missed, class: measure.AlertWrongTechnique,
+			says: `rule "Unix Shell Execution With Run Marker" (7f3c1d2e-vigil-test-rule-0001) [T1059.004], not for T1003.008`},
+		{name: "alert without the marker", setup: func(f *fakeElastic, inj *replayInjector) {
+			alertRule(f, inj, 0, func(string) string { return "no-run-marker" })
+		}, test: e2eTest(t, "x", time.Second), status: measure.Missed, class: measure.AlertWithoutMarker, says: "on host vigil-lab-01 inside the window (400ms after the injection) without the marker"},
+		{name: "clock 30s behind, not measurable", setup: func(f *fakeElastic, inj *replayInjector) {
+			alertRule(f, inj, -30*time.Second, same)
+			f.fail("_simulate", -1, 403, `{"error":{"type":"security_exception","reason":"action [cluster:admin/ingest/pipeline/simulate] is unauthorized"},"status":403}`)
+		}, test: e2eTest(t, "x", time.Second), status: measure.Missed, class: measure.AlertOutsideWindow, says: "stamped 29.6s before the injection"},
+		{name: "clock 30s behind, measured", setup: func(f *fakeElastic, inj *replayInjector) {
+			alertRule(f, inj, -30*time.Second, same)
+			f.clockSkew = -30 * time.Second
+		}, test: e2eTest(t, "x", time.Second), status: measure.Detected},
+		{name: "replay rejected in part", setup: func(f *fakeElastic, inj *replayInjector) {
+			f.itemFail = func(map[string]any, int) (int, string, string) {
+				return 400, "mapper_parsing_exception", "failed to parse field [process.pid] of type [long]"
+			}
+		}, test: e2eTest(t, "x", time.Second), status: measure.Error, says: `siem "elastic" rejected 1 of the 1 replayed events (0 accepted)`},
+		{name: "paging cursor ignored", setup: func(f *fakeElastic, inj *replayInjector) {
+			alertRule(f, inj, 0, same)
+			f.ignoreSearchAfter = true
+			now := time.Now()
+			for i := 0; i < 3; i++ {
+				id := fmt.Sprintf("noise-%d", i)
+				f.add(".alerts-security.alerts-default", id, alert8x(t, id, now.Add(time.Duration(i)*time.Millisecond), "vigil-00000000000"+fmt.Sprint(i)), now)
+			}
+		}, test: e2eTest(t, "x", time.Second), status: measure.Error, says: "returned the page token it was given"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFakeElastic(t)
+			inj := &replayInjector{started: map[string]time.Time{}}
+			// The alerts index exists, as soon as any rule ever fired.
+			old := time.Now().Add(-24 * time.Hour)
+			f.add(".alerts-security.alerts-default", "old", alert8x(t, "old", old, "vigil-0000000000ff"), old)
+			if tc.setup != nil {
+				tc.setup(f, inj)
+			}
+			cfg := esConfig(f, false)
+			if tc.name == "paging cursor ignored" {
+				cfg += "\npage_size = 2"
+			}
+			siem, _ := configured(t, f, cfg)
+			sd, _ := siem.Describe(context.Background())
+			id, _ := inj.Describe(context.Background())
+			eng := &runner.Engine{
+				SIEMs:   []*runner.SIEM{{Name: "elastic", Plugin: Name, Impl: siem, Desc: sd, PollInterval: 100 * time.Millisecond, Timeout: time.Second, ClockSlack: time.Minute}},
+				Targets: []*runner.Target{{Name: "lab", Plugin: "replaytest", Impl: inj, Desc: id, Host: testHost, TmpRoot: t.TempDir()}},
+			}
+			r := run(t, eng, tc.test)["x"]
+			if r.Status != tc.status {
+				t.Fatalf("status %s (error %q, reason %q), want %s", r.Status, r.Error, r.Reason, tc.status)
+			}
+			switch tc.status {
+			case measure.Error:
+				if !strings.Contains(r.Error, tc.says) {
+					t.Errorf("error %q does not say %q", r.Error, tc.says)
+				}
+			case measure.Detected:
+				if r.LatencyMS == nil || r.ClockOffsetMS == nil {
+					t.Fatalf("latency_ms %v clock_offset_ms %v", r.LatencyMS, r.ClockOffsetMS)
+				}
+				// The offset read from the simulated pipeline is good to
+				// the round trip: a few milliseconds here.
+				if lat, off := *r.LatencyMS, *r.ClockOffsetMS; lat < delay.Milliseconds()-20 || lat > delay.Milliseconds()+20 || off > -29980 || off < -30020 {
+					t.Errorf("latency_ms %d clock_offset_ms %d: want %d and -30000 (+/- 20ms)", lat, off, delay.Milliseconds())
+				}
+			default:
+				if r.Diagnosis == nil || r.Diagnosis.Class != tc.class || !strings.Contains(r.Diagnosis.Summary, tc.says) {
+					t.Errorf("diagnosis %+v\nwant %s saying %q", r.Diagnosis, tc.class, tc.says)
+				}
+			}
+			if tc.class == measure.TelemetryNoAlert {
+				if ev := r.Diagnosis.Events; ev == nil || !strings.Contains(ev.Excerpt, "bash -c 'echo vigil-") {
+					t.Errorf("events evidence %+v: want the command line", ev)
+				}
+			}
+		})
+	}
 }

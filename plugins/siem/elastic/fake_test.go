@@ -85,6 +85,12 @@ type fakeElastic struct {
 	// echoAuth makes 401 answers quote the Authorization header received:
 	// an adversarial server, to prove secrets are redacted.
 	echoAuth bool
+	// clockSkew is the server's clock minus the real one, as the ingest
+	// timestamp of a simulated pipeline shows it.
+	clockSkew time.Duration
+	// ignoreSearchAfter answers every search from its first hit, as a
+	// server (or proxy) that drops the paging cursor would.
+	ignoreSearchAfter bool
 }
 
 func newFakeElastic(t testing.TB) *fakeElastic {
@@ -269,6 +275,8 @@ func (f *fakeElastic) serveES(w http.ResponseWriter, r *http.Request) {
 		esJSON(w, http.StatusOK, res)
 	case strings.HasSuffix(p, "/_update_by_query") && r.Method == http.MethodPost:
 		f.updateByQuery(w, strings.TrimSuffix(p, "/_update_by_query"), body)
+	case p == "_ingest/pipeline/_simulate" && r.Method == http.MethodPost:
+		f.simulate(w, body)
 	default:
 		esError(w, http.StatusBadRequest, "illegal_argument_exception", "fake: unsupported request ["+r.Method+" "+r.URL.Path+"]")
 	}
@@ -449,7 +457,10 @@ func (f *fakeElastic) search(pattern string, body []byte, kibana bool) (map[stri
 		}
 		return false
 	})
-	if after, ok := req["search_after"].([]any); ok {
+	f.mu.Lock()
+	ignoreAfter := f.ignoreSearchAfter
+	f.mu.Unlock()
+	if after, ok := req["search_after"].([]any); ok && !ignoreAfter {
 		if len(after) != len(keys) {
 			return nil, 400, &qerr{"illegal_argument_exception", "search_after has " + strconv.Itoa(len(after)) + " value(s) but sort has " + strconv.Itoa(len(keys))}
 		}
@@ -494,6 +505,39 @@ func (f *fakeElastic) search(pattern string, body []byte, kibana bool) (map[stri
 		"_shards": map[string]any{"total": max(1, len(names)), "successful": max(1, len(names)), "skipped": 0, "failed": 0},
 		"hits":    map[string]any{"total": map[string]any{"value": len(hits), "relation": "eq"}, "max_score": nil, "hits": hits},
 	}, 200, nil
+}
+
+// simulate answers a simulated pipeline of set processors whose value is
+// {{_ingest.timestamp}}, as Elasticsearch does: the document with each
+// field set to the node's time (here: the real time plus clockSkew).
+func (f *fakeElastic) simulate(w http.ResponseWriter, body []byte) {
+	var req struct {
+		Pipeline struct {
+			Processors []struct {
+				Set *struct {
+					Field string `json:"field"`
+					Value string `json:"value"`
+				} `json:"set"`
+			} `json:"processors"`
+		} `json:"pipeline"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		esError(w, http.StatusBadRequest, "parse_exception", "request body is required")
+		return
+	}
+	f.mu.Lock()
+	now := time.Now().Add(f.clockSkew).UTC()
+	f.mu.Unlock()
+	src := map[string]any{}
+	for _, p := range req.Pipeline.Processors {
+		if p.Set != nil && p.Set.Value == "{{_ingest.timestamp}}" {
+			src[p.Set.Field] = now.Format("2006-01-02T15:04:05.000000000Z")
+		}
+	}
+	esJSON(w, http.StatusOK, map[string]any{"docs": []any{map[string]any{"doc": map[string]any{
+		"_index": "_index", "_id": "_id", "_version": "-3", "_source": src,
+		"_ingest": map[string]any{"timestamp": now.Format("2006-01-02T15:04:05.000000000Z")},
+	}}}})
 }
 
 func indexOf(f *fakeElastic, d *fakeDoc) string {
