@@ -52,9 +52,10 @@ type judgement struct {
 }
 
 // clockCorrection is a SIEM's measured clock offset (its clock minus this
-// host's), used only when it is larger than the reading's uncertainty.
+// host's), used only when it is larger than the reading's uncertainty, and
+// that uncertainty.
 type clockCorrection struct {
-	offset time.Duration
+	offset, uncertainty time.Duration
 }
 
 // judge decides how signal s relates to expectation e. markerLocs are the
@@ -65,7 +66,8 @@ type clockCorrection struct {
 // stamped after the deadline but found before the expectation was closed
 // still counts (a latency budget breach). A marker-tied signal stamped
 // earlier counts only when the SIEM's measured clock offset, taken off its
-// timestamp, brings it into [start, deadline]. By default a signal tagged
+// timestamp, brings it into [start, deadline] give or take the reading's
+// uncertainty (its latency is then clamped at zero). By default a signal tagged
 // with the expected technique (or its parent) meets the criterion; a rule
 // name or ID, or a native query, replaces it.
 func judge(e plugin.Expectation, markerLocs []plugin.MarkerLocation, s plugin.Signal, clock *clockCorrection) judgement {
@@ -89,7 +91,10 @@ func judge(e plugin.Expectation, markerLocs []plugin.MarkerLocation, s plugin.Si
 		return judgement{verdict: matched, how: how, at: s.Timestamp}
 	}
 	if clock != nil {
-		if c := s.Timestamp.Add(-clock.offset); inWindow(e, c) {
+		c := s.Timestamp.Add(-clock.offset)
+		widened := e
+		widened.NotBefore, widened.Deadline = e.NotBefore.Add(-clock.uncertainty), e.Deadline.Add(clock.uncertainty)
+		if inWindow(widened, c) {
 			return judgement{verdict: matched, how: how, at: c, corrected: true}
 		}
 	}

@@ -193,7 +193,7 @@ func (w *watcher) readClock(ctx context.Context) {
 	defer w.mu.Unlock()
 	w.reading = &r
 	if abs(r.Offset) > r.Uncertainty+ClockTolerance {
-		w.clock = &clockCorrection{offset: r.Offset}
+		w.clock = &clockCorrection{offset: r.Offset, uncertainty: r.Uncertainty}
 	}
 }
 

@@ -533,3 +533,125 @@ func TestEnginePackReplay(t *testing.T) {
 	}
 	t.Logf("%d tests replayed: %d logs ingested, %d signals raised, %d polls, %d signal searches", len(tests), srv.Logs(), srv.SignalCount(), polls, searches)
 }
+
+// eventInjector replays, per injection, the events its events func gives
+// (vigil's recorded event shape), and remembers when each started.
+type eventInjector struct {
+	fakeInjector
+	events func(marker string, started time.Time) [][]byte
+}
+
+func (x *eventInjector) Inject(ctx context.Context, req plugin.InjectRequest) (plugin.InjectResult, error) {
+	r, err := x.fakeInjector.Inject(ctx, req)
+	if x.events != nil {
+		r.Events = x.events(req.Marker, r.StartedAt)
+	}
+	return r, err
+}
+
+// shellEvent is a process creation of the marked shell, as vigil records
+// it.
+func shellEvent(marker string, at time.Time) []byte {
+	return []byte(fmt.Sprintf(`{"time":%q,"host":"lab-1","logsource":{"product":"linux","category":"process_creation"},"fields":{"Image":"/bin/sh","CommandLine":"/bin/sh -c true %s"},"ancestry":["/bin/sh -c true %s"]}`,
+		at.Add(2*time.Millisecond).UTC().Format(time.RFC3339Nano), marker, marker))
+}
+
+// Every class of miss the Datadog plugin can give evidence for, each set
+// up in the fake exactly; and the faults that make a run prove nothing end
+// in an error: a replay the intake refuses or that vigil could send only
+// in part, a server that drops the paging cursor.
+func TestEngineDiagnoses(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	withEvent := func(m string, at time.Time) [][]byte { return [][]byte{shellEvent(m, at)} }
+	signal := func(srv *ddfake.Server, marker, tag string, at time.Time) {
+		sg := taggedSignal(at, marker, tag)
+		srv.AddSignal(sg)
+	}
+	cases := []struct {
+		name   string
+		opts   ddfake.Options
+		extra  string
+		events func(string, time.Time) [][]byte
+		signal func(srv *ddfake.Server, marker string, started time.Time)
+		fault  ddfake.Fault
+		status measure.Status
+		class  measure.DiagnosisClass
+		says   string
+	}{
+		{name: "telemetry, no alert", events: withEvent, status: measure.Missed, class: measure.TelemetryNoAlert,
+			says: `1 event(s) carrying the marker arrived (linux; the first stamped`},
+		{name: "no telemetry", status: measure.Missed, class: measure.NoTelemetry, says: `no event carrying the marker reached siem "datadog"`},
+		{name: "signal for another technique", events: withEvent, signal: func(srv *ddfake.Server, m string, at time.Time) {
+			signal(srv, m, "technique:t1003-os-credential-dumping", at.Add(delay))
+		}, status: measure.Missed, class: measure.AlertWrongTechnique,
+			says: `rule "Shell spawned with a suspicious command line" (abc-she-ll1) [T1003], not for T1059.004`},
+		{name: "signal without the marker", events: withEvent, signal: func(srv *ddfake.Server, m string, at time.Time) {
+			signal(srv, "no-run-marker", "technique:t1059.004-unix-shell", at.Add(delay))
+		}, status: measure.Missed, class: measure.AlertWithoutMarker, says: "on host lab-1 inside the window (300ms after the injection) without the marker"},
+		{name: "signal stamped 30s early, clock in sync", events: withEvent, signal: func(srv *ddfake.Server, m string, at time.Time) {
+			signal(srv, m, "technique:t1059.004-unix-shell", at.Add(delay-30*time.Second))
+		}, status: measure.Missed, class: measure.AlertOutsideWindow, says: "stamped 29.7s before the injection"},
+		{name: "clock 30s behind, measured", opts: ddfake.Options{ClockSkew: -30 * time.Second}, events: withEvent,
+			signal: func(srv *ddfake.Server, m string, at time.Time) {
+				signal(srv, m, "technique:t1059.004-unix-shell", at.Add(delay-30*time.Second))
+			}, status: measure.Detected},
+		{name: "replay sent in part", events: func(m string, at time.Time) [][]byte {
+			return [][]byte{shellEvent(m, at), []byte(`not json`)}
+		}, status: measure.Error, says: `siem "datadog" rejected 1 of the 2 replayed events (1 accepted): events[1]`},
+		{name: "replay refused by the intake", events: withEvent, fault: func(r ddfake.Request, _ int) *ddfake.Answer {
+			if r.Path == ddfake.PathIntake {
+				return &ddfake.Answer{Status: http.StatusBadRequest, Body: `{"errors":[{"status":"400","title":"Bad Request","detail":"invalid log entry"}]}`}
+			}
+			return nil
+		}, status: measure.Error, says: `siem "datadog": ingest: datadog: submit logs: 400 Bad Request`},
+		{name: "paging cursor ignored", opts: ddfake.Options{IgnoreCursor: true}, extra: "page_size = 1", events: withEvent,
+			signal: func(srv *ddfake.Server, m string, at time.Time) {
+				signal(srv, m, "technique:t1059.004-unix-shell", at.Add(delay))
+				signal(srv, "vigil-ffffffffffff", "technique:t1059.004-unix-shell", at.Add(delay))
+			}, status: measure.Error, says: "returned the page token it was given"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newFake(t, tc.opts)
+			if tc.fault != nil {
+				srv.SetFault(tc.fault)
+			}
+			inj := &eventInjector{events: tc.events}
+			inj.onInject = func(req plugin.InjectRequest, started time.Time) {
+				if tc.signal != nil {
+					tc.signal(srv, req.Marker, started)
+				}
+			}
+			eng, _ := engine(t, srv, tc.extra, inj, "fakeinj")
+			eng.SIEMs[0].ClockSlack = time.Minute
+			r := run(t, eng, e2eTest(t, "x", "T1059.004", "fakeinj", time.Second))["x"]
+			if r.Status != tc.status {
+				t.Fatalf("status %s (error %q, reason %q), want %s", r.Status, r.Error, r.Reason, tc.status)
+			}
+			switch tc.status {
+			case measure.Error:
+				if !strings.Contains(r.Error, tc.says) {
+					t.Errorf("error %q does not say %q", r.Error, tc.says)
+				}
+			case measure.Detected:
+				// The Date header reads the clock to within a second.
+				if r.LatencyMS == nil || r.ClockOffsetMS == nil || *r.LatencyMS < 0 || *r.LatencyMS > delay.Milliseconds()+1000 ||
+					*r.ClockOffsetMS > -29000 || *r.ClockOffsetMS < -31000 {
+					t.Errorf("latency_ms %v clock_offset_ms %v: want about %d and -30000 (+/- the Date header's second)", deref(r.LatencyMS), deref(r.ClockOffsetMS), delay.Milliseconds())
+				}
+			default:
+				if r.Diagnosis == nil || r.Diagnosis.Class != tc.class || !strings.Contains(r.Diagnosis.Summary, tc.says) {
+					t.Errorf("diagnosis %+v\nwant %s saying %q", r.Diagnosis, tc.class, tc.says)
+				}
+			}
+		})
+	}
+}
+
+func deref(p *int64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}

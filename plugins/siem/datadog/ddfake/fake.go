@@ -67,6 +67,12 @@ type Options struct {
 	Rules []Rule
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// ClockSkew is the server's clock minus Now, as its Date headers show
+	// it (signals are stamped by what adds them).
+	ClockSkew time.Duration
+	// IgnoreCursor answers every signals search from its first signal, as
+	// a server that drops page.cursor would.
+	IgnoreCursor bool
 }
 
 // Rule is a detection rule of the fake.
@@ -210,6 +216,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 
+	w.Header().Set("Date", s.now().Add(s.opts.ClockSkew).UTC().Format(http.TimeFormat))
 	// Authentication comes first, as at Datadog.
 	if r.Header.Get("DD-API-KEY") != s.opts.APIKey || (!intake && r.Header.Get("DD-APPLICATION-KEY") != s.opts.AppKey) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -476,6 +483,9 @@ func (s *Server) searchSignals(w http.ResponseWriter, body []byte) {
 		}
 		return hits[i].at.Before(hits[j].at)
 	})
+	if s.opts.IgnoreCursor {
+		after = ""
+	}
 	pg, more, err := page(hits, func(sg *signal) string { return sg.id }, after, limit)
 	if err != nil {
 		writeErrors(w, http.StatusBadRequest, err.Error())
