@@ -2,6 +2,7 @@ package splunk
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -36,11 +37,20 @@ func (r *replayInjector) Configure(context.Context, []byte) error { return nil }
 func (r *replayInjector) Inject(_ context.Context, req plugin.InjectRequest) (plugin.InjectResult, error) {
 	// Whole milliseconds, as Splunk renders _time: latencies come out exact.
 	start := time.Now().Truncate(time.Millisecond)
-	return plugin.InjectResult{
+	res := plugin.InjectResult{
 		StartedAt: start, EndedAt: start.Add(5 * time.Millisecond), Outcome: plugin.OutcomeSucceeded, Host: r.host,
 		MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine},
 		Events:          [][]byte{replayEvent(start, r.host, req.Params.String("cmd")+" # "+req.Marker)},
-	}, nil
+	}
+	// The events param: "none" (no telemetry at all), "bad" (a second
+	// event that is not JSON).
+	switch req.Params.String("events") {
+	case "none":
+		res.Events = nil
+	case "bad":
+		res.Events = append(res.Events, []byte("not json"))
+	}
+	return res, nil
 }
 
 func (r *replayInjector) Cleanup(context.Context, plugin.CleanupRequest) (plugin.CleanupResult, error) {
@@ -235,6 +245,94 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("cron: %s, error %q; want error containing %q", r.Status, r.Error, tc.wantErr)
 			}
 			noSecrets(t, "result error", r.Error)
+		})
+	}
+}
+
+// Every class of miss the Splunk plugin can give evidence for, each set up
+// in the fake exactly; and the faults that make a run prove nothing end in
+// an error: a replay HEC accepts in part, a server that drops the results
+// offset.
+func TestEndToEndDiagnoses(t *testing.T) {
+	t.Parallel()
+	rule := func(mod func(*fakeRule)) []fakeRule {
+		r := cronRule
+		if mod != nil {
+			mod(&r)
+		}
+		return []fakeRule{r}
+	}
+	cases := []struct {
+		name   string
+		setup  func(f *fakeSplunk)
+		extra  string
+		events string
+		tech   string
+		status measure.Status
+		class  measure.DiagnosisClass
+		says   string
+	}{
+		{name: "telemetry, no alert", status: measure.Missed, class: measure.TelemetryNoAlert,
+			says: `1 event(s) carrying the marker arrived (_json; the first stamped 0s after the injection: "crontab -l # vigil-`},
+		{name: "no telemetry", events: "none", status: measure.Missed, class: measure.NoTelemetry,
+			says: `no event carrying the marker reached siem "splunk"`},
+		{name: "notable for another technique", setup: func(f *fakeSplunk) { f.rules = rule(nil) }, tech: "T1070.003",
+			status: measure.Missed, class: measure.AlertWrongTechnique, says: `rule "Linux Crontab Listing" (ESCU - Linux Crontab Listing - Rule) [T1053.003], not for T1070.003`},
+		{name: "notable without the marker", setup: func(f *fakeSplunk) { f.rules = rule(func(r *fakeRule) { r.NoMarker = true }) },
+			status: measure.Missed, class: measure.AlertWithoutMarker, says: "on host lab-host inside the window (700ms after the injection) without the marker"},
+		{name: "notable stamped 30s early, clock in sync", setup: func(f *fakeSplunk) {
+			f.rules = rule(func(r *fakeRule) { r.Shift = -30 * time.Second })
+		}, status: measure.Missed, class: measure.AlertOutsideWindow, says: "stamped 29.3s before the injection"},
+		{name: "clock 30s behind, measured", setup: func(f *fakeSplunk) {
+			f.rules = rule(func(r *fakeRule) { r.Shift = -30 * time.Second })
+			f.clockSkew = -30 * time.Second
+		}, status: measure.Detected},
+		{name: "replay accepted in part", events: "bad", status: measure.Error,
+			says: `siem "splunk" rejected 1 of the 2 replayed events (1 accepted): event 1: not a JSON object`},
+		{name: "results offset ignored", setup: func(f *fakeSplunk) {
+			f.rules = rule(nil)
+			f.ignoreOffset = true
+			old := time.Now().Add(-time.Second)
+			for i := 0; i < 2; i++ {
+				f.notables = append(f.notables, fakeNotable{visibleAt: old, row: row{"_time": splunkTime(old), "event_id": fmt.Sprintf("OLD%d@@notable@@x", i),
+					"search_name": "Old", "rule_name": "Old", "dest": "lab-host", "process": "vigil-ffffffffffff"}})
+			}
+		}, extra: "results_page = 1", status: measure.Error, says: "the paging offset is ignored"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFake(t)
+			if tc.setup != nil {
+				tc.setup(f)
+			}
+			eng, _ := e2eEngine(t, f, tc.extra, 1500*time.Millisecond)
+			eng.SIEMs[0].ClockSlack = time.Minute
+			tech := tc.tech
+			if tech == "" {
+				tech = "T1053.003"
+			}
+			ts := e2eTest(t, "x", tech, "crontab -l")
+			ts.Inject.Params["events"] = tc.events
+			r := run(t, eng, ts)["x"]
+			if r.Status != tc.status {
+				t.Fatalf("status %s (error %q, reason %q), want %s", r.Status, r.Error, r.Reason, tc.status)
+			}
+			switch tc.status {
+			case measure.Error:
+				if !strings.Contains(r.Error, tc.says) {
+					t.Errorf("error %q does not say %q", r.Error, tc.says)
+				}
+			case measure.Detected:
+				// The Date header reads the clock to within a second.
+				if r.LatencyMS == nil || r.ClockOffsetMS == nil || *r.LatencyMS > 1700 || *r.ClockOffsetMS > -29000 || *r.ClockOffsetMS < -31000 {
+					t.Errorf("latency_ms %v clock_offset_ms %v: want about 700 and -30000 (+/- the Date header's second)", r.LatencyMS, r.ClockOffsetMS)
+				}
+			default:
+				if r.Diagnosis == nil || r.Diagnosis.Class != tc.class || !strings.Contains(r.Diagnosis.Summary, tc.says) {
+					t.Errorf("diagnosis %+v\nwant %s saying %q", r.Diagnosis, tc.class, tc.says)
+				}
+			}
 		})
 	}
 }

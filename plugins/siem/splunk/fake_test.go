@@ -77,6 +77,8 @@ type fakeSplunk struct {
 	exportFatal    string // an inline FATAL frame after the first row
 	expireSessions int    // the next N requests with a session key get 401
 	infoDelay      time.Duration
+	ignoreOffset   bool          // /results answers from offset 0 whatever is asked
+	clockSkew      time.Duration // the server's clock minus the real one (Date header)
 	// Check data.
 	version string
 	caps    []string
@@ -113,6 +115,7 @@ type fakeNotable struct {
 type fakeEvent struct {
 	time, indexed time.Time
 	host, index   string
+	sourcetype    string
 	raw           string
 	marker        string
 }
@@ -124,6 +127,10 @@ type fakeRule struct {
 	Contains, Name, SearchName string
 	Techniques                 []string
 	Delay                      time.Duration
+	// Shift moves the notable's _time (a clock behind: negative);
+	// NoMarker leaves the marker out of the notable's fields.
+	Shift    time.Duration
+	NoMarker bool
 }
 
 type fakeHECReply struct {
@@ -221,7 +228,9 @@ func (f *fakeSplunk) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.reqs = append(f.reqs, fakeReq{Method: r.Method, Path: r.URL.Path, Form: form, Auth: r.Header.Get("Authorization"), Header: r.Header.Clone(), Body: body})
+	skew := f.clockSkew
 	f.mu.Unlock()
+	w.Header().Set("Date", time.Now().Add(skew).UTC().Format(http.TimeFormat))
 
 	p := r.URL.Path
 	if strings.HasPrefix(p, "/services/collector/") {
@@ -438,7 +447,7 @@ func (f *fakeSplunk) status(w http.ResponseWriter, job *fakeJob) {
 
 func (f *fakeSplunk) results(w http.ResponseWriter, job *fakeJob, form url.Values) {
 	f.mu.Lock()
-	body, status, limit := f.resultsBody, f.resultsStatus, f.resultsCap
+	body, status, limit, ignoreOffset := f.resultsBody, f.resultsStatus, f.resultsCap, f.ignoreOffset
 	f.mu.Unlock()
 	if status != 0 {
 		writeMessages(w, status, "ERROR", "results unavailable")
@@ -450,6 +459,9 @@ func (f *fakeSplunk) results(w http.ResponseWriter, job *fakeJob, form url.Value
 		return
 	}
 	off, _ := strconv.Atoi(form.Get("offset"))
+	if ignoreOffset {
+		off = 0
+	}
 	count, _ := strconv.Atoi(form.Get("count"))
 	if count == 0 || (limit > 0 && count > limit) {
 		count = limit
@@ -594,7 +606,7 @@ func (f *fakeSplunk) evaluate(spl string, earliest, latest time.Time) ([]row, st
 				for _, m := range markers {
 					if strings.Contains(e.raw, m) {
 						out = append(out, row{
-							"_time": splunkTime(e.time), "_raw": e.raw, "host": e.host, "index": e.index,
+							"_time": splunkTime(e.time), "_raw": e.raw, "host": e.host, "index": e.index, "sourcetype": e.sourcetype,
 							"vigil_indextime": strconv.FormatInt(e.indexed.Unix(), 10), "vigil_marker": e.marker,
 						})
 						break
@@ -706,7 +718,7 @@ func (f *fakeSplunk) serveHEC(w http.ResponseWriter, r *http.Request, endpoint s
 			reply(400, 6, "Invalid data format", nil)
 			return
 		}
-		ev := fakeEvent{time: t, indexed: now, host: env.Host, index: env.Index, raw: string(env.Event), marker: env.Fields["vigil_marker"]}
+		ev := fakeEvent{time: t, indexed: now, host: env.Host, index: env.Index, sourcetype: env.Sourcetype, raw: string(env.Event), marker: env.Fields["vigil_marker"]}
 		f.events = append(f.events, ev)
 		f.raise(ev, now)
 	}
@@ -732,12 +744,15 @@ func (f *fakeSplunk) raise(ev fakeEvent, ingested time.Time) {
 		}
 		_ = json.Unmarshal([]byte(ev.raw), &parsed)
 		process, _ := parsed.Fields["CommandLine"].(string)
+		if rule.NoMarker {
+			process, _, _ = strings.Cut(process, " # ")
+		}
 		techs := make([]any, len(rule.Techniques))
 		for i, t := range rule.Techniques {
 			techs[i] = t
 		}
 		sum := sha256.Sum256([]byte(rule.SearchName + ev.raw))
-		at := ev.time.Add(rule.Delay)
+		at := ev.time.Add(rule.Delay + rule.Shift)
 		f.notables = append(f.notables, fakeNotable{visibleAt: ingested.Add(rule.Delay), row: row{
 			"_time":                    splunkTime(at),
 			"event_id":                 fmt.Sprintf("FAKE%04d-0000-4000-8000-000000000000@@notable@@%s", len(f.notables), hex.EncodeToString(sum[:16])),

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -213,6 +214,9 @@ type resultsPage struct {
 	Preview  bool     `json:"preview"`
 	Messages messages `json:"messages"`
 	Results  []row    `json:"results"`
+	// InitOffset is the offset of the page's first row, as splunkd
+	// answers it.
+	InitOffset *int `json:"init_offset"`
 }
 
 // readResults reads the total result rows of a finished job, results_page
@@ -250,6 +254,14 @@ func (st *state) readResults(ctx context.Context, sid string, s search, total in
 		}
 		if len(page.Results) == 0 {
 			return nil, fmt.Errorf("read results of search job %s: no rows at offset %d of %d", sid, len(rows), total)
+		}
+		// A server (or proxy) that drops the offset answers the first rows
+		// again: rows would repeat and others go missing.
+		if page.InitOffset != nil && *page.InitOffset != len(rows) {
+			return nil, fmt.Errorf("read results of search job %s: asked for offset %d, answered from offset %d: the paging offset is ignored, so the results would be incomplete", sid, len(rows), *page.InitOffset)
+		}
+		if page.InitOffset == nil && len(rows) > 0 && reflect.DeepEqual(page.Results[0], rows[0]) {
+			return nil, fmt.Errorf("read results of search job %s: the page at offset %d starts with the first row again: the paging offset is ignored, so the results would be incomplete", sid, len(rows))
 		}
 		rows = append(rows, page.Results...)
 	}

@@ -60,7 +60,7 @@ func (p *SIEM) SearchRawEvents(ctx context.Context, req plugin.RawEventsRequest)
 		if !ok {
 			continue
 		}
-		ev := plugin.RawEvent{Marker: marker, Host: host, Source: r.first("sourcetype", "source", "index"), Summary: r.first("CommandLine", "process", "cmdline", "file_path", "eventName", "_raw")}
+		ev := plugin.RawEvent{Marker: marker, Host: host, Source: r.first("sourcetype", "source", "index"), Summary: rawSummary(r)}
 		if ev.Timestamp, err = parseTime(r.first("_time")); err != nil {
 			return nil, st.fail(fmt.Errorf("raw-event search: result row %d: _time: %w", i, err))
 		}
@@ -78,6 +78,30 @@ func (p *SIEM) SearchRawEvents(ctx context.Context, req plugin.RawEventsRequest)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Timestamp.Before(out[j].Timestamp) })
 	return out, nil
+}
+
+// rawSummary is an event's key field: an extracted command line, path or
+// API call; else the same read from a JSON _raw (vigil's replayed events,
+// CloudTrail records, ECS documents); else _raw itself.
+func rawSummary(r row) string {
+	if v := r.first("CommandLine", "process", "cmdline", "file_path", "eventName"); v != "" {
+		return v
+	}
+	raw := r.text("_raw")
+	var doc map[string]any
+	if json.Unmarshal([]byte(raw), &doc) == nil {
+		for _, path := range [][]string{{"fields", "CommandLine"}, {"fields", "TargetFilename"}, {"process", "command_line"}, {"eventName"}, {"message"}} {
+			var v any = doc
+			for _, k := range path {
+				m, _ := v.(map[string]any)
+				v = m[k]
+			}
+			if s, ok := v.(string); ok && s != "" {
+				return s
+			}
+		}
+	}
+	return raw
 }
 
 // rawSPL is the marker search: a term search of every marker in the
