@@ -186,6 +186,24 @@ func TestRunFormatsAndReport(t *testing.T) {
 		}
 	}
 	run := repCheckReports(t, out)
+	// The miss is diagnosed (the scripted SIEM holds no event of the
+	// injection), and every output says so.
+	const diag = "no_telemetry"
+	const why = `no event carrying the marker reached siem "scripted" by the deadline`
+	if !strings.Contains(stdout, "WHY MISSED (1)\ne2e-missed on lab in scripted: "+diag) || !strings.Contains(stdout, why) {
+		t.Errorf("the console does not say why e2e-missed was missed:\n%s", stdout)
+	}
+	for _, f := range []string{"junit.xml", "report.html", "summary.md", "results.csv"} {
+		b, _ := os.ReadFile(filepath.Join(out, f))
+		if !strings.Contains(string(b), diag) || !strings.Contains(strings.ReplaceAll(string(b), "&#34;", `"`), strings.ReplaceAll(why, `"`, "")[:20]) {
+			t.Errorf("%s does not carry the diagnosis %s", f, diag)
+		}
+	}
+	for _, r := range run.Results {
+		if r.TestID == "e2e-missed" && (r.Diagnosis == nil || r.Diagnosis.Class != diag) {
+			t.Errorf("results.json: e2e-missed diagnosis %+v", r.Diagnosis)
+		}
+	}
 	if !strings.Contains(stdout, "history: run "+run.RunID+" stored in "+db) {
 		t.Errorf("stdout does not say where the run is stored:\n%s", stdout)
 	}
