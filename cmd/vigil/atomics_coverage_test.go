@@ -17,12 +17,11 @@ import (
 // payload and no network (what --exclude-tag network --exclude-tag payload
 // selects), exit 0 on a Debian host or container, and that the local SIEM's
 // default rules (vigil's and SigmaHQ's) detect. Only art-t1049-997bb0a6 is
-// left out: sockstat is not installed, so it is always missed. Each of the
-// others was missed now and then here (art-t1087-001-f8aab3dd, cat
-// /etc/passwd, 5 times in 27 runs; art-t1083-361fe49d, findmnt, and
-// art-t1087-001-e6f36545, groups and id, once each), their events
-// received but no signal raised, at times while another live run had a
-// sensor of its own; so a technique must be detected, not every atomic.
+// left out: sockstat is not installed, so it is always missed. Every one of
+// the others must be detected: the misses seen here before (cat
+// /etc/passwd 5 times in 27 runs, findmnt, groups and id once each) came
+// from the search window, which started at the injection while the kernel
+// stamps audit events with its coarse clock, a few milliseconds early.
 var provenAtomics = map[string][]string{
 	"T1049":     {"art-t1049-9ae28d3f", "art-t1049-bcf05343"},
 	"T1083":     {"art-t1083-13c5e1ae", "art-t1083-361fe49d", "art-t1083-ffc8b249"},
@@ -66,9 +65,9 @@ func TestAtomicsCoverageLive(t *testing.T) {
 		t.Errorf("the run's notes (stderr and results.json %q) lack %q:\n%s", run.Notes, imported, stderr)
 	}
 
-	// Every atomic completed and was judged, never an error; every
-	// technique detected. fired[technique] are the rules of the signals
-	// that detected its tests.
+	// Every atomic completed and was detected, never missed nor an error.
+	// fired[technique] are the rules of the signals that detected its
+	// tests.
 	fired := map[string][]string{}
 	detected, missed := map[string][]string{}, map[string][]string{}
 	for _, r := range run.Results {
@@ -80,20 +79,15 @@ func TestAtomicsCoverageLive(t *testing.T) {
 					fired[r.Technique] = append(fired[r.Technique], sig.RuleID)
 				}
 			}
-		case r.Status == measure.Missed:
-			missed[r.Technique] = append(missed[r.Technique], r.TestID)
-			t.Logf("%s (%s): missed (%s)", r.TestID, r.Technique, r.Reason)
 		default:
-			t.Errorf("%s (%s): %s %s%s %v signals, want detected or missed", r.TestID, r.Technique, r.Status, r.Error, r.Reason, len(r.Signals))
+			if r.Status == measure.Missed {
+				missed[r.Technique] = append(missed[r.Technique], r.TestID)
+			}
+			t.Errorf("%s (%s): %s %s%s %v signals, want detected", r.TestID, r.Technique, r.Status, r.Error, r.Reason, len(r.Signals))
 		}
 	}
-	for tech := range provenAtomics {
-		if len(detected[tech]) == 0 {
-			t.Errorf("%s: none of its atomics was detected (missed: %q)", tech, missed[tech])
-		}
-	}
-	if wantCode := min(run.Summary.Missed, 1); run.Summary.Error != 0 || code != wantCode {
-		t.Fatalf("run: exit %d, summary %+v, want %d and no error\nstdout:\n%s\nstderr:\n%s", code, run.Summary.Counts, wantCode, stdout, stderr)
+	if run.Summary.Detected != len(ids) || code != 0 {
+		t.Fatalf("run: exit %d, summary %+v, want every atomic detected and exit 0\nstdout:\n%s\nstderr:\n%s", code, run.Summary.Counts, stdout, stderr)
 	}
 	rulesLoaded := run.SIEMStats["local"]["rules_loaded"]
 

@@ -263,7 +263,12 @@ func siemClaims(ctx context.Context, host *pluginhost.Host, s config.SIEM) (cove
 	if err != nil {
 		return coverage.Claims{}, err
 	}
-	c := coverage.Claims{SIEM: s.Name, Known: true}
+	return claimsOf(s.Name, rules), nil
+}
+
+// claimsOf turns a SIEM's rules into its claims.
+func claimsOf(siem string, rules []plugin.Rule) coverage.Claims {
+	c := coverage.Claims{SIEM: siem, Known: true}
 	for _, r := range rules {
 		// A rule the SIEM refused does not run: it claims nothing and is
 		// not one of its rules (vigil rules --refused lists it).
@@ -273,7 +278,7 @@ func siemClaims(ctx context.Context, host *pluginhost.Host, s config.SIEM) (cove
 		}
 		c.Rules = append(c.Rules, coverage.Rule{ID: r.ID, Name: r.Name, Techniques: r.Techniques, Enabled: r.Enabled, Source: r.Source})
 	}
-	return c, nil
+	return c
 }
 
 // readRules starts one SIEM's plugin, configures it and lists its rules
@@ -366,11 +371,7 @@ func runClaims(ctx context.Context, io IO, st *started) []coverage.Claims {
 			out = append(out, coverage.Claims{SIEM: s.Name, Note: noRulesCall})
 			continue
 		}
-		c := coverage.Claims{SIEM: s.Name, Known: true}
-		for _, r := range rules {
-			c.Rules = append(c.Rules, coverage.Rule{ID: r.ID, Name: r.Name, Techniques: r.Techniques, Enabled: r.Enabled, Source: r.Source})
-		}
-		out = append(out, c)
+		out = append(out, claimsOf(s.Name, rules))
 	}
 	return out
 }
