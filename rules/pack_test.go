@@ -117,10 +117,35 @@ func TestLinuxPackSize(t *testing.T) {
 	}
 }
 
+// negative reports whether every expectation of tc is absent: a benign
+// look-alike that must stay quiet.
+func negative(tc *catalog.Test) bool {
+	if len(tc.Expect) == 0 {
+		return false
+	}
+	for _, e := range tc.Expect {
+		if !e.Absent {
+			return false
+		}
+	}
+	return true
+}
+
 func TestLinuxPackTests(t *testing.T) {
+	benign := 0
 	for _, tc := range linuxPack(t) {
+		neg := negative(tc)
+		if neg {
+			benign++
+		}
 		t.Run(tc.ID, func(t *testing.T) {
-			if tc.AtomicGUID == "" && !chaosExperiments[tc.ID] {
+			if neg {
+				// A benign look-alike: no atomic to cite, but named and
+				// tagged as such.
+				if !strings.HasPrefix(tc.ID, "linux-benign-") || !contains(tc.Tags, "benign") || !contains(tc.Tags, "negative") {
+					t.Errorf("negative test: want an id linux-benign-* and the tags benign and negative (tags %v)", tc.Tags)
+				}
+			} else if tc.AtomicGUID == "" && !chaosExperiments[tc.ID] {
 				t.Errorf("no atomic_guid, and not one of the chaos experiments")
 			}
 			if !contains(tc.Platforms, "linux") {
@@ -158,7 +183,7 @@ func TestLinuxPackTests(t *testing.T) {
 			}
 			withinSet := false
 			for _, e := range tc.Expect {
-				if !e.Absent && e.Within > 0 && e.Within <= 90*time.Second {
+				if e.Absent == neg && e.Within > 0 && e.Within <= 90*time.Second {
 					withinSet = true
 				}
 			}
@@ -166,6 +191,9 @@ func TestLinuxPackTests(t *testing.T) {
 				t.Errorf("no [[expect]] with a within deadline")
 			}
 		})
+	}
+	if benign < 6 {
+		t.Errorf("the pack has %d benign look-alikes, want at least 6", benign)
 	}
 }
 
