@@ -12,10 +12,9 @@ import (
 	"github.com/vigilsec/vigil/core/attack"
 	"github.com/vigilsec/vigil/core/catalog"
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/core/telemetry"
 	"github.com/vigilsec/vigil/plugins/injector/k8s"
-	"github.com/vigilsec/vigil/plugins/injector/replay"
 	"github.com/vigilsec/vigil/plugins/siem/local/detect"
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
 	"github.com/vigilsec/vigil/rules"
 )
 
@@ -112,7 +111,7 @@ func TestKubernetesPackRecordingsDetected(t *testing.T) {
 	const marker = "vigil-00112233aabb"
 	for _, tc := range kubernetesPack(t) {
 		t.Run(tc.ID, func(t *testing.T) {
-			rec, err := replay.Load(tel, tc.ID)
+			rec, err := telemetry.Load(tel, tc.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -121,7 +120,7 @@ func TestKubernetesPackRecordingsDetected(t *testing.T) {
 			}
 			evs := rec.Rebase(time.Now(), marker, "replay-host")
 			for i, ev := range evs {
-				if ev.Source != event.KubernetesAudit {
+				if ev.Source != telemetry.KubernetesAudit {
 					t.Errorf("event %d: logsource %v", i, ev.Source)
 				}
 				for k, want := range map[string]string{"kind": "Event", "apiVersion": "audit.k8s.io/v1", "stage": "ResponseComplete"} {
@@ -181,7 +180,7 @@ func TestKubernetesRulesSpecific(t *testing.T) {
 	tel, _ := fs.Sub(rules.Telemetry, rules.TelemetryRoot)
 	pack := kubernetesPack(t)
 	for _, tc := range pack {
-		rec, err := replay.Load(tel, tc.ID)
+		rec, err := telemetry.Load(tel, tc.ID)
 		if err != nil {
 			t.Fatal(err)
 		}

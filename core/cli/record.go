@@ -10,8 +10,7 @@ import (
 
 	"github.com/vigilsec/vigil/core/config"
 	"github.com/vigilsec/vigil/core/measure"
-	"github.com/vigilsec/vigil/plugins/injector/replay"
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
+	"github.com/vigilsec/vigil/core/telemetry"
 )
 
 // RecordOptions are the flags of `vigil record`.
@@ -71,7 +70,7 @@ func runRecord(ctx context.Context, io IO, o *RecordOptions) error {
 	if err != nil {
 		return runtimeErr(fmt.Errorf("read the recorded events: %w", err))
 	}
-	evs, err := replay.ReadEvents(f)
+	evs, err := telemetry.ReadEvents(f)
 	f.Close()
 	if err != nil {
 		return runtimeErr(err)
@@ -84,7 +83,7 @@ func runRecord(ctx context.Context, io IO, o *RecordOptions) error {
 			failed++
 			continue
 		}
-		path := filepath.Join(o.Dir, r.TestID+replay.Ext)
+		path := filepath.Join(o.Dir, r.TestID+telemetry.Ext)
 		if err := writeRecording(path, r, host, evs); err != nil {
 			fmt.Fprintf(io.Out, "%s: %v\n", r.TestID, err)
 			failed++
@@ -98,13 +97,13 @@ func runRecord(ctx context.Context, io IO, o *RecordOptions) error {
 	return nil
 }
 
-func writeRecording(path string, r measure.Result, host string, evs []event.Event) error {
+func writeRecording(path string, r measure.Result, host string, evs []telemetry.Event) error {
 	tmp := path + ".tmp"
 	f, err := os.Create(tmp)
 	if err != nil {
 		return fmt.Errorf("record: %w", err)
 	}
-	if err := replay.Record(f, r.TestID, r.Marker, host, evs); err != nil {
+	if err := telemetry.Record(f, r.TestID, r.Marker, host, evs); err != nil {
 		f.Close()
 		os.Remove(tmp)
 		return fmt.Errorf("record: %w", err)

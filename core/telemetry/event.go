@@ -1,13 +1,16 @@
-// Package event defines the normalised telemetry record that flows through the
-// local SIEM: the audit sensor (and the replay ingest path) produce Events, the
-// Sigma detector evaluates them, and the signal store keeps the ones that match.
+// Package telemetry is vigil's format for recorded and replayed telemetry:
+// the normalised event (Event) that the local SIEM's audit sensor produces
+// and its Sigma detector evaluates, its logsources, the flattening of
+// Kubernetes audit events (FromAudit), and the JSON Lines recordings that
+// `vigil record` writes and the replay injector replays (Record, Read,
+// Rebase). SIEM plugins translate Events into what their intake expects.
 //
 // An Event is deliberately close to what SigmaHQ rules expect: Fields holds the
 // field names used by the rules of the Event's log source (for example `type`,
 // `syscall`, `exe`, `a0` for linux/auditd, or `Image`, `CommandLine` for
 // linux/process_creation, or `verb`, `objectRef.resource` for Kubernetes
 // audit events, see FromAudit). Values are strings or []string.
-package event
+package telemetry
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package replay
+package telemetry
 
 import (
 	"bufio"
@@ -12,8 +12,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
 )
 
 // FormatVersion is the version of the recording format (Header.Version).
@@ -51,7 +49,7 @@ type Header struct {
 // Recording is a header and the recorded events, sorted by time.
 type Recording struct {
 	Header
-	Events []event.Event
+	Events []Event
 }
 
 // Record writes a recording of the run of test testID marked with marker
@@ -59,33 +57,33 @@ type Recording struct {
 // the events whose ancestry or fields contain the marker together with the
 // events of the processes those events' processes started (see Select). It
 // returns ErrNoEvents when no event carries the marker.
-func Record(w io.Writer, testID, marker, host string, events []event.Event) error {
-	if err := checkTestID(testID); err != nil {
-		return fmt.Errorf("replay: record: %w", err)
+func Record(w io.Writer, testID, marker, host string, events []Event) error {
+	if err := CheckTestID(testID); err != nil {
+		return fmt.Errorf("telemetry: record: %w", err)
 	}
 	if marker == "" {
-		return errors.New("replay: record: empty marker")
+		return errors.New("telemetry: record: empty marker")
 	}
 	sel := Select(marker, events)
 	if len(sel) == 0 {
-		return fmt.Errorf("replay: record %s: %w %q", testID, ErrNoEvents, marker)
+		return fmt.Errorf("telemetry: record %s: %w %q", testID, ErrNoEvents, marker)
 	}
 	bw := bufio.NewWriter(w)
 	h := Header{Version: FormatVersion, TestID: testID, Marker: marker, Host: host, RecordedAt: time.Now().UTC()}
 	b, err := json.Marshal(h)
 	if err != nil {
-		return fmt.Errorf("replay: record: %w", err)
+		return fmt.Errorf("telemetry: record: %w", err)
 	}
 	bw.Write(append(b, '\n'))
 	for i := range sel {
 		b, err := sel[i].MarshalJSONL()
 		if err != nil {
-			return fmt.Errorf("replay: record: %w", err)
+			return fmt.Errorf("telemetry: record: %w", err)
 		}
 		bw.Write(append(b, '\n'))
 	}
 	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("replay: record: %w", err)
+		return fmt.Errorf("telemetry: record: %w", err)
 	}
 	return nil
 }
@@ -102,7 +100,7 @@ func Record(w io.Writer, testID, marker, host string, events []event.Event) erro
 // keeps nothing of what started the run (vigil, the user's shell, their
 // ancestors and their arguments). An event whose ancestry does not hold the
 // marker keeps only its own process.
-func Select(marker string, events []event.Event) []event.Event {
+func Select(marker string, events []Event) []Event {
 	if marker == "" {
 		return nil
 	}
@@ -136,7 +134,7 @@ func Select(marker string, events []event.Event) []event.Event {
 			}
 		}
 	}
-	var out []event.Event
+	var out []Event
 	for i := range events {
 		if selected[i] {
 			ev := events[i]
@@ -169,7 +167,7 @@ func trimAncestry(anc []string, marker string) []string {
 }
 
 // carries reports whether ev's ancestry or one of its fields contains s.
-func carries(ev *event.Event, s string) bool {
+func carries(ev *Event, s string) bool {
 	for _, a := range ev.Ancestry {
 		if strings.Contains(a, s) {
 			return true
@@ -192,14 +190,14 @@ func carries(ev *event.Event, s string) bool {
 	return false
 }
 
-func pidOf(ev *event.Event) string {
+func pidOf(ev *Event) string {
 	if p := ev.Get("ProcessId"); p != "" {
 		return p
 	}
 	return ev.Get("pid")
 }
 
-func ppidOf(ev *event.Event) string {
+func ppidOf(ev *Event) string {
 	if p := ev.Get("ParentProcessId"); p != "" {
 		return p
 	}
@@ -211,7 +209,7 @@ func ppidOf(ev *event.Event) string {
 func Read(r io.Reader) (*Recording, error) {
 	rec, err := read(r)
 	if err != nil {
-		return nil, fmt.Errorf("replay: read recording: %w", err)
+		return nil, fmt.Errorf("telemetry: read recording: %w", err)
 	}
 	return rec, nil
 }
@@ -238,7 +236,7 @@ func read(r io.Reader) (*Recording, error) {
 			seenHeader = true
 			continue
 		}
-		var ev event.Event
+		var ev Event
 		if err := json.Unmarshal(b, &ev); err != nil {
 			return nil, fmt.Errorf("line %d: %w", line, err)
 		}
@@ -258,10 +256,10 @@ func read(r io.Reader) (*Recording, error) {
 // record file (its `record` setting), which `vigil record` turns into a
 // recording with Record. Blank lines are skipped; a line that is not an
 // event is an error naming it.
-func ReadEvents(r io.Reader) ([]event.Event, error) {
+func ReadEvents(r io.Reader) ([]Event, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxLine)
-	var out []event.Event
+	var out []Event
 	line := 0
 	for sc.Scan() {
 		line++
@@ -269,31 +267,23 @@ func ReadEvents(r io.Reader) ([]event.Event, error) {
 		if len(b) == 0 {
 			continue
 		}
-		var ev event.Event
+		var ev Event
 		if err := json.Unmarshal(b, &ev); err != nil {
-			return nil, fmt.Errorf("replay: read events: line %d: %w", line, err)
+			return nil, fmt.Errorf("telemetry: read events: line %d: %w", line, err)
 		}
 		out = append(out, ev)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("replay: read events: line %d: %w", line+1, err)
+		return nil, fmt.Errorf("telemetry: read events: line %d: %w", line+1, err)
 	}
 	return out, nil
 }
 
-// Load reads the recording of test testID, <testID>.jsonl, from fsys.
-// A missing recording is an error wrapping fs.ErrNotExist.
+// Load reads the recording of test testID, <testID>.jsonl, from fsys. A
+// missing recording is an error wrapping fs.ErrNotExist; errors do not
+// name the file (the caller knows where it looked).
 func Load(fsys fs.FS, testID string) (*Recording, error) {
-	rec, err := load(fsys, testID)
-	if err != nil {
-		return nil, fmt.Errorf("replay: load %s: %w", testID+Ext, err)
-	}
-	return rec, nil
-}
-
-// load is Load with errors that do not name the file.
-func load(fsys fs.FS, testID string) (*Recording, error) {
-	if err := checkTestID(testID); err != nil {
+	if err := CheckTestID(testID); err != nil {
 		return nil, err
 	}
 	f, err := fsys.Open(testID + Ext)
@@ -308,8 +298,8 @@ func load(fsys fs.FS, testID string) (*Recording, error) {
 // host in a run marked with marker: re-timestamped so that the first event
 // is at start (relative offsets kept), with the recorded marker replaced by
 // marker in every string field and in the ancestry, and Host set to host.
-func (r *Recording) Rebase(start time.Time, marker, host string) []event.Event {
-	out := make([]event.Event, len(r.Events))
+func (r *Recording) Rebase(start time.Time, marker, host string) []Event {
+	out := make([]Event, len(r.Events))
 	if len(r.Events) == 0 {
 		return out
 	}
@@ -351,8 +341,8 @@ func (r *Recording) Rebase(start time.Time, marker, host string) []event.Event {
 	return out
 }
 
-// checkTestID refuses test IDs that cannot name a recording file.
-func checkTestID(id string) error {
+// CheckTestID refuses test IDs that cannot name a recording file.
+func CheckTestID(id string) error {
 	switch {
 	case id == "":
 		return errors.New("empty test id")

@@ -11,8 +11,7 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/core/plugin"
-	"github.com/vigilsec/vigil/plugins/injector/replay"
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
+	"github.com/vigilsec/vigil/core/telemetry"
 	"github.com/vigilsec/vigil/rules"
 )
 
@@ -21,7 +20,7 @@ import (
 // injector really sends, run with the recording's marker and namespace
 // against the fake API server, with the same verb, requestURI and
 // User-Agent and, for writes, the same requestObject (both flattened by
-// event.FromAudit).
+// telemetry.FromAudit).
 func TestRecordingsMatchRequests(t *testing.T) {
 	tel, err := fs.Sub(rules.Telemetry, rules.TelemetryRoot)
 	if err != nil {
@@ -38,7 +37,7 @@ func TestRecordingsMatchRequests(t *testing.T) {
 	}
 	for id, action := range tests {
 		t.Run(id, func(t *testing.T) {
-			rec, err := replay.Load(tel, id)
+			rec, err := telemetry.Load(tel, id)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -57,7 +56,7 @@ func TestRecordingsMatchRequests(t *testing.T) {
 			if err != nil || res.Outcome != plugin.OutcomeSucceeded {
 				t.Fatalf("inject: %v %s %s", err, res.Outcome, res.Error)
 			}
-			sent := map[string]event.Event{} // "verb requestURI" → the request as an audit event
+			sent := map[string]telemetry.Event{} // "verb requestURI" → the request as an audit event
 			for _, r := range f.Requests() {
 				uri := r.Path
 				if len(r.Query) > 0 {
@@ -70,7 +69,7 @@ func TestRecordingsMatchRequests(t *testing.T) {
 					a["requestObject"] = json.RawMessage(r.Body)
 				}
 				b, _ := json.Marshal(a)
-				ev, err := event.FromAudit(b, "")
+				ev, err := telemetry.FromAudit(b, "")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -103,7 +102,7 @@ func TestRecordingsMatchRequests(t *testing.T) {
 }
 
 // prefixed returns the fields of ev under prefix.
-func prefixed(ev *event.Event, prefix string) map[string]any {
+func prefixed(ev *telemetry.Event, prefix string) map[string]any {
 	out := map[string]any{}
 	for k, v := range ev.Fields {
 		if strings.HasPrefix(k, prefix) {

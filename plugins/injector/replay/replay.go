@@ -37,6 +37,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/core/telemetry"
 	"github.com/vigilsec/vigil/core/plugin/sdk"
 	"github.com/vigilsec/vigil/rules"
 )
@@ -125,7 +126,7 @@ func (x *Injector) params(p plugin.Params) (params, []plugin.Problem) {
 		}
 		switch name {
 		case "test":
-			if err := checkTestID(s); err != nil {
+			if err := telemetry.CheckTestID(s); err != nil {
 				probs = append(probs, plugin.Problem{Subject: name, Message: err.Error()})
 			}
 			out.test = s
@@ -172,12 +173,12 @@ func (x *Injector) Inject(ctx context.Context, req plugin.InjectRequest) (plugin
 	if test == "" {
 		test = req.TestID
 	}
-	if err := checkTestID(test); err != nil {
+	if err := telemetry.CheckTestID(test); err != nil {
 		return fail(plugin.OutcomeFailed, "replay: %v", err)
 	}
 	fsys, where := x.recordings(p.dir)
-	file := path.Join(where, test+Ext)
-	rec, err := load(fsys, test)
+	file := path.Join(where, test+telemetry.Ext)
+	rec, err := telemetry.Load(fsys, test)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fail(plugin.OutcomeFailed, "replay: no recording of test %q: %s does not exist (record one with `vigil record`)", test, file)

@@ -16,8 +16,8 @@ import (
 	goplugin "github.com/hashicorp/go-plugin"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/core/telemetry"
 	"github.com/vigilsec/vigil/plugins/siem/local"
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
 )
 
 const (
@@ -58,9 +58,9 @@ func overGRPC(t *testing.T, impl plugin.Injector) plugin.Injector {
 	return raw.(plugin.Injector)
 }
 
-func decodeEvents(t *testing.T, raw [][]byte) []event.Event {
+func decodeEvents(t *testing.T, raw [][]byte) []telemetry.Event {
 	t.Helper()
-	out := make([]event.Event, len(raw))
+	out := make([]telemetry.Event, len(raw))
 	for i, b := range raw {
 		if err := json.Unmarshal(b, &out[i]); err != nil {
 			t.Fatalf("event %d: %v", i, err)
@@ -228,12 +228,12 @@ func TestValidateAndConfigure(t *testing.T) {
 }
 
 // roundTripEvents is a run of a marked shell among unrelated activity.
-func roundTripEvents(t0 time.Time) []event.Event {
-	pc := event.ProcessCreation
-	return []event.Event{
+func roundTripEvents(t0 time.Time) []telemetry.Event {
+	pc := telemetry.ProcessCreation
+	return []telemetry.Event{
 		{Time: t0.Add(-time.Second), Sequence: 9, Host: "h", Source: pc, // before the run, same pid reused later
 			Fields: map[string]any{"Image": "/usr/bin/id", "CommandLine": "id", "ProcessId": "300", "ParentProcessId": "100"}},
-		{Time: t0.Add(2 * time.Second), Sequence: 14, Host: "h", Source: event.Auditd, // a grandchild seen only by pid
+		{Time: t0.Add(2 * time.Second), Sequence: 14, Host: "h", Source: telemetry.Auditd, // a grandchild seen only by pid
 			Fields: map[string]any{"type": "SYSCALL", "syscall": "openat", "pid": "301", "ppid": "300"}},
 		{Time: t0.Add(time.Second), Sequence: 12, Host: "h", Source: pc, // child whose ancestry the sensor lost
 			Fields:   map[string]any{"Image": "/usr/bin/crontab", "CommandLine": "crontab -l", "ProcessId": "300", "ParentProcessId": "200"},
@@ -243,7 +243,7 @@ func roundTripEvents(t0 time.Time) []event.Event {
 			Ancestry: []string{"/bin/sh -c crontab -l " + recordedMarker, "vigil record"}},
 		{Time: t0.Add(time.Second), Sequence: 13, Host: "h", Source: pc, // unrelated
 			Fields: map[string]any{"Image": "/usr/bin/ls", "CommandLine": "ls", "ProcessId": "400", "ParentProcessId": "1"}},
-		{Time: t0.Add(3 * time.Second), Sequence: 15, Host: "h", Source: event.FileEvent, // marker in a list field
+		{Time: t0.Add(3 * time.Second), Sequence: 15, Host: "h", Source: telemetry.FileEvent, // marker in a list field
 			Fields: map[string]any{"TargetFilename": []string{"/tmp/" + recordedMarker + "/a"}, "ProcessId": "500"}},
 	}
 }
@@ -251,10 +251,10 @@ func roundTripEvents(t0 time.Time) []event.Event {
 func TestRecordInjectRoundTrip(t *testing.T) {
 	t0 := time.Date(2026, 8, 20, 10, 0, 0, 0, time.UTC)
 	var buf bytes.Buffer
-	if err := Record(&buf, "round-trip", recordedMarker, "h", roundTripEvents(t0)); err != nil {
+	if err := telemetry.Record(&buf, "round-trip", recordedMarker, "h", roundTripEvents(t0)); err != nil {
 		t.Fatalf("Record: %v", err)
 	}
-	rec, err := Read(bytes.NewReader(buf.Bytes()))
+	rec, err := telemetry.Read(bytes.NewReader(buf.Bytes()))
 	if err != nil {
 		t.Fatalf("Read: %v", err)
 	}
@@ -308,10 +308,10 @@ func TestRecordInjectRoundTrip(t *testing.T) {
 		t.Errorf("list field = %#v", got)
 	}
 
-	if err := Record(&buf, "round-trip", "vigil-absent", "h", roundTripEvents(t0)); !errors.Is(err, ErrNoEvents) {
+	if err := telemetry.Record(&buf, "round-trip", "vigil-absent", "h", roundTripEvents(t0)); !errors.Is(err, telemetry.ErrNoEvents) {
 		t.Errorf("Record without marked events: %v, want ErrNoEvents", err)
 	}
-	if err := Record(&buf, "../x", recordedMarker, "h", roundTripEvents(t0)); err == nil {
+	if err := telemetry.Record(&buf, "../x", recordedMarker, "h", roundTripEvents(t0)); err == nil {
 		t.Error("Record accepted a test id that cannot name a file")
 	}
 }
@@ -326,20 +326,20 @@ func TestReadEvents(t *testing.T) {
 		}
 		buf.Write(append(b, '\n', '\n'))
 	}
-	evs, err := ReadEvents(&buf)
+	evs, err := telemetry.ReadEvents(&buf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(evs) != 6 || evs[3].Get("CommandLine") != "/bin/sh -c crontab -l "+recordedMarker {
 		t.Errorf("ReadEvents = %+v", evs)
 	}
-	if _, err := ReadEvents(strings.NewReader("{\"time\":\"2026-08-20T10:00:00Z\"}\nnot json\n")); err == nil || !strings.Contains(err.Error(), "line 2") {
+	if _, err := telemetry.ReadEvents(strings.NewReader("{\"time\":\"2026-08-20T10:00:00Z\"}\nnot json\n")); err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Errorf("bad line: %v", err)
 	}
 }
 
 func TestLoadMissingIsNotExist(t *testing.T) {
-	if _, err := Load(os.DirFS("testdata"), "absent"); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := telemetry.Load(os.DirFS("testdata"), "absent"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Load of a missing recording: %v, want fs.ErrNotExist", err)
 	}
 }

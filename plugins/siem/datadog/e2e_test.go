@@ -19,6 +19,7 @@ import (
 	"github.com/vigilsec/vigil/core/catalog"
 	"github.com/vigilsec/vigil/core/measure"
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/core/telemetry"
 	"github.com/vigilsec/vigil/core/plugin/sdk"
 	"github.com/vigilsec/vigil/core/runner"
 	"github.com/vigilsec/vigil/plugins/injector/replay"
@@ -446,7 +447,7 @@ func sigmaEngine(t *testing.T) []*detect.Rule {
 // recordingSpan returns how long the shipped recording of a test lasts.
 func recordingSpan(t *testing.T, testID string) time.Duration {
 	t.Helper()
-	b, err := fs.ReadFile(rules.Telemetry, rules.TelemetryRoot+"/"+testID+replay.Ext)
+	b, err := fs.ReadFile(rules.Telemetry, rules.TelemetryRoot+"/"+testID+telemetry.Ext)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
 	"github.com/vigilsec/vigil/core/plugin"
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
+	"github.com/vigilsec/vigil/core/telemetry"
 )
 
 // Limits of one bulk request.
@@ -98,7 +98,7 @@ func toECS(b []byte) (map[string]any, error) {
 	_, hasFields := d["fields"].(map[string]any)
 	_, hasSource := d["logsource"].(map[string]any)
 	if !hasTS && hasFields && hasSource {
-		var ev event.Event
+		var ev telemetry.Event
 		if err := json.Unmarshal(b, &ev); err != nil {
 			return nil, err
 		}
@@ -310,7 +310,7 @@ func deletePath(d map[string]any, p string) {
 // fromVigilEvent maps an event of the local SIEM's format to ECS: the
 // Sigma field names of its log source become the ECS fields Elastic rules
 // read, and the original fields are kept under vigil.fields.
-func fromVigilEvent(ev *event.Event) map[string]any {
+func fromVigilEvent(ev *telemetry.Event) map[string]any {
 	d := map[string]any{}
 	if !ev.Time.IsZero() {
 		d["@timestamp"] = ev.Time.UTC().Format(time.RFC3339Nano)

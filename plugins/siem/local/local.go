@@ -29,8 +29,8 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/core/telemetry"
 	"github.com/vigilsec/vigil/plugins/siem/local/detect"
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
 	"github.com/vigilsec/vigil/plugins/siem/local/sensor"
 )
 
@@ -191,7 +191,7 @@ func (s *SIEM) startSensor(ctx context.Context, st *state) error {
 	sen := sensor.New(scfg)
 	sctx, cancel := context.WithCancel(context.Background())
 	stop := context.AfterFunc(ctx, cancel)
-	err := sen.Start(sctx, func(evs []event.Event) { s.process(st, evs, s.clock()) })
+	err := sen.Start(sctx, func(evs []telemetry.Event) { s.process(st, evs, s.clock()) })
 	if !stop() {
 		// ctx ended while the sensor started: it stops with sctx.
 		cancel()
@@ -211,7 +211,7 @@ func (s *SIEM) startSensor(ctx context.Context, st *state) error {
 
 // process runs events through the engine and stores them and the signals
 // they raise. It is called by the sensor's goroutine and by Ingest.
-func (s *SIEM) process(st *state, evs []event.Event, received time.Time) {
+func (s *SIEM) process(st *state, evs []telemetry.Event, received time.Time) {
 	st.rec.write(evs)
 	var buf []detect.Match
 	for i := range evs {

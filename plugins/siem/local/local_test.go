@@ -15,7 +15,7 @@ import (
 	goplugin "github.com/hashicorp/go-plugin"
 
 	"github.com/vigilsec/vigil/core/plugin"
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
+	"github.com/vigilsec/vigil/core/telemetry"
 	"github.com/vigilsec/vigil/plugins/siem/local/sensor"
 )
 
@@ -188,7 +188,7 @@ func TestReplaySearch(t *testing.T) {
 			}
 			var raw struct {
 				Rule  struct{ Title, ID, Level, Author, Link string }
-				Event event.Event
+				Event telemetry.Event
 			}
 			if err := json.Unmarshal(sg.Raw, &raw); err != nil {
 				t.Fatalf("Raw: %v", err)
@@ -326,7 +326,7 @@ func TestReplayRawEventsAndStats(t *testing.T) {
 				if e.IngestedAt.IsZero() || e.Host != "testhost" || !slices.Contains(tc.req.Markers, e.Marker) {
 					t.Errorf("event %d: %+v", i, e)
 				}
-				var ev event.Event
+				var ev telemetry.Event
 				if err := json.Unmarshal(e.Raw, &ev); err != nil || !ev.Time.Equal(e.Timestamp) {
 					t.Errorf("event %d: Raw %s does not decode to an event at %s: %v", i, e.Raw, e.Timestamp, err)
 				}
@@ -540,7 +540,7 @@ func TestRecordFile(t *testing.T) {
 	if len(lines) != 5 {
 		t.Fatalf("%d lines recorded, want 5", len(lines))
 	}
-	var ev event.Event
+	var ev telemetry.Event
 	if err := json.Unmarshal(lines[0], &ev); err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/core/telemetry"
 	"github.com/vigilsec/vigil/plugins/siem/local/detect"
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
 )
 
 // maxCachedQueries bounds the parsed native queries kept; the cache starts
@@ -138,7 +138,7 @@ func (st *state) querySignals(req plugin.SearchRequest) []plugin.Signal {
 		return nil
 	}
 	// Collect first: the rules run without the store locked.
-	var evs []*event.Event
+	var evs []*telemetry.Event
 	st.store.eachEvent(req.Start, req.End, func(e storedEvent) bool {
 		evs = append(evs, e.ev)
 		return true

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
+	"github.com/vigilsec/vigil/core/telemetry"
 )
 
 // recordFlushEvery bounds how long a recorded event may sit in the buffer.
@@ -36,7 +36,7 @@ func openRecorder(path string) (*recorder, error) {
 
 // write appends evs, flushing when the buffer is older than
 // recordFlushEvery.
-func (r *recorder) write(evs []event.Event) {
+func (r *recorder) write(evs []telemetry.Event) {
 	if r == nil {
 		return
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/vigilsec/vigil/core/attack"
 	"github.com/vigilsec/vigil/core/plugin"
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
+	"github.com/vigilsec/vigil/core/telemetry"
 )
 
 // Limits of one answer: results travel over gRPC, whose default message
@@ -144,15 +144,15 @@ func (s *SIEM) SearchRawEvents(ctx context.Context, req plugin.RawEventsRequest)
 // line of a process creation, the path of a file event, the record type,
 // syscall and program of an audit record, the verb and URI of a Kubernetes
 // audit event; else the command line of the process that caused it.
-func eventSummary(ev *event.Event) string {
+func eventSummary(ev *telemetry.Event) string {
 	switch ev.Source {
-	case event.ProcessCreation:
+	case telemetry.ProcessCreation:
 		return ev.Get("CommandLine")
-	case event.FileEvent:
+	case telemetry.FileEvent:
 		return ev.Get("TargetFilename") + " (by " + ev.Get("Image") + ")"
-	case event.Auditd:
+	case telemetry.Auditd:
 		return strings.TrimSpace(ev.Get("type") + " " + ev.Get("syscall") + " " + ev.Get("exe"))
-	case event.KubernetesAudit:
+	case telemetry.KubernetesAudit:
 		return ev.Get("verb") + " " + ev.Get("requestURI")
 	}
 	if len(ev.Ancestry) > 0 {
@@ -249,7 +249,7 @@ func (s *SIEM) CloseSignals(context.Context, plugin.CloseSignalsRequest) error {
 }
 
 // Ingest runs replayed telemetry through the pipeline as if the sensor had
-// seen it. Each item is one event.Event as JSON (as `vigil record` writes
+// seen it. Each item is one telemetry.Event as JSON (as `vigil record` writes
 // them); its time is kept as is. An event without the vigil.marker field
 // gets req.Marker in it. Undecodable items and items without a time are
 // per-item problems; Accepted counts the others.
@@ -260,11 +260,11 @@ func (s *SIEM) Ingest(ctx context.Context, req plugin.IngestRequest) (plugin.Ing
 	}
 	var (
 		res plugin.IngestResult
-		evs = make([]event.Event, 0, len(req.Events))
+		evs = make([]telemetry.Event, 0, len(req.Events))
 	)
 	for i, b := range req.Events {
 		subject := "events[" + strconv.Itoa(i) + "]"
-		var ev event.Event
+		var ev telemetry.Event
 		if err := json.Unmarshal(b, &ev); err != nil {
 			res.Problems = append(res.Problems, plugin.Problem{Subject: subject, Message: err.Error()})
 			continue

@@ -8,8 +8,8 @@ import (
 	"strings"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/core/telemetry"
 	"github.com/vigilsec/vigil/plugins/siem/local/detect"
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
 )
 
 // MarkerField is the event field that carries the run marker of replayed
@@ -29,9 +29,9 @@ type rawRule struct {
 
 // rawSignal is a signal's Raw document.
 type rawSignal struct {
-	Rule     rawRule      `json:"rule"`
-	Searches []string     `json:"searches,omitempty"`
-	Event    *event.Event `json:"event"`
+	Rule     rawRule          `json:"rule"`
+	Searches []string         `json:"searches,omitempty"`
+	Event    *telemetry.Event `json:"event"`
 	// Expectation is the expectation whose native query raised the signal.
 	Expectation string `json:"expectation,omitempty"`
 }
@@ -39,7 +39,7 @@ type rawSignal struct {
 // newSignal builds the signal rule r raises for ev. expID is the
 // expectation whose native query r is ("" for a loaded rule); it takes part
 // in the signal's ID and is the signal's only matched expectation.
-func newSignal(r *detect.Rule, searches []string, ev *event.Event, expID string) plugin.Signal {
+func newSignal(r *detect.Rule, searches []string, ev *telemetry.Event, expID string) plugin.Signal {
 	raw, err := json.Marshal(rawSignal{
 		Rule:     rawRule{Title: r.Title, ID: r.ID, Level: r.Level, Author: r.Author, Link: r.Link, Path: r.Path},
 		Searches: searches, Event: ev, Expectation: expID,
@@ -68,7 +68,7 @@ func newSignal(r *detect.Rule, searches []string, ev *event.Event, expID string)
 
 // signalID is stable for a rule (and native query) and an event: the same
 // audit event seen twice raises one signal.
-func signalID(ruleID, expID string, ev *event.Event) string {
+func signalID(ruleID, expID string, ev *telemetry.Event) string {
 	h := sha256.New()
 	for _, s := range []string{
 		ruleID, expID, ev.Host, strconv.FormatUint(ev.Sequence, 10),
@@ -86,7 +86,7 @@ var pathFields = []string{"name", "TargetFilename", "cwd", "CurrentDirectory"}
 // markerValues lists where a run marker may show in ev: the command lines of
 // its process ancestry, its own command line (process_creation CommandLine,
 // EXECVE arguments, proctitle), its file paths and the replay marker field.
-func markerValues(ev *event.Event) []plugin.MarkerValue {
+func markerValues(ev *telemetry.Event) []plugin.MarkerValue {
 	var out []plugin.MarkerValue
 	seen := map[plugin.MarkerValue]bool{}
 	add := func(loc plugin.MarkerLocation, v string) {
@@ -115,7 +115,7 @@ func markerValues(ev *event.Event) []plugin.MarkerValue {
 }
 
 // execveCommandLine joins the arguments a0..aN of an EXECVE record.
-func execveCommandLine(ev *event.Event) string {
+func execveCommandLine(ev *telemetry.Event) string {
 	if ev.Get("type") != "EXECVE" {
 		return ""
 	}
@@ -133,7 +133,7 @@ func execveCommandLine(ev *event.Event) string {
 
 // fieldValues returns a field's values: one for a string, each element of a
 // []string.
-func fieldValues(ev *event.Event, field string) []string {
+func fieldValues(ev *telemetry.Event, field string) []string {
 	switch v := ev.Fields[field].(type) {
 	case string:
 		return []string{v}
@@ -148,7 +148,7 @@ func fieldValues(ev *event.Event, field string) []string {
 
 // findMarker returns the first of markers that ev's ancestry or fields
 // contain, and whether there was one.
-func findMarker(ev *event.Event, markers []string) (string, bool) {
+func findMarker(ev *telemetry.Event, markers []string) (string, bool) {
 	for _, m := range markers {
 		if m == "" {
 			continue

@@ -6,12 +6,12 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/core/plugin"
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
+	"github.com/vigilsec/vigil/core/telemetry"
 )
 
 // storedEvent is one raw event in the ring.
 type storedEvent struct {
-	ev       *event.Event
+	ev       *telemetry.Event
 	received time.Time
 }
 
@@ -48,7 +48,7 @@ func newStore(retention time.Duration, maxEvents int, now func() time.Time) *sto
 }
 
 // addEvent appends ev to the ring, evicting the oldest event when full.
-func (s *store) addEvent(ev *event.Event, received time.Time) {
+func (s *store) addEvent(ev *telemetry.Event, received time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.nEvents++

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/core/plugin"
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
+	"github.com/vigilsec/vigil/core/telemetry"
 )
 
 // fakeClock is a settable clock.
@@ -20,7 +20,7 @@ func TestStoreEventRing(t *testing.T) {
 	clk := &fakeClock{t0}
 	s := newStore(time.Hour, 3, clk.now)
 	for i := range 5 {
-		s.addEvent(&event.Event{Time: t0.Add(time.Duration(i) * time.Second), Sequence: uint64(i)}, t0)
+		s.addEvent(&telemetry.Event{Time: t0.Add(time.Duration(i) * time.Second), Sequence: uint64(i)}, t0)
 	}
 	seqs := func(start, end time.Time) []uint64 {
 		var out []uint64
@@ -124,29 +124,29 @@ func TestMarkerValues(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		ev   event.Event
+		ev   telemetry.Event
 		want []plugin.MarkerValue
 	}{
 		{
 			name: "process_creation with ancestry",
-			ev: event.Event{Source: event.ProcessCreation, Ancestry: []string{"crontab -l", "sh -c crontab -l vigil-x"},
+			ev: telemetry.Event{Source: telemetry.ProcessCreation, Ancestry: []string{"crontab -l", "sh -c crontab -l vigil-x"},
 				Fields: map[string]any{"CommandLine": "crontab -l", "CurrentDirectory": "/tmp/vigil-x"}},
 			want: []plugin.MarkerValue{cl("crontab -l"), cl("sh -c crontab -l vigil-x"), fp("/tmp/vigil-x")},
 		},
 		{
 			name: "EXECVE arguments joined",
-			ev: event.Event{Source: event.Auditd,
+			ev: telemetry.Event{Source: telemetry.Auditd,
 				Fields: map[string]any{"type": "EXECVE", "argc": "3", "a0": "/bin/sh", "a1": "-c", "a2": "id vigil-x", "proctitle": "/bin/sh -c id"}},
 			want: []plugin.MarkerValue{cl("/bin/sh -c id vigil-x"), cl("/bin/sh -c id")},
 		},
 		{
 			name: "SYSCALL arguments are not a command line",
-			ev:   event.Event{Source: event.Auditd, Fields: map[string]any{"type": "SYSCALL", "a0": "3", "a1": "7ffd"}},
+			ev:   telemetry.Event{Source: telemetry.Auditd, Fields: map[string]any{"type": "SYSCALL", "a0": "3", "a1": "7ffd"}},
 			want: nil,
 		},
 		{
 			name: "paths and the replay marker",
-			ev: event.Event{Source: event.Auditd, Fields: map[string]any{
+			ev: telemetry.Event{Source: telemetry.Auditd, Fields: map[string]any{
 				"type": "PATH", "name": "/etc/profile", "cwd": "/root", "TargetFilename": []string{"/a", "/b"}, MarkerField: "vigil-x"}},
 			want: []plugin.MarkerValue{fp("/etc/profile"), fp("/a"), fp("/b"), fp("/root"), lm("vigil-x")},
 		},
@@ -161,7 +161,7 @@ func TestMarkerValues(t *testing.T) {
 }
 
 func TestSignalIDIsStable(t *testing.T) {
-	ev := event.Event{Time: t0, Sequence: 7, Host: "h"}
+	ev := telemetry.Event{Time: t0, Sequence: 7, Host: "h"}
 	other := ev
 	other.Sequence = 8
 	a, b := signalID("r", "", &ev), signalID("r", "", &ev)

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigilsec/vigil/core/telemetry"
 	"github.com/vigilsec/vigil/plugins/siem/local/detect"
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
 )
 
 // Signal describes a signal to add to the fake.
@@ -326,7 +326,7 @@ func (s *Server) detectLocked(l *logEntry) {
 	if sig == nil {
 		return
 	}
-	ev := event.Event{Time: l.at, Host: l.host, Fields: map[string]any{}}
+	ev := telemetry.Event{Time: l.at, Host: l.host, Fields: map[string]any{}}
 	if ls, ok := sig["logsource"].(map[string]any); ok {
 		ev.Source.Product, _ = ls["product"].(string)
 		ev.Source.Category, _ = ls["category"].(string)

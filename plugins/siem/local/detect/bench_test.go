@@ -22,11 +22,11 @@ import (
 	"os"
 	"testing"
 
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
+	"github.com/vigilsec/vigil/core/telemetry"
 )
 
 // benchSetup loads the whole SigmaHQ Linux ruleset and the recorded corpus.
-func benchSetup(b *testing.B) ([]*Rule, []*event.Event) {
+func benchSetup(b *testing.B) ([]*Rule, []*telemetry.Event) {
 	b.Helper()
 	rs, err := Load(os.DirFS(sigmaHQDir))
 	if err != nil {

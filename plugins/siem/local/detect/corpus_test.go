@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
+	"github.com/vigilsec/vigil/core/telemetry"
 )
 
 // The recorded event corpus (testdata/events.jsonl) is generated, reproducibly,
@@ -30,20 +30,20 @@ var genEvents = flag.Bool("gen-events", false, "regenerate testdata/events.jsonl
 const eventsFile = "testdata/events.jsonl"
 
 // readEvents loads a JSONL event corpus.
-func readEvents(tb testing.TB, path string) []*event.Event {
+func readEvents(tb testing.TB, path string) []*telemetry.Event {
 	tb.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		tb.Fatalf("read %s: %v", path, err)
 	}
-	var out []*event.Event
+	var out []*telemetry.Event
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for line := 1; sc.Scan(); line++ {
 		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
 			continue
 		}
-		ev := &event.Event{}
+		ev := &telemetry.Event{}
 		if err := ev.UnmarshalJSON(sc.Bytes()); err != nil {
 			tb.Fatalf("%s:%d: %v", path, line, err)
 		}
@@ -156,7 +156,7 @@ func TestGenerateEventCorpus(t *testing.T) {
 }
 
 // generateCorpus simulates about n events of a busy host, deterministically.
-func generateCorpus(n int) []*event.Event {
+func generateCorpus(n int) []*telemetry.Event {
 	g := &gen{
 		rnd:  rand.New(rand.NewPCG(20260823, 1)),
 		t:    time.Date(2026, 8, 23, 9, 0, 0, 0, time.UTC),
@@ -204,15 +204,15 @@ type gen struct {
 	seq  uint64
 	pid  int
 	host string
-	out  []*event.Event
+	out  []*telemetry.Event
 }
 
 var uids = map[string]string{"root": "0", "www-data": "33", "deploy": "1001", "alice": "1002", "app": "998", "node": "997", "search": "996"}
 
-func (g *gen) next(src event.Logsource, fields map[string]any) {
+func (g *gen) next(src telemetry.Logsource, fields map[string]any) {
 	g.t = g.t.Add(time.Duration(200+g.rnd.IntN(4000)) * time.Microsecond)
-	ev := &event.Event{Time: g.t, Host: g.host, Source: src, Fields: fields}
-	if src == event.Auditd {
+	ev := &telemetry.Event{Time: g.t, Host: g.host, Source: src, Fields: fields}
+	if src == telemetry.Auditd {
 		ev.Sequence = g.seq
 	}
 	g.out = append(g.out, ev)
@@ -261,7 +261,7 @@ func (g *gen) exec(c command) {
 	g.seq++
 	g.pid += 1 + g.rnd.IntN(7)
 	exe := c.argv[0]
-	g.next(event.Auditd, g.syscall("execve", "59", exe, base(exe), c.user, true, "exec", 2))
+	g.next(telemetry.Auditd, g.syscall("execve", "59", exe, base(exe), c.user, true, "exec", 2))
 	ex := map[string]any{"type": "EXECVE", "argc": strconv.Itoa(len(c.argv))}
 	for i, a := range c.argv {
 		if i == 0 {
@@ -269,12 +269,12 @@ func (g *gen) exec(c command) {
 		}
 		ex["a"+strconv.Itoa(i)] = a
 	}
-	g.next(event.Auditd, ex)
-	g.next(event.Auditd, map[string]any{"type": "CWD", "cwd": c.cwd})
-	g.next(event.Auditd, g.path(0, exe, "NORMAL"))
-	g.next(event.Auditd, g.path(1, "/lib64/ld-linux-x86-64.so.2", "NORMAL"))
+	g.next(telemetry.Auditd, ex)
+	g.next(telemetry.Auditd, map[string]any{"type": "CWD", "cwd": c.cwd})
+	g.next(telemetry.Auditd, g.path(0, exe, "NORMAL"))
+	g.next(telemetry.Auditd, g.path(1, "/lib64/ld-linux-x86-64.so.2", "NORMAL"))
 	cmdline := strings.Join(c.argv, " ")
-	g.next(event.Auditd, map[string]any{"type": "PROCTITLE", "proctitle": cmdline})
+	g.next(telemetry.Auditd, map[string]any{"type": "PROCTITLE", "proctitle": cmdline})
 	parentImage := c.parent[0]
 	if !strings.HasPrefix(parentImage, "/") {
 		parentImage = "/usr/bin/bash"
@@ -282,7 +282,7 @@ func (g *gen) exec(c command) {
 			parentImage = "/usr/sbin/sshd"
 		}
 	}
-	g.next(event.ProcessCreation, map[string]any{
+	g.next(telemetry.ProcessCreation, map[string]any{
 		"Image": exe, "CommandLine": cmdline, "CurrentDirectory": c.cwd, "User": c.user,
 		"LogonId": uids[c.user], "ProcessId": strconv.Itoa(g.pid), "ParentProcessId": strconv.Itoa(g.pid - 3),
 		"ParentImage": parentImage, "ParentCommandLine": strings.Join(c.parent, " "),
@@ -308,9 +308,9 @@ func (g *gen) fileAccess() {
 	r := readers[g.rnd.IntN(len(readers))]
 	p := readPaths[g.rnd.IntN(len(readPaths))]
 	ok := g.rnd.IntN(12) != 0
-	g.next(event.Auditd, g.syscall("openat", "257", r.exe, base(r.exe), r.user, ok, "", 1))
-	g.next(event.Auditd, map[string]any{"type": "CWD", "cwd": "/"})
-	g.next(event.Auditd, g.path(0, p, "NORMAL"))
+	g.next(telemetry.Auditd, g.syscall("openat", "257", r.exe, base(r.exe), r.user, ok, "", 1))
+	g.next(telemetry.Auditd, map[string]any{"type": "CWD", "cwd": "/"})
+	g.next(telemetry.Auditd, g.path(0, p, "NORMAL"))
 }
 
 var writePaths = []string{
@@ -327,11 +327,11 @@ func (g *gen) fileWrite() {
 	if strings.Contains(p, "%d") {
 		p = fmt.Sprintf(p, g.rnd.IntN(1_000_000))
 	}
-	g.next(event.Auditd, g.syscall("openat", "257", r.exe, base(r.exe), r.user, true, "", 2))
-	g.next(event.Auditd, map[string]any{"type": "CWD", "cwd": "/"})
-	g.next(event.Auditd, g.path(0, p[:strings.LastIndexByte(p, '/')+1], "PARENT"))
-	g.next(event.Auditd, g.path(1, p, "CREATE"))
-	g.next(event.FileEvent, map[string]any{"TargetFilename": p, "Image": r.exe, "User": r.user, "ProcessId": strconv.Itoa(g.pid)})
+	g.next(telemetry.Auditd, g.syscall("openat", "257", r.exe, base(r.exe), r.user, true, "", 2))
+	g.next(telemetry.Auditd, map[string]any{"type": "CWD", "cwd": "/"})
+	g.next(telemetry.Auditd, g.path(0, p[:strings.LastIndexByte(p, '/')+1], "PARENT"))
+	g.next(telemetry.Auditd, g.path(1, p, "CREATE"))
+	g.next(telemetry.FileEvent, map[string]any{"TargetFilename": p, "Image": r.exe, "User": r.user, "ProcessId": strconv.Itoa(g.pid)})
 }
 
 // login emits the PAM records of an SSH login.
@@ -340,7 +340,7 @@ func (g *gen) login() {
 	user := []string{"deploy", "alice", "backup"}[g.rnd.IntN(3)]
 	addr := fmt.Sprintf("10.0.%d.%d", g.rnd.IntN(4), 2+g.rnd.IntN(250))
 	for _, typ := range []string{"USER_AUTH", "USER_ACCT", "CRED_ACQ", "USER_START"} {
-		g.next(event.Auditd, map[string]any{
+		g.next(telemetry.Auditd, map[string]any{
 			"type": typ, "pid": strconv.Itoa(g.pid), "uid": "0", "auid": uids[user], "ses": strconv.Itoa(1000 + g.rnd.IntN(500)),
 			"op": "PAM:" + strings.ToLower(strings.TrimPrefix(typ, "USER_")), "acct": user, "exe": "/usr/sbin/sshd",
 			"hostname": addr, "addr": addr, "terminal": "ssh", "res": "success",
@@ -353,7 +353,7 @@ func (g *gen) service() {
 	g.seq++
 	typ := []string{"SERVICE_START", "SERVICE_STOP"}[g.rnd.IntN(2)]
 	unit := []string{"logrotate", "apt-daily", "man-db", "fstrim", "systemd-tmpfiles-clean", "certbot"}[g.rnd.IntN(6)]
-	g.next(event.Auditd, map[string]any{
+	g.next(telemetry.Auditd, map[string]any{
 		"type": typ, "pid": "1", "uid": "0", "auid": "4294967295", "ses": "4294967295",
 		"unit": unit, "comm": "systemd", "exe": "/usr/lib/systemd/systemd", "res": "success",
 	})

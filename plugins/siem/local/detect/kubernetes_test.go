@@ -6,12 +6,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
+	"github.com/vigilsec/vigil/core/telemetry"
 )
 
 // SigmaHQ's Kubernetes audit rules (logsource category application,
-// product kubernetes, service audit) load as event.KubernetesAudit and match
-// audit events flattened by event.FromAudit, through the engine and through
+// product kubernetes, service audit) load as telemetry.KubernetesAudit and match
+// audit events flattened by telemetry.FromAudit, through the engine and through
 // sigma-go alike.
 func TestKubernetesAuditRules(t *testing.T) {
 	rs, err := LoadWithOptions(os.DirFS(sigmaHQDir), Options{LinkBase: SigmaHQLinkBase}, "rules/application/kubernetes/audit")
@@ -32,7 +32,7 @@ func TestKubernetesAuditRules(t *testing.T) {
 		t.Fatalf("%d rules, skipped %v: want 14 loaded and %v skipped", len(rs.Rules), skipped, want)
 	}
 	for _, r := range rs.Rules {
-		if r.Logsource != event.KubernetesAudit {
+		if r.Logsource != telemetry.KubernetesAudit {
 			t.Errorf("%s: logsource %v", r.Path, r.Logsource)
 		}
 	}
@@ -54,7 +54,7 @@ func TestKubernetesAuditRules(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ev, err := event.FromAudit([]byte(tc.audit), "h")
+			ev, err := telemetry.FromAudit([]byte(tc.audit), "h")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -77,11 +77,11 @@ func TestKubernetesAuditRules(t *testing.T) {
 }
 
 func TestNormalizeLogsource(t *testing.T) {
-	for _, tc := range []struct{ in, want event.Logsource }{
-		{event.Logsource{Product: "kubernetes", Service: "audit", Category: "application"}, event.KubernetesAudit},
-		{event.Logsource{Product: "kubernetes", Service: "audit"}, event.KubernetesAudit},
-		{event.Logsource{Product: "kubernetes", Service: "audit", Category: "process_creation"}, event.Logsource{Product: "kubernetes", Service: "audit", Category: "process_creation"}},
-		{event.ProcessCreation, event.ProcessCreation},
+	for _, tc := range []struct{ in, want telemetry.Logsource }{
+		{telemetry.Logsource{Product: "kubernetes", Service: "audit", Category: "application"}, telemetry.KubernetesAudit},
+		{telemetry.Logsource{Product: "kubernetes", Service: "audit"}, telemetry.KubernetesAudit},
+		{telemetry.Logsource{Product: "kubernetes", Service: "audit", Category: "process_creation"}, telemetry.Logsource{Product: "kubernetes", Service: "audit", Category: "process_creation"}},
+		{telemetry.ProcessCreation, telemetry.ProcessCreation},
 	} {
 		if got := NormalizeLogsource(tc.in); got != tc.want {
 			t.Errorf("NormalizeLogsource(%v) = %v, want %v", tc.in, got, tc.want)

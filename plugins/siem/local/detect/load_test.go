@@ -13,7 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
+	"github.com/vigilsec/vigil/core/telemetry"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/sigmahq_load.golden")
@@ -86,7 +86,7 @@ func TestLoadSigmaHQ(t *testing.T) {
 
 	// No rule of a supported logsource is skipped for its logsource, and
 	// every problem has a specific detail.
-	supported := map[event.Logsource]bool{}
+	supported := map[telemetry.Logsource]bool{}
 	for _, s := range SupportedLogsources {
 		supported[s] = true
 	}
@@ -132,14 +132,14 @@ func TestLoadSigmaHQ(t *testing.T) {
 }
 
 // fileLogsource reads a rule file's logsource independently of the loader.
-func fileLogsource(t *testing.T, fsys fs.FS, path string) event.Logsource {
+func fileLogsource(t *testing.T, fsys fs.FS, path string) telemetry.Logsource {
 	t.Helper()
 	data, err := fs.ReadFile(fsys, path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var doc struct {
-		Logsource event.Logsource `yaml:"logsource"`
+		Logsource telemetry.Logsource `yaml:"logsource"`
 	}
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		t.Fatalf("%s: %v", path, err)
@@ -321,7 +321,7 @@ func TestParseRuleMetadata(t *testing.T) {
 		{"level", r.Level, "low"},
 		{"status", r.Status, "test"},
 		{"author", r.Author, "Jane Doe"},
-		{"logsource", r.Logsource, event.ProcessCreation},
+		{"logsource", r.Logsource, telemetry.ProcessCreation},
 		{"techniques", r.Techniques, []string{"T1007", "T1053.003"}},
 		{"tactics", r.Tactics, []string{"discovery", "privilege-escalation"}},
 		{"tags", len(r.Tags), 7},
@@ -334,10 +334,10 @@ func TestParseRuleMetadata(t *testing.T) {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
 		}
 	}
-	if !r.Matches(&event.Event{Source: event.ProcessCreation, Fields: map[string]any{"Image": "/usr/bin/crontab", "CommandLine": "crontab -l"}}) {
+	if !r.Matches(&telemetry.Event{Source: telemetry.ProcessCreation, Fields: map[string]any{"Image": "/usr/bin/crontab", "CommandLine": "crontab -l"}}) {
 		t.Error("rule does not match its own example")
 	}
-	if r.Matches(&event.Event{Source: event.FileEvent, Fields: map[string]any{"Image": "/usr/bin/crontab", "CommandLine": "crontab -l"}}) {
+	if r.Matches(&telemetry.Event{Source: telemetry.FileEvent, Fields: map[string]any{"Image": "/usr/bin/crontab", "CommandLine": "crontab -l"}}) {
 		t.Error("rule matches an event of another logsource")
 	}
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/bradleyjkemp/sigma-go/evaluator/modifiers"
 	"gopkg.in/yaml.v3"
 
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
+	"github.com/vigilsec/vigil/core/telemetry"
 )
 
 // SigmaHQCommit is the SigmaHQ/sigma commit the rules in rules/sigma/sigmahq
@@ -32,15 +32,15 @@ const SigmaHQLinkBase = "https://github.com/SigmaHQ/sigma/blob/" + SigmaHQCommit
 
 // SupportedLogsources lists the logsources the local SIEM evaluates, the
 // only ones whose rules are loaded: the three the local sensor produces, and
-// Kubernetes audit events (replayed or ingested; see event.FromAudit).
-var SupportedLogsources = []event.Logsource{event.Auditd, event.ProcessCreation, event.FileEvent, event.KubernetesAudit}
+// Kubernetes audit events (replayed or ingested; see telemetry.FromAudit).
+var SupportedLogsources = []telemetry.Logsource{telemetry.Auditd, telemetry.ProcessCreation, telemetry.FileEvent, telemetry.KubernetesAudit}
 
 // NormalizeLogsource returns the logsource a rule written for ls is
 // evaluated on: SigmaHQ's Kubernetes audit rules say product kubernetes,
 // service audit, with or without category application, and all of them are
-// event.KubernetesAudit. Other logsources are returned unchanged.
-func NormalizeLogsource(ls event.Logsource) event.Logsource {
-	k := event.KubernetesAudit
+// telemetry.KubernetesAudit. Other logsources are returned unchanged.
+func NormalizeLogsource(ls telemetry.Logsource) telemetry.Logsource {
+	k := telemetry.KubernetesAudit
 	if ls.Product == k.Product && ls.Service == k.Service && (ls.Category == "" || ls.Category == "application") {
 		return k
 	}
@@ -64,7 +64,7 @@ type Rule struct {
 	// References lists the rule's references.
 	References []string
 	// Logsource is the rule's logsource (one of SupportedLogsources).
-	Logsource event.Logsource
+	Logsource telemetry.Logsource
 	// Tags are the rule's tags as written.
 	Tags []string
 	// Techniques are the ATT&CK technique IDs of attack.tNNNN[.NNN] tags,
@@ -91,7 +91,7 @@ func (r *Rule) String() string { return r.Title + " (" + r.ID + ")" }
 // Matches reports whether ev matches the rule, evaluating it directly with
 // sigma-go (no index): false when the event's logsource is not the rule's.
 // It is the reference the Engine's indexed evaluation is tested against.
-func (r *Rule) Matches(ev *event.Event) bool {
+func (r *Rule) Matches(ev *telemetry.Event) bool {
 	if ev.Source != r.Logsource {
 		return false
 	}
@@ -101,7 +101,7 @@ func (r *Rule) Matches(ev *event.Event) bool {
 
 // evaluate runs the sigma-go evaluator on ev, turning an error or a panic
 // into a non-match. It returns the names of the searches that matched.
-func (r *Rule) evaluate(ev *event.Event) (ok bool, searches map[string]bool) {
+func (r *Rule) evaluate(ev *telemetry.Event) (ok bool, searches map[string]bool) {
 	defer func() {
 		if recover() != nil {
 			ok, searches = false, nil
@@ -348,7 +348,7 @@ func ParseRule(path string, data []byte, link string) (*Rule, *Problem) {
 			return fail(ReasonCorrelation, "aggregation condition %q is not supported", conditionString(c))
 		}
 	}
-	ls := NormalizeLogsource(event.Logsource{Product: sr.Logsource.Product, Service: sr.Logsource.Service, Category: sr.Logsource.Category})
+	ls := NormalizeLogsource(telemetry.Logsource{Product: sr.Logsource.Product, Service: sr.Logsource.Service, Category: sr.Logsource.Category})
 	supported := false
 	for _, s := range SupportedLogsources {
 		supported = supported || s == ls

@@ -20,7 +20,7 @@ import (
 	"github.com/elastic/go-libaudit/v2/rule"
 	"golang.org/x/sys/unix"
 
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
+	"github.com/vigilsec/vigil/core/telemetry"
 )
 
 // The live tests start the real sensor: they need root and the kernel audit
@@ -32,14 +32,14 @@ const markerPrefix = "vigil-marker-"
 // sink collects the events a live test cares about.
 type sink struct {
 	mu     sync.Mutex
-	events []event.Event
-	keep   func(*event.Event) bool
+	events []telemetry.Event
+	keep   func(*telemetry.Event) bool
 }
 
 // newSink keeps the events whose ancestry holds a test marker, plus those
 // extra accepts.
-func newSink(extra func(*event.Event) bool) *sink {
-	return &sink{keep: func(e *event.Event) bool {
+func newSink(extra func(*telemetry.Event) bool) *sink {
+	return &sink{keep: func(e *telemetry.Event) bool {
 		if containsMarker(e.Ancestry, markerPrefix) {
 			return true
 		}
@@ -47,7 +47,7 @@ func newSink(extra func(*event.Event) bool) *sink {
 	}}
 }
 
-func (s *sink) add(evs []event.Event) {
+func (s *sink) add(evs []telemetry.Event) {
 	for i := range evs {
 		if s.keep(&evs[i]) {
 			s.mu.Lock()
@@ -58,10 +58,10 @@ func (s *sink) add(evs []event.Event) {
 }
 
 // find returns the kept events for which match is true.
-func (s *sink) find(match func(*event.Event) bool) []event.Event {
+func (s *sink) find(match func(*telemetry.Event) bool) []telemetry.Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []event.Event
+	var out []telemetry.Event
 	for i := range s.events {
 		if match(&s.events[i]) {
 			out = append(out, s.events[i])
@@ -71,7 +71,7 @@ func (s *sink) find(match func(*event.Event) bool) []event.Event {
 }
 
 // waitFind waits up to 20s for at least one event matching match.
-func (s *sink) waitFind(t *testing.T, what string, match func(*event.Event) bool) []event.Event {
+func (s *sink) waitFind(t *testing.T, what string, match func(*telemetry.Event) bool) []telemetry.Event {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -94,7 +94,7 @@ func requireRoot(t *testing.T) {
 }
 
 // startSensor starts a sensor for a live test and stops it at cleanup.
-func startSensor(t *testing.T, cfg Config, emit func([]event.Event)) *Sensor {
+func startSensor(t *testing.T, cfg Config, emit func([]telemetry.Event)) *Sensor {
 	t.Helper()
 	requireRoot(t)
 	s := New(cfg)
@@ -149,9 +149,9 @@ func runHelper(t *testing.T, mode string) {
 	}
 }
 
-func fieldIs(e *event.Event, k, v string) bool { return e.Get(k) == v }
+func fieldIs(e *telemetry.Event, k, v string) bool { return e.Get(k) == v }
 
-func hasMarker(e *event.Event, marker string) bool { return containsMarker(e.Ancestry, marker) }
+func hasMarker(e *telemetry.Event, marker string) bool { return containsMarker(e.Ancestry, marker) }
 
 func TestLiveProcessCreationAncestry(t *testing.T) {
 	sk := newSink(nil)
@@ -164,8 +164,8 @@ func TestLiveProcessCreationAncestry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs := sk.waitFind(t, "process_creation of ls", func(e *event.Event) bool {
-		return e.Source == event.ProcessCreation && fieldIs(e, "Image", ls) && hasMarker(e, marker)
+	evs := sk.waitFind(t, "process_creation of ls", func(e *telemetry.Event) bool {
+		return e.Source == telemetry.ProcessCreation && fieldIs(e, "Image", ls) && hasMarker(e, marker)
 	})
 	e := evs[0]
 	shell := "/bin/sh -c ls / >/dev/null; /bin/true " + marker
@@ -189,8 +189,8 @@ func TestLiveProcessCreationAncestry(t *testing.T) {
 	}
 	// The raw records of the same exec are there too.
 	for _, typ := range []string{"SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE"} {
-		if len(sk.find(func(x *event.Event) bool {
-			return x.Sequence == e.Sequence && x.Source == event.Auditd && fieldIs(x, "type", typ)
+		if len(sk.find(func(x *telemetry.Event) bool {
+			return x.Sequence == e.Sequence && x.Source == telemetry.Auditd && fieldIs(x, "type", typ)
 		})) == 0 {
 			t.Errorf("no %s record for the exec of ls", typ)
 		}
@@ -207,9 +207,9 @@ func TestLiveFileEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := func(name, nametype string) func(*event.Event) bool {
-		return func(e *event.Event) bool {
-			return e.Source == event.Auditd && fieldIs(e, "type", "PATH") && fieldIs(e, "name", name) &&
+	path := func(name, nametype string) func(*telemetry.Event) bool {
+		return func(e *telemetry.Event) bool {
+			return e.Source == telemetry.Auditd && fieldIs(e, "type", "PATH") && fieldIs(e, "name", name) &&
 				fieldIs(e, "nametype", nametype) && hasMarker(e, marker)
 		}
 	}
@@ -229,8 +229,8 @@ func TestLiveFileEvents(t *testing.T) {
 		}
 	}
 	for _, target := range []string{decoy, moved} {
-		sk.waitFind(t, "file_event for "+target, func(e *event.Event) bool {
-			return e.Source == event.FileEvent && fieldIs(e, "TargetFilename", target) && e.Get("Image") != ""
+		sk.waitFind(t, "file_event for "+target, func(e *telemetry.Event) bool {
+			return e.Source == telemetry.FileEvent && fieldIs(e, "TargetFilename", target) && e.Get("Image") != ""
 		})
 	}
 }
@@ -243,8 +243,8 @@ func TestLiveAnomAbend(t *testing.T) {
 	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGSEGV {
 		t.Fatalf("the shell did not die of SIGSEGV: %v", err)
 	}
-	e := sk.waitFind(t, "ANOM_ABEND", func(e *event.Event) bool {
-		return e.Source == event.Auditd && fieldIs(e, "type", "ANOM_ABEND") && hasMarker(e, marker)
+	e := sk.waitFind(t, "ANOM_ABEND", func(e *telemetry.Event) bool {
+		return e.Source == telemetry.Auditd && fieldIs(e, "type", "ANOM_ABEND") && hasMarker(e, marker)
 	})[0]
 	if e.Get("sig") != "11" || e.Get("comm") != "sh" {
 		t.Errorf("ANOM_ABEND fields: %v", e.Fields)
@@ -252,8 +252,8 @@ func TestLiveAnomAbend(t *testing.T) {
 }
 
 func TestLiveClockChange(t *testing.T) {
-	sk := newSink(func(e *event.Event) bool {
-		return e.Source == event.Auditd && fieldIs(e, "type", "SYSCALL") && strings.HasPrefix(e.Get("syscall"), "clock_settime") ||
+	sk := newSink(func(e *telemetry.Event) bool {
+		return e.Source == telemetry.Auditd && fieldIs(e, "type", "SYSCALL") && strings.HasPrefix(e.Get("syscall"), "clock_settime") ||
 			e.Get("syscall") == "settimeofday"
 	})
 	startSensor(t, Config{}, sk.add)
@@ -264,7 +264,7 @@ func TestLiveClockChange(t *testing.T) {
 	for _, sc := range []string{"settimeofday", "clock_settime"} {
 		t.Run(sc, func(t *testing.T) {
 			runHelper(t, sc)
-			e := sk.waitFind(t, sc+" SYSCALL", func(e *event.Event) bool {
+			e := sk.waitFind(t, sc+" SYSCALL", func(e *telemetry.Event) bool {
 				return fieldIs(e, "type", "SYSCALL") && fieldIs(e, "syscall", sc) && fieldIs(e, "exe", self)
 			})[0]
 			if e.Get("SYSCALL") != sc || e.Get("success") != "yes" || e.Get("key") != DefaultKey {
@@ -284,7 +284,7 @@ func TestLivePrlimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := sk.waitFind(t, "prlimit64 SYSCALL", func(e *event.Event) bool {
+	e := sk.waitFind(t, "prlimit64 SYSCALL", func(e *telemetry.Event) bool {
 		return fieldIs(e, "type", "SYSCALL") && fieldIs(e, "syscall", "prlimit64") && fieldIs(e, "comm", "prlimit") && hasMarker(e, marker)
 	})[0]
 	// a1 is the resource (RLIMIT_NOFILE = 7), a0 the target pid in hex.
@@ -292,7 +292,7 @@ func TestLivePrlimit(t *testing.T) {
 		t.Errorf("prlimit64 arguments: a0=%s a1=%s", e.Get("a0"), e.Get("a1"))
 	}
 	// A read of the limits (a2 = NULL) is not audited.
-	if reads := sk.find(func(e *event.Event) bool {
+	if reads := sk.find(func(e *telemetry.Event) bool {
 		return fieldIs(e, "syscall", "prlimit64") && fieldIs(e, "a2", "0") && hasMarker(e, marker)
 	}); len(reads) > 0 {
 		t.Errorf("prlimit64 reads audited: %v", reads[0].Fields)
@@ -393,7 +393,7 @@ func TestLiveStopRestoresStatusAndForeignRules(t *testing.T) {
 	rules0 := kernelRules(t, ctrl)
 
 	s := New(Config{})
-	if err := s.Start(ctx, func([]event.Event) {}); err != nil {
+	if err := s.Start(ctx, func([]telemetry.Event) {}); err != nil {
 		if errors.Is(err, ErrUnavailable) {
 			t.Skipf("live audit sensor test: %v", err)
 		}
@@ -487,7 +487,7 @@ func TestLiveCancelStops(t *testing.T) {
 	requireRoot(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := New(Config{})
-	if err := s.Start(ctx, func([]event.Event) {}); err != nil {
+	if err := s.Start(ctx, func([]telemetry.Event) {}); err != nil {
 		cancel()
 		if errors.Is(err, ErrUnavailable) {
 			t.Skipf("live audit sensor test: %v", err)
@@ -533,9 +533,9 @@ func TestLiveTwoSensors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exec := func(marker string) func(*event.Event) bool {
-		return func(e *event.Event) bool {
-			return e.Source == event.ProcessCreation && fieldIs(e, "Image", pwd) && hasMarker(e, marker)
+	exec := func(marker string) func(*telemetry.Event) bool {
+		return func(e *telemetry.Event) bool {
+			return e.Source == telemetry.ProcessCreation && fieldIs(e, "Image", pwd) && hasMarker(e, marker)
 		}
 	}
 	marker, err := runMarked(t, "/bin/pwd >/dev/null")
@@ -559,7 +559,7 @@ func TestLiveTwoSensors(t *testing.T) {
 func TestLiveSelfExcluded(t *testing.T) {
 	stamp := strconv.FormatInt(time.Now().UnixNano(), 10)
 	selfFile := "/var/log/vigil-self-" + stamp
-	sk := newSink(func(e *event.Event) bool { return strings.Contains(e.Get("name"), "vigil-self-"+stamp) })
+	sk := newSink(func(e *telemetry.Event) bool { return strings.Contains(e.Get("name"), "vigil-self-"+stamp) })
 	startSensor(t, Config{}, sk.add)
 	if err := os.WriteFile(selfFile, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
@@ -573,10 +573,10 @@ func TestLiveSelfExcluded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sk.waitFind(t, "the child's PATH CREATE", func(e *event.Event) bool {
+	sk.waitFind(t, "the child's PATH CREATE", func(e *telemetry.Event) bool {
 		return fieldIs(e, "name", childFile) && fieldIs(e, "nametype", "CREATE") && hasMarker(e, marker)
 	})
-	if evs := sk.find(func(e *event.Event) bool { return strings.Contains(e.Get("name"), "vigil-self-") }); len(evs) > 0 {
+	if evs := sk.find(func(e *telemetry.Event) bool { return strings.Contains(e.Get("name"), "vigil-self-") }); len(evs) > 0 {
 		t.Errorf("events of the sensor's own process: %v", evs[0].Fields)
 	}
 }
@@ -590,11 +590,11 @@ func TestLiveBurst(t *testing.T) {
 	marker := newMarker(t)
 	sentinel := marker + "-done"
 	var seen, sentinelSeen, all atomic.Int64
-	emit := func(evs []event.Event) {
+	emit := func(evs []telemetry.Event) {
 		all.Add(int64(len(evs)))
 		for i := range evs {
 			e := &evs[i]
-			if e.Source != event.ProcessCreation {
+			if e.Source != telemetry.ProcessCreation {
 				continue
 			}
 			switch {
@@ -722,7 +722,7 @@ func TestLiveFailedStartUndoes(t *testing.T) {
 		"-a always,exit -F arch=b64 -S execve",
 		"-a always,exit -F dir=/nonexistent-vigil-test-dir -F perm=wa",
 	}})
-	err = s.Start(ctx, func([]event.Event) {})
+	err = s.Start(ctx, func([]telemetry.Event) {})
 	if err == nil || !strings.Contains(err.Error(), "sensor: add rule") || !strings.Contains(err.Error(), "/nonexistent-vigil-test-dir") {
 		t.Fatalf("Start err = %v, want the refused rule named", err)
 	}
@@ -769,7 +769,7 @@ func TestLiveRemovesStaleRules(t *testing.T) {
 		t.Skipf("live audit sensor test: add rule: %v", err)
 	}
 	t.Cleanup(func() { _ = ctrl.request(context.Background(), auditDelRule, stale.Wire, nil) })
-	startSensor(t, Config{}, func([]event.Event) {})
+	startSensor(t, Config{}, func([]telemetry.Event) {})
 	if n := countContaining(kernelRules(t, ctrl), fmt.Sprintf("pid!=%d", dead)); n != 0 {
 		t.Errorf("the stale rule survived Start")
 	}

@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
+	"github.com/vigilsec/vigil/core/telemetry"
 )
 
 // helperEnv makes the test binary act as a small helper process instead of
@@ -47,7 +47,7 @@ func TestMain(m *testing.M) {
 	case "start":
 		// Start as whatever user runs the helper; report the error.
 		s := New(Config{StateDir: os.TempDir()})
-		err := s.Start(context.Background(), func([]event.Event) {})
+		err := s.Start(context.Background(), func([]telemetry.Event) {})
 		if err == nil {
 			_ = s.Stop(context.Background())
 			fmt.Println("started")

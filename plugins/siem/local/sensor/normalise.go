@@ -7,7 +7,7 @@ import (
 
 	"github.com/elastic/go-libaudit/v2/auparse"
 
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
+	"github.com/vigilsec/vigil/core/telemetry"
 )
 
 // contextFields are the SYSCALL record fields copied into every other record
@@ -78,7 +78,7 @@ func NewNormaliser(cfg NormaliserConfig) *Normaliser {
 // that reads no file: ancestry holds only the process itself and User holds
 // numeric uids. It is a pure function of its arguments, meant for tests and
 // tools; the sensor uses a long-lived Normaliser.
-func Normalise(host string, msgs []*auparse.AuditMessage) []event.Event {
+func Normalise(host string, msgs []*auparse.AuditMessage) []telemetry.Event {
 	return NewNormaliser(NormaliserConfig{Host: host}).Normalise(msgs)
 }
 
@@ -100,7 +100,7 @@ type parsedRecord struct {
 // dropped), one linux/process_creation Event for a successful execve or
 // execveat, and one linux/file_event Event per file created or opened for
 // writing. Records are expected in the order the kernel sent them.
-func (n *Normaliser) Normalise(msgs []*auparse.AuditMessage) []event.Event {
+func (n *Normaliser) Normalise(msgs []*auparse.AuditMessage) []telemetry.Event {
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -216,13 +216,13 @@ func (n *Normaliser) Normalise(msgs []*auparse.AuditMessage) []event.Event {
 		ancestry = n.procs.ancestry(pid, self)
 	}
 
-	base := event.Event{
+	base := telemetry.Event{
 		Time:     msgs[0].Timestamp,
 		Sequence: uint64(msgs[0].Sequence),
 		Host:     n.host,
 		Ancestry: ancestry,
 	}
-	out := make([]event.Event, 0, len(recs)+2)
+	out := make([]telemetry.Event, 0, len(recs)+2)
 	for _, r := range recs {
 		f := r.fields
 		fields := make(map[string]any, len(f)+len(ctx)+1)
@@ -239,7 +239,7 @@ func (n *Normaliser) Normalise(msgs []*auparse.AuditMessage) []event.Event {
 		}
 		fields["type"] = r.typ.String()
 		ev := base
-		ev.Source = event.Auditd
+		ev.Source = telemetry.Auditd
 		ev.Fields = fields
 		out = append(out, ev)
 	}
@@ -261,7 +261,7 @@ func (n *Normaliser) Normalise(msgs []*auparse.AuditMessage) []event.Event {
 			fields["ParentCommandLine"] = parent.cmdline
 		}
 		ev := base
-		ev.Source = event.ProcessCreation
+		ev.Source = telemetry.ProcessCreation
 		ev.Fields = fields
 		out = append(out, ev)
 	}
@@ -281,7 +281,7 @@ func (n *Normaliser) Normalise(msgs []*auparse.AuditMessage) []event.Event {
 				name = filepath.Join(cwd, name)
 			}
 			ev := base
-			ev.Source = event.FileEvent
+			ev.Source = telemetry.FileEvent
 			ev.Fields = map[string]any{
 				"TargetFilename": name,
 				"Image":          exe,

@@ -10,13 +10,13 @@ import (
 
 	"github.com/elastic/go-libaudit/v2/auparse"
 
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
+	"github.com/vigilsec/vigil/core/telemetry"
 )
 
 // normaliseFixture parses a testdata log and normalises every audit event in
 // order with one Normaliser that reads no /proc (ancestry comes from the
 // fixture alone) and resolves users from testdata/passwd.
-func normaliseFixture(t *testing.T, name string) []event.Event {
+func normaliseFixture(t *testing.T, name string) []telemetry.Event {
 	t.Helper()
 	f, err := os.Open(filepath.Join("testdata", name))
 	if err != nil {
@@ -28,7 +28,7 @@ func normaliseFixture(t *testing.T, name string) []event.Event {
 		t.Fatalf("ParseLog(%s): %v", name, err)
 	}
 	n := NewNormaliser(NormaliserConfig{Host: "fixture-host", PasswdFile: filepath.Join("testdata", "passwd")})
-	var out []event.Event
+	var out []telemetry.Event
 	for _, g := range groups {
 		out = append(out, n.Normalise(g)...)
 	}
@@ -41,7 +41,7 @@ func normaliseFixture(t *testing.T, name string) []event.Event {
 type want struct {
 	name     string
 	seq      uint64
-	src      event.Logsource
+	src      telemetry.Logsource
 	match    map[string]any // identifies the event among those of seq
 	fields   map[string]any // must be present with these values
 	absent   []string
@@ -50,9 +50,9 @@ type want struct {
 	count    int      // when > 0, how many events match (default: at least 1)
 }
 
-func (w want) check(t *testing.T, evs []event.Event) {
+func (w want) check(t *testing.T, evs []telemetry.Event) {
 	t.Helper()
-	var found []event.Event
+	var found []telemetry.Event
 	for _, e := range evs {
 		if e.Sequence != w.seq || e.Source != w.src {
 			continue
@@ -113,7 +113,7 @@ func TestNormaliseRecorded(t *testing.T) {
 	cases := []want{
 		{
 			name: "process_creation of crontab -l from a marked shell",
-			seq:  523, src: event.ProcessCreation,
+			seq:  523, src: telemetry.ProcessCreation,
 			fields: map[string]any{
 				"Image": "/usr/bin/crontab", "CommandLine": "crontab -l",
 				"CurrentDirectory": "/work/main/plugins/siem/local/sensor",
@@ -125,7 +125,7 @@ func TestNormaliseRecorded(t *testing.T) {
 		},
 		{
 			name: "SYSCALL of an execve: syscall by name, raw arguments, key",
-			seq:  523, src: event.Auditd, match: map[string]any{"type": "SYSCALL"},
+			seq:  523, src: telemetry.Auditd, match: map[string]any{"type": "SYSCALL"},
 			fields: map[string]any{
 				"syscall": "execve", "SYSCALL": "execve", "arch": "c000003e", "ARCH": "x86_64",
 				"a0": "5570c7beed38", "a3": "8", "success": "yes", "exit": "0",
@@ -135,7 +135,7 @@ func TestNormaliseRecorded(t *testing.T) {
 		},
 		{
 			name: "EXECVE with quoted and hex-encoded arguments",
-			seq:  524, src: event.Auditd, match: map[string]any{"type": "EXECVE"},
+			seq:  524, src: telemetry.Auditd, match: map[string]any{"type": "EXECVE"},
 			fields: map[string]any{
 				"argc": "4", "a0": "/bin/sh", "a1": "-c",
 				"a2": `/bin/echo "hello world" 'it''s' "tab` + "\t" + `x" >/dev/null`,
@@ -144,101 +144,101 @@ func TestNormaliseRecorded(t *testing.T) {
 		},
 		{
 			name: "EXECVE of the child: hex arguments with a space and a tab",
-			seq:  539, src: event.Auditd, match: map[string]any{"type": "EXECVE"},
+			seq:  539, src: telemetry.Auditd, match: map[string]any{"type": "EXECVE"},
 			fields:   map[string]any{"a0": "/bin/echo", "a1": "hello world", "a2": "its", "a3": "tab\tx"},
 			absent:   []string{"a4", "arch", "items"},
 			ancestry: []string{"/bin/echo hello world its tab\tx", `/bin/sh -c /bin/echo "hello world" 'it''s' "tab` + "\t" + `x" >/dev/null ` + marker},
 		},
 		{
 			name: "EXECVE split over records and pieces (a2_len, a2[0..])",
-			seq:  542, src: event.Auditd, match: map[string]any{"type": "EXECVE"},
+			seq:  542, src: telemetry.Auditd, match: map[string]any{"type": "EXECVE"},
 			fields: map[string]any{"argc": "4", "a2": longArg, "a3": marker},
 			absent: []string{"a2_len", "a2[0]", "a2[1]"},
 			count:  1,
 		},
 		{
 			name: "EXECVE of a 9000-byte argument",
-			seq:  543, src: event.ProcessCreation,
+			seq:  543, src: telemetry.ProcessCreation,
 			fields: map[string]any{"Image": "/usr/bin/true", "CommandLine": longArg},
 			marker: marker,
 		},
 		{
 			name: "CWD record",
-			seq:  523, src: event.Auditd, match: map[string]any{"type": "CWD"},
+			seq:  523, src: telemetry.Auditd, match: map[string]any{"type": "CWD"},
 			fields: map[string]any{"cwd": "/work/main/plugins/siem/local/sensor", "syscall": "execve", "pid": "17198"},
 			absent: []string{"a0"},
 		},
 		{
 			name: "PROCTITLE record, NULs turned into spaces",
-			seq:  520, src: event.Auditd, match: map[string]any{"type": "PROCTITLE"},
+			seq:  520, src: telemetry.Auditd, match: map[string]any{"type": "PROCTITLE"},
 			fields: map[string]any{"proctitle": markedCrontab},
 		},
 		{
 			name: "PATH items of an execve, one event each",
-			seq:  523, src: event.Auditd, match: map[string]any{"type": "PATH", "item": "1"},
+			seq:  523, src: telemetry.Auditd, match: map[string]any{"type": "PATH", "item": "1"},
 			fields: map[string]any{"name": "/lib64/ld-linux-x86-64.so.2", "nametype": "NORMAL", "inode": "325835", "mode": "0100755", "ouid": "0", "syscall": "execve"},
 		},
 		{
 			name: "PATH CREATE of a relative name under /var/log",
-			seq:  563, src: event.Auditd, match: map[string]any{"type": "PATH", "nametype": "CREATE"},
+			seq:  563, src: telemetry.Auditd, match: map[string]any{"type": "PATH", "nametype": "CREATE"},
 			fields: map[string]any{"name": "vigil-decoy.log", "syscall": "openat", "inode": "3186692", "exe": "/usr/bin/dash"},
 			marker: marker,
 		},
 		{
 			name: "file_event of the created file, made absolute with CWD",
-			seq:  563, src: event.FileEvent,
+			seq:  563, src: telemetry.FileEvent,
 			fields: map[string]any{"TargetFilename": "/var/log/vigil-decoy.log", "Image": "/usr/bin/dash", "User": "root", "ProcessId": "17205"},
 			marker: marker, count: 1,
 		},
 		{
 			name: "rename: PATH DELETE of the old name",
-			seq:  566, src: event.Auditd, match: map[string]any{"type": "PATH", "nametype": "DELETE"},
+			seq:  566, src: telemetry.Auditd, match: map[string]any{"type": "PATH", "nametype": "DELETE"},
 			fields: map[string]any{"name": "vigil-decoy.log", "syscall": "renameat2"},
 		},
 		{
 			name: "rename: file_event for the new name only",
-			seq:  566, src: event.FileEvent,
+			seq:  566, src: telemetry.FileEvent,
 			fields: map[string]any{"TargetFilename": "/var/log/vigil-decoy.old", "Image": "/usr/bin/mv"},
 			count:  1,
 		},
 		{
 			name: "unlink: PATH DELETE",
-			seq:  584, src: event.Auditd, match: map[string]any{"type": "PATH", "nametype": "DELETE"},
+			seq:  584, src: telemetry.Auditd, match: map[string]any{"type": "PATH", "nametype": "DELETE"},
 			fields: map[string]any{"name": "/var/log/vigil-decoy.old", "syscall": "unlinkat", "comm": "rm"},
 			marker: marker,
 		},
 		{
 			name: "ANOM_ABEND: a standalone record with its own process fields",
-			seq:  587, src: event.Auditd, match: map[string]any{"type": "ANOM_ABEND"},
+			seq:  587, src: telemetry.Auditd, match: map[string]any{"type": "ANOM_ABEND"},
 			fields: map[string]any{"sig": "11", "pid": "17211", "comm": "sh", "exe": "/usr/bin/dash", "res": "1", "auid": "4294967295"},
 			absent: []string{"syscall"},
 			marker: marker,
 		},
 		{
 			name: "settimeofday SYSCALL",
-			seq:  590, src: event.Auditd, match: map[string]any{"type": "SYSCALL"},
+			seq:  590, src: telemetry.Auditd, match: map[string]any{"type": "SYSCALL"},
 			fields: map[string]any{"syscall": "settimeofday", "SYSCALL": "settimeofday", "success": "yes", "a1": "0", "key": "vigil"},
 		},
 		{
 			name: "TIME_INJOFFSET inherits the syscall context",
-			seq:  590, src: event.Auditd, match: map[string]any{"type": "TIME_INJOFFSET"},
+			seq:  590, src: telemetry.Auditd, match: map[string]any{"type": "TIME_INJOFFSET"},
 			fields: map[string]any{"sec": "-1", "nsec": "999989383", "syscall": "settimeofday", "exe": "/tmp/go-build/b001/sensor.test"},
 		},
 		{
 			name: "clock_settime SYSCALL of date -s",
-			seq:  596, src: event.Auditd, match: map[string]any{"type": "SYSCALL"},
+			seq:  596, src: telemetry.Auditd, match: map[string]any{"type": "SYSCALL"},
 			fields: map[string]any{"syscall": "clock_settime", "a0": "0", "comm": "date"},
 			marker: marker,
 		},
 		{
 			name: "prlimit64 setting another process's limit",
-			seq:  602, src: event.Auditd, match: map[string]any{"type": "SYSCALL"},
+			seq:  602, src: telemetry.Auditd, match: map[string]any{"type": "SYSCALL"},
 			fields: map[string]any{"syscall": "prlimit64", "a0": "434c", "a1": "7", "comm": "prlimit"},
 			marker: marker,
 		},
 		{
 			name: "prlimit64 of ulimit in the shell itself",
-			seq:  586, src: event.Auditd, match: map[string]any{"type": "SYSCALL"},
+			seq:  586, src: telemetry.Auditd, match: map[string]any{"type": "SYSCALL"},
 			fields: map[string]any{"syscall": "prlimit64", "a1": "4"},
 			marker: marker,
 		},
@@ -249,7 +249,7 @@ func TestNormaliseRecorded(t *testing.T) {
 
 	t.Run("no process_creation for non-exec events, none for EOE", func(t *testing.T) {
 		for _, e := range evs {
-			if e.Source == event.ProcessCreation && e.Sequence == 590 {
+			if e.Source == telemetry.ProcessCreation && e.Sequence == 590 {
 				t.Errorf("process_creation for settimeofday: %v", e.Fields)
 			}
 			if e.Fields["type"] == "EOE" {
@@ -278,20 +278,20 @@ func TestNormaliseSynthetic(t *testing.T) {
 	cases := []want{
 		{
 			name: "marked shell, user resolved, auid as LogonId",
-			seq:  9001, src: event.ProcessCreation,
+			seq:  9001, src: telemetry.ProcessCreation,
 			fields:   map[string]any{"Image": "/usr/bin/dash", "CommandLine": shell, "User": "alice", "LogonId": "1000", "CurrentDirectory": "/home/alice"},
 			absent:   []string{"ParentImage", "ParentCommandLine"},
 			ancestry: []string{shell},
 		},
 		{
 			name: "exec without fork keeps the replaced image in the ancestry",
-			seq:  9002, src: event.ProcessCreation,
+			seq:  9002, src: telemetry.ProcessCreation,
 			fields:   map[string]any{"Image": "/usr/bin/curl", "CommandLine": "curl -s", "ProcessId": "4000", "ParentProcessId": "3999"},
 			ancestry: []string{"curl -s", shell},
 		},
 		{
 			name: "execveat with split argv, several keys, hex cwd",
-			seq:  9003, src: event.ProcessCreation,
+			seq:  9003, src: telemetry.ProcessCreation,
 			fields: map[string]any{
 				"CommandLine": "bash helloworld two words? new\nline", "CurrentDirectory": "/tmp/with spaces",
 				"ParentImage": "/usr/bin/curl", "ParentCommandLine": "curl -s",
@@ -300,35 +300,35 @@ func TestNormaliseSynthetic(t *testing.T) {
 		},
 		{
 			name: "merged EXECVE records",
-			seq:  9003, src: event.Auditd, match: map[string]any{"type": "EXECVE"},
+			seq:  9003, src: telemetry.Auditd, match: map[string]any{"type": "EXECVE"},
 			fields: map[string]any{"argc": "4", "a0": "bash", "a1": "helloworld", "a2": "two words?", "a3": "new\nline", "syscall": "execveat", "key": []string{"vigil", "exec"}},
 			count:  1,
 		},
 		{
 			name: "failed execve: SYSCALL and PATH, no process_creation",
-			seq:  9004, src: event.Auditd, match: map[string]any{"type": "SYSCALL"},
+			seq:  9004, src: telemetry.Auditd, match: map[string]any{"type": "SYSCALL"},
 			fields: map[string]any{"success": "no", "exit": "-2", "syscall": "execve"},
 		},
 		{
 			name: "write-open of an existing file gives a file_event",
-			seq:  9005, src: event.FileEvent,
+			seq:  9005, src: telemetry.FileEvent,
 			fields:   map[string]any{"TargetFilename": "/etc/ld.so.preload", "Image": "/usr/bin/tee", "User": "root", "ProcessId": "4003"},
 			ancestry: []string{"tee -a ld.so.preload"},
 		},
 		{
 			name: "read of /etc/shadow is a PATH record",
-			seq:  9006, src: event.Auditd, match: map[string]any{"type": "PATH"},
+			seq:  9006, src: telemetry.Auditd, match: map[string]any{"type": "PATH"},
 			fields: map[string]any{"name": "/etc/shadow", "syscall": "openat", "ogid": "42"},
 		},
 		{
 			name: "user-space record: msg payload flattened, hex cmd decoded",
-			seq:  9007, src: event.Auditd, match: map[string]any{"type": "USER_CMD"},
+			seq:  9007, src: telemetry.Auditd, match: map[string]any{"type": "USER_CMD"},
 			fields: map[string]any{"pid": "4005", "cmd": "cat /etc/shadow", "cwd": "/home/alice", "exe": "/usr/bin/sudo", "terminal": "pts/0", "res": "success"},
 			absent: []string{"msg"},
 		},
 		{
 			name: "ENRICHED log format: interpreted fields kept, null key dropped",
-			seq:  9008, src: event.Auditd, match: map[string]any{"type": "SYSCALL"},
+			seq:  9008, src: telemetry.Auditd, match: map[string]any{"type": "SYSCALL"},
 			fields: map[string]any{"syscall": "mount", "SYSCALL": "mount", "AUID": "alice", "UID": "root", "comm": "mount"},
 			absent: []string{"key"},
 		},
@@ -338,9 +338,9 @@ func TestNormaliseSynthetic(t *testing.T) {
 	}
 	for _, e := range evs {
 		switch {
-		case e.Source == event.ProcessCreation && e.Sequence == 9004:
+		case e.Source == telemetry.ProcessCreation && e.Sequence == 9004:
 			t.Errorf("process_creation for a failed execve")
-		case e.Source == event.FileEvent && e.Sequence == 9006:
+		case e.Source == telemetry.FileEvent && e.Sequence == 9006:
 			t.Errorf("file_event for a read: %v", e.Fields)
 		}
 	}
@@ -363,7 +363,7 @@ func TestNormalisePure(t *testing.T) {
 		t.Fatalf("Normalise is not deterministic: %v vs %v", a, b)
 	}
 	for _, e := range a {
-		if e.Source == event.ProcessCreation {
+		if e.Source == telemetry.ProcessCreation {
 			if _, ok := e.Fields["ParentImage"]; ok {
 				t.Errorf("stateless Normalise knows a parent: %v", e.Fields)
 			}

@@ -1,7 +1,7 @@
 // Package sensor is the local SIEM's Linux audit sensor: it configures the
 // kernel audit subsystem (baseline rules tagged with the sensor's key),
 // receives the audit record stream over netlink, reassembles the records of
-// each audit event with go-libaudit, and normalises them into event.Events
+// each audit event with go-libaudit, and normalises them into telemetry.Events
 // for the Sigma detector: linux/auditd records (SYSCALL, EXECVE, PATH, ...),
 // linux/process_creation for each exec and linux/file_event for each file
 // created or opened for writing under a watched path.
@@ -31,7 +31,7 @@ import (
 	"github.com/elastic/go-libaudit/v2/auparse"
 	"golang.org/x/sys/unix"
 
-	"github.com/vigilsec/vigil/plugins/siem/local/event"
+	"github.com/vigilsec/vigil/core/telemetry"
 )
 
 // ErrUnavailable is wrapped by the error Start returns when the host cannot
@@ -174,7 +174,7 @@ type Sensor struct {
 	records  chan rawRecord
 	reasm    *libaudit.Reassembler
 	norm     *Normaliser
-	emit     func([]event.Event)
+	emit     func([]telemetry.Event)
 	readDone chan struct{}
 	procDone chan struct{}
 	stopped  chan struct{}
@@ -204,7 +204,7 @@ func New(cfg Config) *Sensor {
 // listens to the multicast stream when another daemon owns the audit pid),
 // enables auditing, raises the backlog limit, lifts the rate limit and adds
 // the rules. The sensor stops when ctx is cancelled, or on Stop.
-func (s *Sensor) Start(ctx context.Context, emit func([]event.Event)) (err error) {
+func (s *Sensor) Start(ctx context.Context, emit func([]telemetry.Event)) (err error) {
 	if emit == nil {
 		return errors.New("sensor: start: emit is nil")
 	}
