@@ -21,6 +21,7 @@ import (
 	"github.com/vigilsec/vigil/core/plugin"
 	"github.com/vigilsec/vigil/core/pluginhost"
 	"github.com/vigilsec/vigil/core/report"
+	"github.com/vigilsec/vigil/core/session"
 )
 
 // CoverageOptions are the flags of `vigil coverage`.
@@ -117,14 +118,14 @@ func runCoverage(ctx context.Context, io IO, o *CoverageOptions) error {
 		return usageErr(err)
 	}
 	o.configured = cfg.Run.History
-	cat, notes, err := loadCatalog(cfg, o.CatalogDirs, o.AtomicsDirs)
+	cat, notes, err := session.LoadCatalog(cfg, o.CatalogDirs, o.AtomicsDirs)
 	if err != nil {
-		return err
+		return sessionErr(err)
 	}
 	for _, n := range notes {
 		fmt.Fprintln(io.Err, "note:", n)
 	}
-	siems, err := pick("siem", cfg.SIEMs, o.SIEMs, func(s config.SIEM) string { return s.Name })
+	siems, err := session.PickSIEMs(cfg, o.SIEMs)
 	if err != nil {
 		return usageErr(err)
 	}
@@ -220,28 +221,23 @@ func attackPlatforms(vals []string) ([]string, error) {
 	return out, nil
 }
 
-// readClaims starts each SIEM's plugin and reads its rules. The local SIEM
-// is configured in replay mode (its rules load, no sensor starts, no record
-// file is written), with the --sigma-dir directories. A plugin without the rules call gives unknown
-// claims; a failure gives unknown claims and an error naming the SIEM.
+// readClaims starts each SIEM's plugin configured to list its rules and
+// nothing else (session.RulesOnly: no sensor starts, no file is written),
+// with the --sigma-dir directories, and reads its rules. A plugin without
+// the rules call gives unknown claims; a failure gives unknown claims and
+// an error naming the SIEM.
 func readClaims(ctx context.Context, io IO, cfg *config.Config, siems []config.SIEM, o *CoverageOptions) ([]coverage.Claims, []error) {
-	l := &loaded{siems: append([]config.SIEM(nil), siems...)}
 	if len(o.SigmaDirs) > 0 {
-		l.addSigmaDirs(absAll(o.SigmaDirs))
+		siems = session.AddRuleDirs(siems, session.AbsAll(o.SigmaDirs))
 	}
-	pins := map[string]string{}
-	for _, p := range cfg.Plugins {
-		pins[p.Name] = p.SHA256
-	}
-	dirs := pluginhost.DefaultDirs(append(append([]string{}, cfg.Run.PluginDirs...), o.PluginDirs...)...)
-	host := pluginhost.New(pluginhost.Options{Dirs: dirs, Pins: pins, AllowUnpinned: o.AllowUnpinned, Stderr: io.Err})
+	host := session.NewHost(cfg, o.PluginDirs, o.AllowUnpinned, io.Err)
 	defer host.Close()
 
 	var (
 		out  []coverage.Claims
 		errs []error
 	)
-	for _, s := range l.siems {
+	for _, s := range siems {
 		c, err := siemClaims(ctx, host, s)
 		if err != nil {
 			err = fmt.Errorf("%s: %w", s, err)
@@ -256,7 +252,7 @@ func readClaims(ctx context.Context, io IO, cfg *config.Config, siems []config.S
 // siemClaims reads one SIEM's rules as claims: the rules it runs; those it
 // refused are only counted.
 func siemClaims(ctx context.Context, host *pluginhost.Host, s config.SIEM) (coverage.Claims, error) {
-	rules, err := readRules(ctx, host, s)
+	rules, err := session.ReadRules(ctx, host, s)
 	if errors.Is(err, plugin.ErrUnsupported) {
 		return coverage.Claims{SIEM: s.Name, Note: noRulesCall}, nil
 	}
@@ -279,43 +275,6 @@ func claimsOf(siem string, rules []plugin.Rule) coverage.Claims {
 		c.Rules = append(c.Rules, coverage.Rule{ID: r.ID, Name: r.Name, Techniques: r.Techniques, Enabled: r.Enabled, Source: r.Source})
 	}
 	return c
-}
-
-// readRules starts one SIEM's plugin, configures it and lists its rules
-// (plugin.ErrUnsupported when it has no rules call). The local SIEM is
-// configured to replay: reading rules must not start the audit sensor nor
-// write the telemetry record file.
-func readRules(ctx context.Context, host *pluginhost.Host, s config.SIEM) ([]plugin.Rule, error) {
-	if s.Plugin == "local" {
-		p := map[string]any{}
-		for k, v := range s.Params {
-			p[k] = v
-		}
-		p["mode"] = "replay"
-		delete(p, "record")
-		s.Params = p
-	}
-	impl, _, err := host.SIEM(ctx, s.Plugin)
-	if err != nil {
-		return nil, err
-	}
-	params, err := s.ParamsTOML()
-	if err != nil {
-		return nil, err
-	}
-	if err := impl.Configure(ctx, params); err != nil {
-		return nil, fmt.Errorf("configure: %w", err)
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-		defer cancel()
-		_ = impl.Close(cctx)
-	}()
-	rules, err := impl.ClaimedRules(ctx)
-	if err != nil && !errors.Is(err, plugin.ErrUnsupported) {
-		return nil, fmt.Errorf("rules: %w", err)
-	}
-	return rules, err
 }
 
 func oneLineErr(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
@@ -355,9 +314,9 @@ func writeCoverageFiles(dir string, rep *coverage.Report) ([]string, error) {
 // runClaims reads the rules of a run's SIEMs whose plugins have the rules
 // call (CapRules), while they still run. A failure is a warning: the run's
 // results do not depend on it.
-func runClaims(ctx context.Context, io IO, st *started) []coverage.Claims {
+func runClaims(ctx context.Context, io IO, st *session.Started) []coverage.Claims {
 	var out []coverage.Claims
-	for _, s := range st.siems {
+	for _, s := range st.SIEMs {
 		if !s.Desc.Has(plugin.CapRules) {
 			continue
 		}
@@ -378,8 +337,8 @@ func runClaims(ctx context.Context, io IO, st *started) []coverage.Claims {
 
 // writeRunCoverage writes a run's claimed versus proven coverage into its
 // --out directory (coverage.json and coverage-<siem>.json).
-func writeRunCoverage(dir string, l *loaded, run *measure.Run, claims []coverage.Claims) ([]string, error) {
-	in := coverageInput(l.cat, run, nil)
+func writeRunCoverage(dir string, l *session.Loaded, run *measure.Run, claims []coverage.Claims) ([]string, error) {
+	in := coverageInput(l.Cat, run, nil)
 	in.Claims = claims
 	return writeCoverageFiles(dir, coverage.Compute(in))
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -9,6 +8,7 @@ import (
 	"github.com/vigilsec/vigil/core/config"
 	"github.com/vigilsec/vigil/core/coverage"
 	"github.com/vigilsec/vigil/core/measure"
+	"github.com/vigilsec/vigil/core/session"
 )
 
 // Atomic Red Team checkouts: the atomic package's fixtures (techniques of
@@ -82,7 +82,7 @@ func TestCoverageAtomics(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cat, notes, err := loadCatalog(config.Default(), nil, tc.atomics)
+			cat, notes, err := session.LoadCatalog(config.Default(), nil, tc.atomics)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -138,7 +138,7 @@ func TestCoverageAtomics(t *testing.T) {
 // computeFor is the coverage of run against the catalog with the atomics.
 func computeFor(t *testing.T, atomics []string, run *measure.Run, claims []coverage.Claims) *coverage.Report {
 	t.Helper()
-	cat, _, err := loadCatalog(config.Default(), nil, atomics)
+	cat, _, err := session.LoadCatalog(config.Default(), nil, atomics)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,10 +166,8 @@ func TestCoverageAtomicsErrors(t *testing.T) {
 			if code != ExitUsage || !strings.Contains(errOut.String(), tc.wantErr) || out.Len() != 0 {
 				t.Errorf("exit %d, stderr %q, stdout %d bytes: want exit 2, %q named, nothing on stdout", code, errOut.String(), out.Len(), tc.wantErr)
 			}
-			_, _, err := loadCatalog(config.Default(), nil, tc.atomics)
-			var ee *exitError
-			if !errors.As(err, &ee) || ee.code != ExitUsage {
-				t.Errorf("loadCatalog: %v, want a usage error", err)
+			if _, _, err := session.LoadCatalog(config.Default(), nil, tc.atomics); !session.IsConfigError(err) {
+				t.Errorf("LoadCatalog: %v, want a config error", err)
 			}
 		})
 	}

@@ -41,7 +41,7 @@ func newCmdList(io IO) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tests := append(l.tests, l.skipped...)
+			tests := append(l.Tests, l.Skipped...)
 			switch o.Output {
 			case "json":
 				out := make([]listedTest, 0, len(tests))

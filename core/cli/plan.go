@@ -26,13 +26,13 @@ expectations. Plugins are started (to describe themselves) but nothing fires.`,
 			if err != nil {
 				return err
 			}
-			st, err := l.start(ctx, o)
+			st, err := start(ctx, l)
 			if err != nil {
 				return err
 			}
-			defer st.close(ctx)
-			eng := newEngine(st)
-			plan, err := eng.Plan(l.tests)
+			defer st.Close(ctx)
+			eng := st.Engine()
+			plan, err := eng.Plan(l.Tests)
 			if err != nil {
 				return usageErr(err)
 			}
@@ -81,10 +81,10 @@ expectations. Plugins are started (to describe themselves) but nothing fires.`,
 				}
 			}
 			tw.Flush()
-			for _, n := range append(l.notes, plan.Notes...) {
+			for _, n := range append(l.Notes, plan.Notes...) {
 				fmt.Fprintln(io.Out, "note:", n)
 			}
-			fmt.Fprintf(io.Out, "\n%d tests, %d targets, %d SIEMs: %d jobs\n", len(l.tests), len(st.targets), len(st.siems), len(plan.Jobs))
+			fmt.Fprintf(io.Out, "\n%d tests, %d targets, %d SIEMs: %d jobs\n", len(l.Tests), len(st.Targets), len(st.SIEMs), len(plan.Jobs))
 			return nil
 		},
 	}

@@ -12,12 +12,8 @@ import (
 	"github.com/vigilsec/vigil/core/config"
 	"github.com/vigilsec/vigil/core/plugin"
 	"github.com/vigilsec/vigil/core/pluginhost"
-	"github.com/vigilsec/vigil/core/runner"
+	"github.com/vigilsec/vigil/core/session"
 )
-
-func newEngine(st *started) *runner.Engine {
-	return &runner.Engine{SIEMs: st.siems, Targets: st.targets}
-}
 
 func newCmdPlugins(io IO) *cobra.Command {
 	var (
@@ -35,11 +31,7 @@ func newCmdPlugins(io IO) *cobra.Command {
 			if err != nil {
 				return usageErr(err)
 			}
-			pins := map[string]string{}
-			for _, p := range cfg.Plugins {
-				pins[p.Name] = p.SHA256
-			}
-			host := pluginhost.New(pluginhost.Options{Dirs: pluginhost.DefaultDirs(append(cfg.Run.PluginDirs, dirs...)...), Pins: pins, AllowUnpinned: allowUnpinned})
+			host := session.NewHost(cfg, dirs, allowUnpinned, nil)
 			defer host.Close()
 			tw := tabwriter.NewWriter(io.Out, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "KIND\tNAME\tSOURCE\tVERSION\tPROTOCOL\tMARKER\tDETAILS")

@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/vigilsec/vigil/core/config"
 	"github.com/vigilsec/vigil/core/measure"
 	"github.com/vigilsec/vigil/core/telemetry"
 )
@@ -40,7 +39,7 @@ Needs root and the kernel audit subsystem.`,
 	f := cmd.Flags()
 	f.StringVar(&o.Dir, "dir", "telemetry", "directory to write <test-id>.jsonl recordings to")
 	f.IntVar(&o.Concurrency, "concurrency", 0, "tests in flight (default: [run] concurrency)")
-	f.StringArrayVar(&o.SigmaDirs, "sigma-dir", nil, "extra directory of Sigma rules for the local SIEM (repeatable)")
+	f.StringArrayVar(&o.RuleDirs, "sigma-dir", nil, "extra directory of Sigma rules for the local SIEM (repeatable)")
 	return cmd
 }
 
@@ -58,10 +57,11 @@ func runRecord(ctx context.Context, io IO, o *RecordOptions) error {
 	}
 	defer os.RemoveAll(tmp)
 	events := filepath.Join(tmp, "events.jsonl")
-	// One local SIEM in live mode that records every event, and the
-	// configured exec targets (this host).
-	l.siems = []config.SIEM{{Name: "local", Plugin: "local", PollInterval: l.cfg.Run.PollInterval, Timeout: l.cfg.Run.Timeout,
-		Params: map[string]any{"mode": "live", "record": events, "sigma_dirs": absAll(o.SigmaDirs)}}}
+	// One SIEM collecting live that records every event (the local SIEM),
+	// and the configured targets.
+	if err := l.RecordInto(events); err != nil {
+		return sessionErr(err)
+	}
 	run, err := execute(ctx, io, l, &o.RunOptions)
 	if err != nil {
 		return err
@@ -112,15 +112,4 @@ func writeRecording(path string, r measure.Result, host string, evs []telemetry.
 		return fmt.Errorf("record: %w", err)
 	}
 	return os.Rename(tmp, path)
-}
-
-func absAll(dirs []string) []string {
-	out := make([]string, 0, len(dirs))
-	for _, d := range dirs {
-		if a, err := filepath.Abs(d); err == nil {
-			d = a
-		}
-		out = append(out, d)
-	}
-	return out
 }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/vigilsec/vigil/core/config"
 	"github.com/vigilsec/vigil/core/plugin"
-	"github.com/vigilsec/vigil/core/pluginhost"
+	"github.com/vigilsec/vigil/core/session"
 )
 
 // RulesOptions are the flags of vigil rules.
@@ -84,21 +84,14 @@ func rulesRun(cmd *cobra.Command, io IO, o *RulesOptions) error {
 	if err != nil {
 		return usageErr(err)
 	}
-	siems, err := pick("siem", cfg.SIEMs, o.SIEMs, func(s config.SIEM) string { return s.Name })
+	siems, err := session.PickSIEMs(cfg, o.SIEMs)
 	if err != nil {
 		return usageErr(err)
 	}
 	if len(o.SigmaDirs) > 0 {
-		l := &loaded{siems: siems}
-		l.addSigmaDirs(absAll(o.SigmaDirs))
-		siems = l.siems
+		siems = session.AddRuleDirs(siems, session.AbsAll(o.SigmaDirs))
 	}
-	pins := map[string]string{}
-	for _, p := range cfg.Plugins {
-		pins[p.Name] = p.SHA256
-	}
-	host := pluginhost.New(pluginhost.Options{Dirs: pluginhost.DefaultDirs(append(append([]string{}, cfg.Run.PluginDirs...), o.PluginDirs...)...),
-		Pins: pins, AllowUnpinned: o.AllowUnpinned, Stderr: io.Err})
+	host := session.NewHost(cfg, o.PluginDirs, o.AllowUnpinned, io.Err)
 	defer host.Close()
 	var (
 		all    []siemRules
@@ -106,7 +99,7 @@ func rulesRun(cmd *cobra.Command, io IO, o *RulesOptions) error {
 	)
 	for _, s := range siems {
 		sr := siemRules{SIEM: s.Name, Plugin: s.Plugin}
-		rules, err := readRules(ctx, host, s)
+		rules, err := session.ReadRules(ctx, host, s)
 		switch {
 		case errors.Is(err, plugin.ErrUnsupported):
 			sr.Note = noRulesCall

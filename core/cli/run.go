@@ -19,6 +19,7 @@ import (
 	"github.com/vigilsec/vigil/core/plugin"
 	"github.com/vigilsec/vigil/core/report"
 	"github.com/vigilsec/vigil/core/runner"
+	"github.com/vigilsec/vigil/core/session"
 )
 
 // RunOptions are the flags of `vigil run`.
@@ -108,7 +109,7 @@ func runRun(ctx context.Context, io IO, o *RunOptions) error {
 	// fires, so that a wrong run ID costs nothing.
 	var store *history.Store
 	if !o.NoHistory || o.Baseline != "" {
-		o.configured = l.cfg.Run.History
+		o.configured = l.Config.Run.History
 		store, err = o.openHistory(ctx)
 		switch {
 		case err != nil && o.Baseline != "":
@@ -121,7 +122,7 @@ func runRun(ctx context.Context, io IO, o *RunOptions) error {
 	}
 	var base *measure.Run
 	if o.Baseline != "" {
-		base, err = loadBaseline(ctx, store, o.Baseline, history.ConfigHash(l.cfg.Redacted()))
+		base, err = loadBaseline(ctx, store, o.Baseline, history.ConfigHash(l.Config.Redacted()))
 		switch {
 		case errors.Is(err, history.ErrNotFound) && o.Baseline == "last":
 			fmt.Fprintf(io.Err, "note: --baseline last: %v yet; this run becomes the baseline of the next one\n", err)
@@ -236,42 +237,42 @@ func printBreaches(w io.Writer, run *measure.Run) {
 
 // execute starts the plugins, fires the selected tests and returns the run;
 // the plugins are closed (and the SIEMs' stats read) before it returns.
-func execute(ctx context.Context, io IO, l *loaded, o *RunOptions) (*measure.Run, error) {
-	if len(l.tests) == 0 {
+func execute(ctx context.Context, io IO, l *session.Loaded, o *RunOptions) (*measure.Run, error) {
+	if len(l.Tests) == 0 {
 		return nil, usageErr(fmt.Errorf("no test matches the selection"))
 	}
 	startedAt := time.Now().UTC()
-	st, err := l.start(ctx, &o.selectOptions)
+	st, err := start(ctx, l)
 	if err != nil {
 		return nil, err
 	}
-	defer st.close(context.WithoutCancel(ctx))
+	defer st.Close(context.WithoutCancel(ctx))
 
-	if probs := validateTests(ctx, st, l.tests); len(probs) > 0 {
+	if probs := st.ValidateTests(ctx, l.Tests); len(probs) > 0 {
 		for _, p := range probs {
 			fmt.Fprintln(io.Err, p)
 		}
 		return nil, usageErr(fmt.Errorf("%d test(s) have invalid params", len(probs)))
 	}
-	eng := &runner.Engine{SIEMs: st.siems, Targets: st.targets}
-	plan, err := eng.Plan(l.tests)
+	eng := &runner.Engine{SIEMs: st.SIEMs, Targets: st.Targets}
+	plan, err := eng.Plan(l.Tests)
 	if err != nil {
 		return nil, usageErr(err)
 	}
-	for _, n := range append(l.notes, plan.Notes...) {
+	for _, n := range append(l.Notes, plan.Notes...) {
 		fmt.Fprintln(io.Err, "note:", n)
 	}
 	conc := o.Concurrency
 	if conc <= 0 {
-		conc = l.cfg.Run.Concurrency
+		conc = l.Config.Run.Concurrency
 	}
 	eng.Opts = runner.Options{
-		Concurrency: conc, AllowDestructive: o.AllowDestr, GetPrereqs: o.GetPrereqs, Args: l.args,
+		Concurrency: conc, AllowDestructive: o.AllowDestructive, GetPrereqs: o.GetPrereqs, Args: l.Args,
 		CloseSignals: o.CloseSignals, CleanupContext: io.Abort,
 	}
 	run := &measure.Run{
 		Schema: measure.Schema, RunID: runID(startedAt), Vigil: Version,
-		StartedAt: startedAt, Config: l.cfg.Redacted(), Notes: append(l.notes, plan.Notes...),
+		StartedAt: startedAt, Config: l.Config.Redacted(), Notes: append(l.Notes, plan.Notes...),
 	}
 	prog := newProgress(io, len(plan.Jobs), o.Quiet)
 	eng.Opts.Progress = prog.update
@@ -289,7 +290,7 @@ func execute(ctx context.Context, io IO, l *loaded, o *RunOptions) (*measure.Run
 	run.FinishedAt = time.Now().UTC()
 	run.Results, run.Summary = results, measure.Summarise(results)
 	run.SIEMStats = map[string]map[string]int64{}
-	for _, s := range st.siems {
+	for _, s := range st.SIEMs {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		c, err := s.Impl.Stats(sctx)
 		cancel()

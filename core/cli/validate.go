@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vigilsec/vigil/core/plugin"
-	"github.com/vigilsec/vigil/core/pluginhost"
 	"github.com/vigilsec/vigil/core/runner"
+	"github.com/vigilsec/vigil/core/session"
 )
 
 func newCmdValidate(io IO) *cobra.Command {
@@ -36,35 +36,35 @@ rules it refuses, and reports its clock offset (a warning beyond 2s).`,
 				return err
 			}
 			src := "built-in defaults"
-			if l.cfg.Path != "" {
-				src = l.cfg.Path
+			if l.Config.Path != "" {
+				src = l.Config.Path
 			}
-			fmt.Fprintf(io.Out, "config: %s: ok (%d SIEMs, %d targets)\n", src, len(l.siems), len(l.targets))
-			fmt.Fprintf(io.Out, "catalog: ok (%d tests, %d selected)\n", len(l.cat.Tests), len(l.tests))
-			bad := validateRules(ctx, io, l, o, online)
+			fmt.Fprintf(io.Out, "config: %s: ok (%d SIEMs, %d targets)\n", src, len(l.SIEMs), len(l.Targets))
+			fmt.Fprintf(io.Out, "catalog: ok (%d tests, %d selected)\n", len(l.Cat.Tests), len(l.Tests))
+			bad := validateRules(ctx, io, l, online)
 			if !online {
 				if bad > 0 {
 					return usageErr(fmt.Errorf("%d problem(s)", bad))
 				}
 				return nil
 			}
-			st, err := l.start(ctx, o)
+			st, err := start(ctx, l)
 			if err != nil {
 				return err
 			}
-			defer st.close(ctx)
-			for _, p := range validateTests(ctx, st, l.tests) {
+			defer st.Close(ctx)
+			for _, p := range st.ValidateTests(ctx, l.Tests) {
 				fmt.Fprintln(io.Out, p)
 				bad++
 			}
-			eng := newEngine(st)
-			if _, err := eng.Plan(l.tests); err != nil {
+			eng := st.Engine()
+			if _, err := eng.Plan(l.Tests); err != nil {
 				fmt.Fprintln(io.Out, err)
 				bad++
 			}
-			for _, s := range st.siems {
+			for _, s := range st.SIEMs {
 				var exps []plugin.Expectation
-				for _, t := range l.tests {
+				for _, t := range l.Tests {
 					for i, x := range t.Expect {
 						if len(x.SIEMs) > 0 && !containsStr(x.SIEMs, s.Name) && !containsStr(x.SIEMs, s.Plugin) {
 							continue
@@ -102,15 +102,11 @@ rules it refuses, and reports its clock offset (a warning beyond 2s).`,
 // validateRules loads the rules of each SIEM that reads them offline (all
 // of them with --online), names every rule file it refused with its line
 // and why, and returns how many are broken: those are problems.
-func validateRules(ctx context.Context, io IO, l *loaded, o *selectOptions, online bool) int {
-	pins := map[string]string{}
-	for _, p := range l.cfg.Plugins {
-		pins[p.Name] = p.SHA256
-	}
-	host := pluginhost.New(pluginhost.Options{Dirs: l.pluginDs, Pins: pins, AllowUnpinned: o.AllowUnpinned, Stderr: io.Err})
+func validateRules(ctx context.Context, io IO, l *session.Loaded, online bool) int {
+	host := l.Host(io.Err)
 	defer host.Close()
 	bad := 0
-	for _, s := range l.siems {
+	for _, s := range l.SIEMs {
 		impl, _, err := host.SIEM(ctx, s.Plugin)
 		if err != nil {
 			continue // --online reports it; offline, plugins are not the subject
@@ -119,7 +115,7 @@ func validateRules(ctx context.Context, io IO, l *loaded, o *selectOptions, onli
 		if err != nil || !d.Has(plugin.CapRules) || (!online && !d.Has(plugin.CapRulesOffline)) {
 			continue
 		}
-		rules, err := readRules(ctx, host, s)
+		rules, err := session.ReadRules(ctx, host, s)
 		if err != nil {
 			if !errors.Is(err, plugin.ErrUnsupported) {
 				fmt.Fprintf(io.Out, "siem %q: rules: %v\n", s.Name, err)

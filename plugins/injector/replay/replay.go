@@ -54,6 +54,31 @@ const maxEventsBytes = 3 << 20
 
 func init() {
 	plugin.RegisterInjector(Name, func() plugin.Injector { return new(Injector) })
+	plugin.RegisterReplayer(Name, replayer{})
+}
+
+// The target config key and the inject param the session's replay sets.
+const (
+	keyDir  = "dir"
+	keyTest = "test"
+)
+
+// replayer is the replay injector's typed session hook (plugin.Replayer).
+type replayer struct{}
+
+var _ plugin.Replayer = replayer{}
+
+// Target replays the recordings of dir, or the built-in ones.
+func (replayer) Target(dir string) map[string]any {
+	if dir == "" {
+		return nil
+	}
+	return map[string]any{keyDir: dir}
+}
+
+// Step replays the recording of test testID.
+func (replayer) Step(testID string) map[string]any {
+	return map[string]any{keyTest: testID}
 }
 
 // Interface guards.
@@ -114,7 +139,7 @@ func (x *Injector) params(p plugin.Params) (params, []plugin.Problem) {
 		out   params
 		probs []plugin.Problem
 	)
-	for _, name := range []string{"test", "dir"} {
+	for _, name := range []string{keyTest, keyDir} {
 		v, ok := p[name]
 		if !ok {
 			continue
@@ -125,12 +150,12 @@ func (x *Injector) params(p plugin.Params) (params, []plugin.Problem) {
 			continue
 		}
 		switch name {
-		case "test":
+		case keyTest:
 			if err := telemetry.CheckTestID(s); err != nil {
 				probs = append(probs, plugin.Problem{Subject: name, Message: err.Error()})
 			}
 			out.test = s
-		case "dir":
+		case keyDir:
 			if !filepath.IsAbs(s) {
 				probs = append(probs, plugin.Problem{Subject: name, Message: fmt.Sprintf("%q is not an absolute path", s)})
 			}
@@ -264,7 +289,7 @@ func (x *Injector) host() (string, error) {
 type Config struct {
 	// Dir is the default directory of <test-id>.jsonl recordings (absolute;
 	// default: the built-in recordings).
-	Dir string `toml:"dir"`
+	Dir string `toml:"dir"` // keyDir
 }
 
 func parseConfig(b []byte) (Config, error) {

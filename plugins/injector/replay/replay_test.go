@@ -15,6 +15,8 @@ import (
 
 	goplugin "github.com/hashicorp/go-plugin"
 
+	"github.com/BurntSushi/toml"
+
 	"github.com/vigilsec/vigil/core/plugin"
 	"github.com/vigilsec/vigil/core/telemetry"
 	"github.com/vigilsec/vigil/plugins/siem/local"
@@ -380,4 +382,27 @@ func TestReplayIntoLocalSIEM(t *testing.T) {
 		return
 	}
 	t.Fatalf("no Crontab Enumeration signal among %d", len(sr.Signals))
+}
+
+// The session's replay hook gives a target config and inject params this
+// injector reads as it says: the hook and the parsers agree on the keys.
+func TestReplayerHook(t *testing.T) {
+	name, r, ok := plugin.ReplayerPlugin()
+	if !ok || name != Name {
+		t.Fatalf("replayer %q registered (%v), want %q", name, ok, Name)
+	}
+	b, err := toml.Marshal(r.Target("/var/lib/vigil/recordings"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := parseConfig(b); err != nil || c.Dir != "/var/lib/vigil/recordings" {
+		t.Errorf("target config %s: %+v, %v", b, c, err)
+	}
+	if p := r.Target(""); len(p) != 0 {
+		t.Errorf("target for the built-in recordings %v, want no params", p)
+	}
+	p, probs := new(Injector).params(plugin.Params(r.Step("linux-cron-decoy-job")))
+	if len(probs) > 0 || p.test != "linux-cron-decoy-job" {
+		t.Errorf("step params %+v %v", p, probs)
+	}
 }

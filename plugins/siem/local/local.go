@@ -53,6 +53,7 @@ var ErrNotConfigured = errors.New("local: not configured")
 
 func init() {
 	plugin.RegisterSIEM(Name, func() plugin.SIEM { return new(SIEM) })
+	plugin.RegisterSIEMModes(Name, modes{})
 }
 
 // Interface guards.
