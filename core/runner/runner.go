@@ -306,6 +306,20 @@ func (e *Engine) now() time.Time {
 // interrupted run returns what it has, with the unfinished jobs as errors or
 // skips.
 func (e *Engine) Run(ctx context.Context, p *Plan) []measure.Result {
+	stop := e.startWatchers(ctx)
+	defer stop()
+	results := make([][]measure.Result, len(p.Jobs))
+	e.dispatch(ctx, p, results, e.progress(len(p.Jobs)))
+	var out []measure.Result
+	for _, rs := range results {
+		out = append(out, rs...)
+	}
+	return out
+}
+
+// startWatchers starts one watcher per SIEM; the func it returns stops
+// them and waits for them.
+func (e *Engine) startWatchers(ctx context.Context) func() {
 	watchCtx, stopWatchers := context.WithCancelCause(ctx)
 	e.mu.Lock()
 	e.watchers = map[string]*watcher{}
@@ -317,37 +331,44 @@ func (e *Engine) Run(ctx context.Context, p *Plan) []measure.Result {
 		go func() { defer wg.Done(); w.run(watchCtx) }()
 	}
 	e.mu.Unlock()
-	defer func() {
+	return func() {
 		stopWatchers(errors.New("run finished"))
 		wg.Wait()
-	}()
+	}
+}
 
+// progress returns the func that reports a job starting (rs nil) or
+// finishing to Options.Progress, serialised.
+func (e *Engine) progress(total int) func(j *Job, rs []measure.Result) {
+	var (
+		mu   sync.Mutex
+		done int
+	)
+	return func(j *Job, rs []measure.Result) {
+		if e.Opts.Progress == nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if rs != nil {
+			done++
+		}
+		e.Opts.Progress(Progress{Job: j, Done: done, Total: total, Results: rs})
+	}
+}
+
+// dispatch runs the jobs, filling results[i] for p.Jobs[i]: in plan order,
+// the first waiting job whose serial group is free on its target and host,
+// while fewer than Concurrency run. Waiting jobs hold nothing, so a job
+// blocked on its group never keeps a slot from the jobs after it, and a
+// group's holder never waits for anything but a slot it already has: no
+// deadlock, and each group drains in plan order. Once ctx ends, the jobs
+// still waiting are skipped and the running ones finish.
+func (e *Engine) dispatch(ctx context.Context, p *Plan, results [][]measure.Result, report func(*Job, []measure.Result)) {
 	conc := e.Opts.Concurrency
 	if conc <= 0 {
 		conc = 4
 	}
-	results := make([][]measure.Result, len(p.Jobs))
-	var (
-		progMu sync.Mutex
-		done   int
-		report = func(j *Job, rs []measure.Result) {
-			if e.Opts.Progress == nil {
-				return
-			}
-			progMu.Lock()
-			defer progMu.Unlock()
-			if rs != nil {
-				done++
-			}
-			e.Opts.Progress(Progress{Job: j, Done: done, Total: len(p.Jobs), Results: rs})
-		}
-	)
-
-	// Dispatch in plan order: the first waiting job whose serial group is
-	// free on its target and host, while fewer than conc run. Waiting jobs
-	// hold nothing, so a job blocked on its group never keeps a slot from
-	// the jobs after it, and a group's holder never waits for anything but a
-	// slot it already has: no deadlock, and each group drains in plan order.
 	var (
 		queue    = make([]int, len(p.Jobs)) // indexes into p.Jobs, waiting
 		held     = map[string]bool{}        // serial keys of running jobs
@@ -390,8 +411,7 @@ func (e *Engine) Run(ctx context.Context, p *Plan) []measure.Result {
 			}()
 		}
 		if running == 0 {
-			// Nothing runs, so nothing is held: the queue is empty.
-			break
+			return // nothing runs, so nothing is held: the queue is empty
 		}
 		select {
 		case i := <-finished:
@@ -401,11 +421,6 @@ func (e *Engine) Run(ctx context.Context, p *Plan) []measure.Result {
 			ctxDone = nil // skip the queue above, then wait for the running jobs
 		}
 	}
-	var out []measure.Result
-	for _, rs := range results {
-		out = append(out, rs...)
-	}
-	return out
 }
 
 func (e *Engine) watcher(name string) *watcher {
