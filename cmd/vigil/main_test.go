@@ -174,3 +174,25 @@ func TestHistoryPathFromConfig(t *testing.T) {
 		t.Fatalf("history not stored where [run] history says: %v\nstdout:\n%s", err, stdout)
 	}
 }
+
+// vigil plugins lists every built-in plugin as it describes itself,
+// summary included, then what each can do.
+func TestPluginsListing(t *testing.T) {
+	stdout, stderr, code := vigil(t, "plugins")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	golden := filepath.Join("..", "..", "testdata", "e2e", "plugins.golden")
+	if os.Getenv("VIGIL_UPDATE_GOLDEN") != "" {
+		if err := os.WriteFile(golden, []byte(stdout), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stdout != string(want) {
+		t.Errorf("vigil plugins differs from %s (VIGIL_UPDATE_GOLDEN=1 rewrites it):\n%s", golden, stdout)
+	}
+}

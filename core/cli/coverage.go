@@ -44,7 +44,7 @@ type CoverageOptions struct {
 // noRulesCall is the note of a SIEM whose plugin cannot list its rules.
 const noRulesCall = "claims unknown (plugin has no rules call)"
 
-func newCmdCoverage(io IO) *cobra.Command {
+func newCmdCoverage(io IO, runF func(*CoverageOptions) error) *cobra.Command {
 	o := &CoverageOptions{}
 	cmd := &cobra.Command{
 		Use:   "coverage",
@@ -84,6 +84,9 @@ detected, 2 usage, 3 when a SIEM's rules could not be read.`,
   vigil coverage --config vigil.toml --siem elastic --out reports/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(o)
+			}
 			return runCoverage(cmd.Context(), io, o)
 		},
 	}

@@ -93,7 +93,7 @@ type HistoryOptions struct {
 	Output string
 }
 
-func newCmdHistory(io IO) *cobra.Command {
+func newCmdHistory(io IO, runF func(*HistoryOptions) error) *cobra.Command {
 	o := &HistoryOptions{}
 	cmd := &cobra.Command{
 		Use:   "history",
@@ -109,6 +109,9 @@ Every ` + "`vigil run`" + ` is stored unless --no-history is given.`,
   vigil report 20261123T101500Z-3f9a2c --format html --out report/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(o)
+			}
 			return runHistory(cmd.Context(), io, o)
 		},
 	}
@@ -194,9 +197,12 @@ func openExistingHistory(ctx context.Context, o *historyOptions) (*history.Store
 type DiffOptions struct {
 	historyOptions
 	regressionOptions
+	// Runs are the runs to compare: none, one or two run IDs or
+	// results.json files.
+	Runs []string
 }
 
-func newCmdDiff(io IO) *cobra.Command {
+func newCmdDiff(io IO, runF func(*DiffOptions) error) *cobra.Command {
 	o := &DiffOptions{}
 	cmd := &cobra.Command{
 		Use:   "diff [RUN_A] [RUN_B]",
@@ -215,7 +221,11 @@ its config.`,
   vigil diff old/results.json new/results.json --max-latency-regression 1.5`,
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runDiff(cmd.Context(), io, o, args)
+			o.Runs = args
+			if runF != nil {
+				return runF(o)
+			}
+			return runDiff(cmd.Context(), io, o)
 		},
 	}
 	o.addHistoryFlags(cmd, false)
@@ -223,7 +233,8 @@ its config.`,
 	return cmd
 }
 
-func runDiff(ctx context.Context, io IO, o *DiffOptions, args []string) error {
+func runDiff(ctx context.Context, io IO, o *DiffOptions) error {
+	args := o.Runs
 	th, err := o.thresholds()
 	if err != nil {
 		return err

@@ -11,41 +11,54 @@ import (
 	"github.com/vigilsec/vigil/core/plugin"
 )
 
-func newCmdInit(io IO) *cobra.Command {
-	force := false
+// InitOptions are the flags of `vigil init`.
+type InitOptions struct {
+	// Path is the file to write (default vigil.toml).
+	Path  string
+	Force bool
+}
+
+func newCmdInit(io IO, runF func(*InitOptions) error) *cobra.Command {
+	o := &InitOptions{Path: config.DefaultFile}
 	cmd := &cobra.Command{
 		Use:   "init [PATH]",
 		Short: "Write a commented example vigil.toml",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			path := config.DefaultFile
 			if len(args) == 1 {
-				path = args[0]
+				o.Path = args[0]
 			}
-			flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
-			if force {
-				flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+			if runF != nil {
+				return runF(o)
 			}
-			f, err := os.OpenFile(path, flags, 0o600)
-			if errors.Is(err, os.ErrExist) {
-				return usageErr(fmt.Errorf("%s exists (use --force to overwrite)", path))
-			}
-			if err != nil {
-				return usageErr(err)
-			}
-			if _, err := f.WriteString(config.Example); err != nil {
-				f.Close()
-				return runtimeErr(err)
-			}
-			if err := f.Close(); err != nil {
-				return runtimeErr(err)
-			}
-			fmt.Fprintf(io.Out, "wrote %s\n", path)
-			return nil
+			return runInit(io, o)
 		},
 	}
-	cmd.Flags().BoolVar(&force, "force", false, "overwrite an existing file")
+	cmd.Flags().BoolVar(&o.Force, "force", false, "overwrite an existing file")
 	return cmd
+}
+
+func runInit(io IO, o *InitOptions) error {
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if o.Force {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	}
+	f, err := os.OpenFile(o.Path, flags, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return usageErr(fmt.Errorf("%s exists (use --force to overwrite)", o.Path))
+	}
+	if err != nil {
+		return usageErr(err)
+	}
+	if _, err := f.WriteString(config.Example); err != nil {
+		f.Close()
+		return runtimeErr(err)
+	}
+	if err := f.Close(); err != nil {
+		return runtimeErr(err)
+	}
+	fmt.Fprintf(io.Out, "wrote %s\n", o.Path)
+	return nil
 }
 
 func newCmdVersion(io IO) *cobra.Command {

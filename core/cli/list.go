@@ -30,47 +30,53 @@ type listedTest struct {
 	Source        string   `json:"source"`
 }
 
-func newCmdList(io IO) *cobra.Command {
+func newCmdList(io IO, runF func(*ListOptions) error) *cobra.Command {
 	o := &ListOptions{}
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the catalog's tests with technique, tactics, platforms and safety",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := o.load()
-			if err != nil {
-				return err
-			}
-			tests := append(l.Tests, l.Skipped...)
-			switch o.Output {
-			case "json":
-				out := make([]listedTest, 0, len(tests))
-				for _, t := range tests {
-					out = append(out, listedTest{
-						ID: t.ID, Name: t.Name, Technique: string(t.Technique.ID), TechniqueName: t.Technique.FullName(),
-						Tactics: t.Tactics, Platforms: t.Platforms, Safety: string(t.Safety), Injector: t.Inject.Plugin,
-						Elevation: t.ElevationRequired, AtomicGUID: t.AtomicGUID, Source: t.Source.String(),
-					})
-				}
-				enc := json.NewEncoder(io.Out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(out)
-			case "", "table":
-				tw := tabwriter.NewWriter(io.Out, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tTECHNIQUE\tTACTICS\tPLATFORMS\tSAFETY\tNAME")
-				for _, t := range tests {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Technique.ID, strings.Join(t.Tactics, ","),
-						strings.Join(t.Platforms, ","), t.Safety, t.Name)
-				}
-				tw.Flush()
-				fmt.Fprintf(io.Out, "\n%d tests\n", len(tests))
-				return nil
-			default:
+			if o.Output != "table" && o.Output != "json" {
 				return usageErr(fmt.Errorf("--output %q: want table or json", o.Output))
 			}
+			if runF != nil {
+				return runF(o)
+			}
+			return runList(io, o)
 		},
 	}
 	o.addFlags(cmd, false)
 	cmd.Flags().StringVar(&o.Output, "output", "table", "table or json")
 	return cmd
+}
+
+func runList(io IO, o *ListOptions) error {
+	l, err := o.load()
+	if err != nil {
+		return err
+	}
+	tests := append(l.Tests, l.Skipped...)
+	if o.Output == "json" {
+		out := make([]listedTest, 0, len(tests))
+		for _, t := range tests {
+			out = append(out, listedTest{
+				ID: t.ID, Name: t.Name, Technique: string(t.Technique.ID), TechniqueName: t.Technique.FullName(),
+				Tactics: t.Tactics, Platforms: t.Platforms, Safety: string(t.Safety), Injector: t.Inject.Plugin,
+				Elevation: t.ElevationRequired, AtomicGUID: t.AtomicGUID, Source: t.Source.String(),
+			})
+		}
+		enc := json.NewEncoder(io.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	tw := tabwriter.NewWriter(io.Out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTECHNIQUE\tTACTICS\tPLATFORMS\tSAFETY\tNAME")
+	for _, t := range tests {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Technique.ID, strings.Join(t.Tactics, ","),
+			strings.Join(t.Platforms, ","), t.Safety, t.Name)
+	}
+	tw.Flush()
+	fmt.Fprintf(io.Out, "\n%d tests\n", len(tests))
+	return nil
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,88 +16,136 @@ import (
 	"github.com/vigilsec/vigil/core/session"
 )
 
-func newCmdPlugins(io IO) *cobra.Command {
-	var (
-		configPath    string
-		dirs          []string
-		allowUnpinned bool
-	)
+// PluginsOptions are the flags of `vigil plugins`.
+type PluginsOptions struct {
+	ConfigPath    string
+	PluginDirs    []string
+	AllowUnpinned bool
+}
+
+func newCmdPlugins(io IO, runF func(*PluginsOptions) error) *cobra.Command {
+	o := &PluginsOptions{}
 	cmd := &cobra.Command{
 		Use:   "plugins",
 		Short: "List built-in and external plugins with what they describe of themselves",
-		Args:  cobra.NoArgs,
+		Long: `List the built-in plugins and the external ones found in ~/.vigil/plugins,
+the config's plugin_dirs and --plugin-dir, each as it describes itself:
+version, plugin protocol, summary; then, per plugin, where it plants or
+finds the run marker and, for SIEM plugins, the query dialect and the
+optional calls it supports (raw_events, ingest, rules, close_signals,
+clock, ...), for injectors the platforms and params. An external plugin
+without a sha256 pin is listed but not started (--allow-unpinned starts
+it).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			cfg, err := config.Find(configPath)
-			if err != nil {
-				return usageErr(err)
+			if runF != nil {
+				return runF(o)
 			}
-			host := session.NewHost(cfg, dirs, allowUnpinned, nil)
-			defer host.Close()
-			tw := tabwriter.NewWriter(io.Out, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "KIND\tNAME\tSOURCE\tVERSION\tPROTOCOL\tMARKER\tDETAILS")
-			describe := func(kind, name string) {
-				dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-				defer cancel()
-				var (
-					d   plugin.Description
-					src pluginhost.Source
-					err error
-				)
-				if kind == plugin.KindSIEM {
-					var s plugin.SIEM
-					if s, src, err = host.SIEM(dctx, name); err == nil {
-						d, err = s.Describe(dctx)
-					}
-				} else {
-					var i plugin.Injector
-					if i, src, err = host.Injector(dctx, name); err == nil {
-						d, err = i.Describe(dctx)
-					}
-				}
-				where := "built-in"
-				if !src.Builtin {
-					where = src.Path
-				}
-				if err != nil {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\terror: %v\n", kind, name, where, err)
-					return
-				}
-				var marks []string
-				for _, m := range d.MarkerLocations {
-					marks = append(marks, string(m))
-				}
-				details := d.Summary
-				if kind == plugin.KindSIEM {
-					details = fmt.Sprintf("dialect=%s capabilities=%s", d.QueryDialect, strings.Join(d.Capabilities, ","))
-				} else {
-					var ps []string
-					for _, p := range d.Params {
-						ps = append(ps, p.Name)
-					}
-					details = fmt.Sprintf("platforms=%s params=%s", strings.Join(d.Platforms, ","), strings.Join(ps, ","))
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", kind, name, where, d.Version, d.ProtocolVersion, strings.Join(marks, ","), details)
-			}
-			for _, kind := range []string{plugin.KindSIEM, plugin.KindInjector} {
-				for _, name := range plugin.Builtins(kind) {
-					describe(kind, name)
-				}
-			}
-			for _, src := range host.Discover() {
-				if src.SHA256 == "" && !allowUnpinned {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\tnot started: %v\n", src.Kind, src.Name, src.Path, pluginhost.ErrUnpinned)
-					continue
-				}
-				describe(src.Kind, src.Name)
-			}
-			return tw.Flush()
+			return runPlugins(cmd.Context(), io, o)
 		},
 	}
-	cmd.Flags().StringVarP(&configPath, "config", "c", "", "config file")
-	cmd.Flags().StringArrayVar(&dirs, "plugin-dir", nil, "extra directory of external plugins")
-	cmd.Flags().BoolVar(&allowUnpinned, "allow-unpinned", false, "describe external plugins that have no sha256 pin")
+	cmd.Flags().StringVarP(&o.ConfigPath, "config", "c", "", "config file")
+	cmd.Flags().StringArrayVar(&o.PluginDirs, "plugin-dir", nil, "extra directory of external plugins")
+	cmd.Flags().BoolVar(&o.AllowUnpinned, "allow-unpinned", false, "describe external plugins that have no sha256 pin")
 	return cmd
+}
+
+// described is one plugin as it describes itself (or why it could not).
+type described struct {
+	kind, name, where string
+	d                 plugin.Description
+	err               error
+}
+
+func runPlugins(ctx context.Context, io IO, o *PluginsOptions) error {
+	cfg, err := config.Find(o.ConfigPath)
+	if err != nil {
+		return usageErr(err)
+	}
+	host := session.NewHost(cfg, o.PluginDirs, o.AllowUnpinned, nil)
+	defer host.Close()
+	var all []described
+	for _, kind := range []string{plugin.KindSIEM, plugin.KindInjector} {
+		for _, name := range plugin.Builtins(kind) {
+			all = append(all, describePlugin(ctx, host, kind, name))
+		}
+	}
+	for _, src := range host.Discover() {
+		if src.SHA256 == "" && !o.AllowUnpinned {
+			all = append(all, described{kind: src.Kind, name: src.Name, where: src.Path, err: fmt.Errorf("not started: %w", pluginhost.ErrUnpinned)})
+			continue
+		}
+		all = append(all, describePlugin(ctx, host, src.Kind, src.Name))
+	}
+	writePlugins(io.Out, all)
+	return nil
+}
+
+// describePlugin starts one plugin and asks it to describe itself.
+func describePlugin(ctx context.Context, host *pluginhost.Host, kind, name string) described {
+	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	var src pluginhost.Source
+	out := described{kind: kind, name: name}
+	if kind == plugin.KindSIEM {
+		var s plugin.SIEM
+		if s, src, out.err = host.SIEM(dctx, name); out.err == nil {
+			out.d, out.err = s.Describe(dctx)
+		}
+	} else {
+		var i plugin.Injector
+		if i, src, out.err = host.Injector(dctx, name); out.err == nil {
+			out.d, out.err = i.Describe(dctx)
+		}
+	}
+	out.where = "built-in"
+	if !src.Builtin {
+		out.where = src.Path
+	}
+	return out
+}
+
+// writePlugins prints the plugins as a table with their summaries, then
+// what each can do.
+func writePlugins(w io.Writer, all []described) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tNAME\tSOURCE\tVERSION\tPROTOCOL\tSUMMARY")
+	for _, p := range all {
+		if p.err != nil {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\terror: %v\n", p.kind, p.name, p.where, p.err)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", p.kind, p.name, p.where, p.d.Version, p.d.ProtocolVersion, p.d.Summary)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	for _, p := range all {
+		if p.err != nil {
+			continue
+		}
+		var marks []string
+		for _, m := range p.d.MarkerLocations {
+			marks = append(marks, string(m))
+		}
+		can := ""
+		if p.kind == plugin.KindSIEM {
+			can = fmt.Sprintf("dialect %s; capabilities %s", nonEmptyOr(p.d.QueryDialect, "none"), nonEmptyOr(strings.Join(p.d.Capabilities, ", "), "none"))
+		} else {
+			var ps []string
+			for _, x := range p.d.Params {
+				ps = append(ps, x.Name)
+			}
+			can = fmt.Sprintf("platforms %s; params %s", nonEmptyOr(strings.Join(p.d.Platforms, ", "), "any"), nonEmptyOr(strings.Join(ps, ", "), "none"))
+		}
+		fmt.Fprintf(w, "%s %s: markers %s; %s\n", p.kind, p.name, nonEmptyOr(strings.Join(marks, ", "), "none"), can)
+	}
+}
+
+func nonEmptyOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // newCmdPlugin is the hidden `vigil plugin serve KIND NAME`: how the vigil

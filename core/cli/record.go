@@ -18,7 +18,7 @@ type RecordOptions struct {
 	Dir string
 }
 
-func newCmdRecord(io IO) *cobra.Command {
+func newCmdRecord(io IO, runF func(*RecordOptions) error) *cobra.Command {
 	o := &RecordOptions{}
 	cmd := &cobra.Command{
 		Use:   "record [TEST_ID...]",
@@ -32,6 +32,9 @@ Needs root and the kernel audit subsystem.`,
   sudo vigil record --dir rules/telemetry   # refresh the shipped recordings`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.IDs = append(o.IDs, args...)
+			if runF != nil {
+				return runF(o)
+			}
 			return runRecord(cmd.Context(), io, o)
 		},
 	}

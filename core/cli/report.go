@@ -14,11 +14,13 @@ import (
 // ReportOptions are the flags of `vigil report`.
 type ReportOptions struct {
 	historyOptions
+	// Ref is the run: a results.json, or a run ID (prefix) or "last".
+	Ref     string
 	Formats []string
 	Out     string
 }
 
-func newCmdReport(io IO) *cobra.Command {
+func newCmdReport(io IO, runF func(*ReportOptions) error) *cobra.Command {
 	o := &ReportOptions{}
 	cmd := &cobra.Command{
 		Use:   "report RESULTS.json|RUN_ID",
@@ -45,7 +47,11 @@ directory); --out - writes one format to standard output.`,
   vigil report out/results.json --format markdown --out - >> "$GITHUB_STEP_SUMMARY"`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runReport(cmd.Context(), io, o, args[0])
+			o.Ref = args[0]
+			if runF != nil {
+				return runF(o)
+			}
+			return runReport(cmd.Context(), io, o)
 		},
 	}
 	o.addHistoryFlags(cmd, false)
@@ -55,7 +61,8 @@ directory); --out - writes one format to standard output.`,
 	return cmd
 }
 
-func runReport(ctx context.Context, io IO, o *ReportOptions, ref string) error {
+func runReport(ctx context.Context, io IO, o *ReportOptions) error {
+	ref := o.Ref
 	formats, err := report.ParseFormats(o.Formats)
 	if err != nil {
 		return usageErr(err)
@@ -98,10 +105,12 @@ func runReport(ctx context.Context, io IO, o *ReportOptions, ref string) error {
 // CompareOptions are the flags of `vigil compare`.
 type CompareOptions struct {
 	historyOptions
+	// Ref is the run: a results.json, or a run ID (prefix); default "last".
+	Ref string
 }
 
-func newCmdCompare(io IO) *cobra.Command {
-	o := &CompareOptions{}
+func newCmdCompare(io IO, runF func(*CompareOptions) error) *cobra.Command {
+	o := &CompareOptions{Ref: "last"}
 	cmd := &cobra.Command{
 		Use:   "compare [RESULTS.json|RUN_ID]",
 		Short: "Compare the SIEMs of a run side by side: coverage, latency, what only one caught",
@@ -114,25 +123,31 @@ tests no SIEM caught. The HTML report has the same view.`,
   vigil compare out/results.json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ref := "last"
 			if len(args) == 1 {
-				ref = args[0]
+				o.Ref = args[0]
 			}
-			src := &runSource{opts: &o.historyOptions}
-			defer src.close()
-			run, err := src.load(cmd.Context(), ref)
-			if err != nil {
-				return err
+			if runF != nil {
+				return runF(o)
 			}
-			if n := len(report.SIEMs(run)); n < 2 {
-				fmt.Fprintf(io.Err, "note: run %s has %d SIEM; configure several to compare them on the same injections\n", run.RunID, n)
-			}
-			if err := report.WriteComparison(io.Out, run); err != nil {
-				return runtimeErr(err)
-			}
-			return nil
+			return runCompare(cmd.Context(), io, o)
 		},
 	}
 	o.addHistoryFlags(cmd, false)
 	return cmd
+}
+
+func runCompare(ctx context.Context, io IO, o *CompareOptions) error {
+	src := &runSource{opts: &o.historyOptions}
+	defer src.close()
+	run, err := src.load(ctx, o.Ref)
+	if err != nil {
+		return err
+	}
+	if n := len(report.SIEMs(run)); n < 2 {
+		fmt.Fprintf(io.Err, "note: run %s has %d SIEM; configure several to compare them on the same injections\n", run.RunID, n)
+	}
+	if err := report.WriteComparison(io.Out, run); err != nil {
+		return runtimeErr(err)
+	}
+	return nil
 }

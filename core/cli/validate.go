@@ -13,9 +13,16 @@ import (
 	"github.com/vigilsec/vigil/core/session"
 )
 
-func newCmdValidate(io IO) *cobra.Command {
-	o := &selectOptions{}
-	online := false
+// ValidateOptions are the flags of `vigil validate`.
+type ValidateOptions struct {
+	selectOptions
+	// Online starts the plugins: params, credentials, expected rules,
+	// clocks.
+	Online bool
+}
+
+func newCmdValidate(io IO, runF func(*ValidateOptions) error) *cobra.Command {
+	o := &ValidateOptions{}
 	cmd := &cobra.Command{
 		Use:   "validate",
 		Short: "Check the config and the catalog (and, with --online, the SIEMs)",
@@ -30,73 +37,84 @@ each SIEM checks its credentials and the rules the tests expect, lists the
 rules it refuses, and reports its clock offset (a warning beyond 2s).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			l, err := o.load()
-			if err != nil {
-				return err
+			if runF != nil {
+				return runF(o)
 			}
-			src := "built-in defaults"
-			if l.Config.Path != "" {
-				src = l.Config.Path
-			}
-			fmt.Fprintf(io.Out, "config: %s: ok (%d SIEMs, %d targets)\n", src, len(l.SIEMs), len(l.Targets))
-			fmt.Fprintf(io.Out, "catalog: ok (%d tests, %d selected)\n", len(l.Cat.Tests), len(l.Tests))
-			bad := validateRules(ctx, io, l, online)
-			if !online {
-				if bad > 0 {
-					return usageErr(fmt.Errorf("%d problem(s)", bad))
-				}
-				return nil
-			}
-			st, err := start(ctx, l)
-			if err != nil {
-				return err
-			}
-			defer st.Close(ctx)
-			for _, p := range st.ValidateTests(ctx, l.Tests) {
-				fmt.Fprintln(io.Out, p)
-				bad++
-			}
-			eng := st.Engine()
-			if _, err := eng.Plan(l.Tests); err != nil {
-				fmt.Fprintln(io.Out, err)
-				bad++
-			}
-			for _, s := range st.SIEMs {
-				var exps []plugin.Expectation
-				for _, t := range l.Tests {
-					for i, x := range t.Expect {
-						if len(x.SIEMs) > 0 && !containsStr(x.SIEMs, s.Name) && !containsStr(x.SIEMs, s.Plugin) {
-							continue
-						}
-						exps = append(exps, plugin.Expectation{ID: fmt.Sprintf("%s/%d", t.ID, i), TestID: t.ID,
-							Technique: string(x.Technique), RuleName: x.Rule, RuleID: x.RuleID, Query: x.Query[s.Name] + x.Query[s.Plugin]})
-					}
-				}
-				probs, err := s.Impl.Check(ctx, plugin.CheckRequest{Expectations: exps})
-				if err != nil {
-					fmt.Fprintf(io.Out, "siem %q: check: %v\n", s.Name, err)
-					bad++
-					continue
-				}
-				for _, p := range probs {
-					fmt.Fprintf(io.Out, "siem %q: %s\n", s.Name, p)
-					bad++
-				}
-				if len(probs) == 0 {
-					fmt.Fprintf(io.Out, "siem %q: ok\n", s.Name)
-				}
-				reportClock(ctx, io, s)
-			}
-			if bad > 0 {
-				return usageErr(fmt.Errorf("%d problem(s)", bad))
-			}
-			return nil
+			return runValidate(cmd.Context(), io, o)
 		},
 	}
 	o.addFlags(cmd, true)
-	cmd.Flags().BoolVar(&online, "online", false, "start the plugins and check params, credentials and expected rules")
+	cmd.Flags().BoolVar(&o.Online, "online", false, "start the plugins and check params, credentials and expected rules")
 	return cmd
+}
+
+func runValidate(ctx context.Context, io IO, o *ValidateOptions) error {
+	l, err := o.load()
+	if err != nil {
+		return err
+	}
+	src := "built-in defaults"
+	if l.Config.Path != "" {
+		src = l.Config.Path
+	}
+	fmt.Fprintf(io.Out, "config: %s: ok (%d SIEMs, %d targets)\n", src, len(l.SIEMs), len(l.Targets))
+	fmt.Fprintf(io.Out, "catalog: ok (%d tests, %d selected)\n", len(l.Cat.Tests), len(l.Tests))
+	bad := validateRules(ctx, io, l, o.Online)
+	if o.Online {
+		st, err := start(ctx, l)
+		if err != nil {
+			return err
+		}
+		defer st.Close(ctx)
+		bad += validateOnline(ctx, io, l, st)
+	}
+	if bad > 0 {
+		return usageErr(fmt.Errorf("%d problem(s)", bad))
+	}
+	return nil
+}
+
+// validateOnline checks the started plugins: each injector validates the
+// params of its tests, the plan must pair every test, and each SIEM checks
+// its credentials and the expected rules and reads its clock. It returns
+// the number of problems, each printed.
+func validateOnline(ctx context.Context, io IO, l *session.Loaded, st *session.Started) int {
+	bad := 0
+	for _, p := range st.ValidateTests(ctx, l.Tests) {
+		fmt.Fprintln(io.Out, p)
+		bad++
+	}
+	if _, err := st.Engine().Plan(l.Tests); err != nil {
+		fmt.Fprintln(io.Out, err)
+		bad++
+	}
+	for _, s := range st.SIEMs {
+		var exps []plugin.Expectation
+		for _, t := range l.Tests {
+			for i, x := range t.Expect {
+				if len(x.SIEMs) > 0 && !containsStr(x.SIEMs, s.Name) && !containsStr(x.SIEMs, s.Plugin) {
+					continue
+				}
+				exps = append(exps, plugin.Expectation{ID: fmt.Sprintf("%s/%d", t.ID, i), TestID: t.ID,
+					Technique: string(x.Technique), RuleName: x.Rule, RuleID: x.RuleID, Query: x.Query[s.Name] + x.Query[s.Plugin]})
+			}
+		}
+		probs, err := s.Impl.Check(ctx, plugin.CheckRequest{Expectations: exps})
+		if err != nil {
+			fmt.Fprintf(io.Out, "siem %q: check: %v\n", s.Name, err)
+			bad++
+			continue
+		}
+		for _, p := range probs {
+			fmt.Fprintf(io.Out, "siem %q: %s\n", s.Name, p)
+			bad++
+		}
+		if len(probs) == 0 {
+			fmt.Fprintf(io.Out, "siem %q: ok\n", s.Name)
+		}
+		reportClock(ctx, io, s)
+	}
+	return bad
 }
 
 // validateRules loads the rules of each SIEM that reads them offline (all
