@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/vigilsec/vigil/core/coverage"
-	"github.com/vigilsec/vigil/core/report/reportcheck"
+	"github.com/vigilsec/vigil/internal/reportcheck"
 )
 
 func coverageArgs(extra ...string) []string {

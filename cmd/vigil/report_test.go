@@ -22,7 +22,7 @@ import (
 
 	"github.com/vigilsec/vigil/core/measure"
 	"github.com/vigilsec/vigil/core/report"
-	"github.com/vigilsec/vigil/core/report/reportcheck"
+	"github.com/vigilsec/vigil/internal/reportcheck"
 )
 
 // repVigil runs vigil with extra environment variables.

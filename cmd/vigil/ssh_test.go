@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/vigilsec/vigil/core/measure"
-	"github.com/vigilsec/vigil/plugins/injector/ssh/sshdtest"
+	"github.com/vigilsec/vigil/internal/sshdtest"
 )
 
 // TestLinuxPackOverSSH runs a few Linux pack tests through the ssh

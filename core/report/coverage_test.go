@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/vigilsec/vigil/core/coverage"
-	"github.com/vigilsec/vigil/core/report/reportcheck"
+	"github.com/vigilsec/vigil/internal/reportcheck"
 )
 
 // coverageFixture is the claimed-versus-proven report of the fixture run:

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/core/measure"
-	"github.com/vigilsec/vigil/core/report/reportcheck"
+	"github.com/vigilsec/vigil/internal/reportcheck"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")

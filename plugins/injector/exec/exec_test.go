@@ -20,9 +20,8 @@ import (
 	"testing"
 	"time"
 
-	goplugin "github.com/hashicorp/go-plugin"
-
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/internal/plugintest"
 )
 
 // mode is how a test reaches the injector: directly, or through go-plugin's
@@ -34,17 +33,7 @@ type mode struct {
 
 var modes = []mode{
 	{"inproc", func(t *testing.T, impl *Injector) plugin.Injector { return impl }},
-	{"grpc", func(t *testing.T, impl *Injector) plugin.Injector {
-		t.Helper()
-		// client.Close also stops the server.
-		client, _ := goplugin.TestPluginGRPCConn(t, false, plugin.PluginSet(impl, nil))
-		t.Cleanup(func() { client.Close() })
-		raw, err := client.Dispense(plugin.KindInjector)
-		if err != nil {
-			t.Fatalf("dispense: %v", err)
-		}
-		return raw.(plugin.Injector)
-	}},
+	{"grpc", func(t *testing.T, impl *Injector) plugin.Injector { return plugintest.Injector(t, impl) }},
 }
 
 // fixture is one test's injector, configured with a private tmp_root.

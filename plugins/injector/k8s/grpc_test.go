@@ -7,9 +7,8 @@ import (
 	"testing"
 	"time"
 
-	goplugin "github.com/hashicorp/go-plugin"
-
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/internal/plugintest"
 )
 
 // Through the plugin protocol, as the engine runs it (vigil plugin serve
@@ -18,13 +17,7 @@ import (
 // the artifacts it got back.
 func TestOverGRPC(t *testing.T) {
 	f := newFakeAPI(t)
-	client, _ := goplugin.TestPluginGRPCConn(t, false, plugin.PluginSet(&Injector{poll: time.Millisecond}, nil))
-	t.Cleanup(func() { client.Close() })
-	raw, err := client.Dispense(plugin.KindInjector)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := raw.(plugin.Injector)
+	x := plugintest.Injector(t, &Injector{poll: time.Millisecond})
 	ctx := context.Background()
 	d, err := x.Describe(ctx)
 	if err != nil || d.Name != Name || !reflect.DeepEqual(d.MarkerLocations, []plugin.MarkerLocation{plugin.MarkerUserAgent, plugin.MarkerCommandLine}) {

@@ -13,12 +13,11 @@ import (
 	"testing"
 	"time"
 
-	goplugin "github.com/hashicorp/go-plugin"
-
 	"github.com/BurntSushi/toml"
 
 	"github.com/vigilsec/vigil/core/plugin"
 	"github.com/vigilsec/vigil/core/telemetry"
+	"github.com/vigilsec/vigil/internal/plugintest"
 	"github.com/vigilsec/vigil/plugins/siem/local"
 )
 
@@ -48,18 +47,6 @@ func newInjector(t *testing.T, dir string) *Injector {
 
 func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
 
-// overGRPC serves impl through go-plugin's in-memory gRPC connection.
-func overGRPC(t *testing.T, impl plugin.Injector) plugin.Injector {
-	t.Helper()
-	client, _ := goplugin.TestPluginGRPCConn(t, false, plugin.PluginSet(impl, nil))
-	t.Cleanup(func() { client.Close() })
-	raw, err := client.Dispense(plugin.KindInjector)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw.(plugin.Injector)
-}
-
 func decodeEvents(t *testing.T, raw [][]byte) []telemetry.Event {
 	t.Helper()
 	out := make([]telemetry.Event, len(raw))
@@ -76,7 +63,7 @@ func TestInjectRebasesTheRecording(t *testing.T) {
 		t.Run(via, func(t *testing.T) {
 			var inj plugin.Injector = newInjector(t, "testdata")
 			if via == "grpc" {
-				inj = overGRPC(t, inj)
+				inj = plugintest.Injector(t, inj)
 			}
 			res, err := inj.Inject(context.Background(), plugin.InjectRequest{
 				TestID: "sample-crontab", Marker: newMarker, Params: plugin.Params{"command": "crontab -l"},
@@ -351,7 +338,7 @@ func TestLoadMissingIsNotExist(t *testing.T) {
 // fires on the replayed event, at the replayed time, with the new marker.
 func TestReplayIntoLocalSIEM(t *testing.T) {
 	ctx := context.Background()
-	inj := overGRPC(t, newInjector(t, "testdata"))
+	inj := plugintest.Injector(t, newInjector(t, "testdata"))
 	res, err := inj.Inject(ctx, plugin.InjectRequest{TestID: "sample-crontab", Marker: newMarker})
 	if err != nil || res.Outcome != plugin.OutcomeSucceeded {
 		t.Fatalf("Inject: %v %s %s", err, res.Outcome, res.Error)

@@ -20,7 +20,7 @@ import (
 
 	"github.com/vigilsec/vigil/core/plugin"
 	vssh "github.com/vigilsec/vigil/plugins/injector/ssh"
-	"github.com/vigilsec/vigil/plugins/injector/ssh/sshdtest"
+	"github.com/vigilsec/vigil/internal/sshdtest"
 )
 
 // configured returns an injector configured for srv with the test's key

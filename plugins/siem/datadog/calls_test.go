@@ -13,7 +13,8 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/core/plugin"
-	"github.com/vigilsec/vigil/plugins/siem/datadog/ddfake"
+	"github.com/vigilsec/vigil/internal/ddfake"
+	"github.com/vigilsec/vigil/internal/plugintest"
 )
 
 // testRules are the fake's rules: a few named ones among many (the
@@ -71,7 +72,7 @@ func TestCheck(t *testing.T) {
 func TestCheckKeys(t *testing.T) {
 	t.Run("rejected keys are a problem without the keys", func(t *testing.T) {
 		srv := newFake(t, ddfake.Options{})
-		s := overGRPC(t, new(SIEM))
+		s := plugintest.SIEM(t, new(SIEM))
 		cfg := fmt.Sprintf("url = %q\napi_key = \"wrong-api-key-123456\"\napp_key = \"wrong-app-key-654321\"", srv.URL)
 		if err := s.Configure(context.Background(), []byte(cfg)); err != nil {
 			t.Fatal(err)
@@ -348,7 +349,7 @@ func TestIngestFailures(t *testing.T) {
 	events := [][]byte{[]byte(`{"message":"a"}`)}
 	t.Run("a refused first batch is an error without the key", func(t *testing.T) {
 		srv := newFake(t, ddfake.Options{})
-		s := overGRPC(t, new(SIEM))
+		s := plugintest.SIEM(t, new(SIEM))
 		cfg := fmt.Sprintf("url = %q\napi_key = \"bad-api-key-99999999\"\napp_key = %q", srv.URL, testAppKey)
 		if err := s.Configure(context.Background(), []byte(cfg)); err != nil {
 			t.Fatal(err)

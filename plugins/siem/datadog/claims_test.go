@@ -9,7 +9,8 @@ import (
 	"testing"
 
 	"github.com/vigilsec/vigil/core/plugin"
-	"github.com/vigilsec/vigil/plugins/siem/datadog/ddfake"
+	"github.com/vigilsec/vigil/internal/ddfake"
+	"github.com/vigilsec/vigil/internal/plugintest"
 )
 
 // TestClaimedRules lists the rules through the plugin protocol: every page,
@@ -88,7 +89,7 @@ func TestClaimedRulesFailures(t *testing.T) {
 		}
 	})
 	t.Run("before Configure", func(t *testing.T) {
-		if _, err := overGRPC(t, new(SIEM)).ClaimedRules(context.Background()); err == nil || !strings.Contains(err.Error(), ErrNotConfigured.Error()) {
+		if _, err := plugintest.SIEM(t, new(SIEM)).ClaimedRules(context.Background()); err == nil || !strings.Contains(err.Error(), ErrNotConfigured.Error()) {
 			t.Fatalf("error = %v", err)
 		}
 	})

@@ -9,10 +9,9 @@ import (
 	"testing"
 	"time"
 
-	goplugin "github.com/hashicorp/go-plugin"
-
 	"github.com/vigilsec/vigil/core/plugin"
-	"github.com/vigilsec/vigil/plugins/siem/datadog/ddfake"
+	"github.com/vigilsec/vigil/internal/ddfake"
+	"github.com/vigilsec/vigil/internal/plugintest"
 )
 
 // Test keys: long enough to be recognisable in any output they leak into.
@@ -20,19 +19,6 @@ const (
 	testAPIKey = "ddapi-0123456789abcdef0123456789abcdef"
 	testAppKey = "ddapp-fedcba9876543210fedcba9876543210fedcba98"
 )
-
-// overGRPC serves impl through go-plugin's in-memory gRPC connection and
-// returns the client side, as the engine sees a plugin.
-func overGRPC(t *testing.T, impl plugin.SIEM) plugin.SIEM {
-	t.Helper()
-	client, _ := goplugin.TestPluginGRPCConn(t, false, plugin.PluginSet(nil, impl))
-	t.Cleanup(func() { client.Close() })
-	raw, err := client.Dispense(plugin.KindSIEM)
-	if err != nil {
-		t.Fatalf("dispense: %v", err)
-	}
-	return raw.(plugin.SIEM)
-}
 
 // newFake starts a fake Datadog accepting the test keys.
 func newFake(t *testing.T, opts ddfake.Options) *ddfake.Server {
@@ -53,7 +39,7 @@ func testConfig(srv *ddfake.Server, extra string) string {
 func configured(t *testing.T, srv *ddfake.Server, extra string, adjust func(*api)) (plugin.SIEM, *SIEM) {
 	t.Helper()
 	impl := &SIEM{adjust: adjust}
-	s := overGRPC(t, impl)
+	s := plugintest.SIEM(t, impl)
 	if err := s.Configure(context.Background(), []byte(testConfig(srv, extra))); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
@@ -94,7 +80,7 @@ func (c *clock) waits() []time.Duration {
 func (c *clock) use(a *api) { a.now, a.sleep = c.now, c.sleep }
 
 func TestDescribe(t *testing.T) {
-	d, err := overGRPC(t, new(SIEM)).Describe(context.Background())
+	d, err := plugintest.SIEM(t, new(SIEM)).Describe(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +111,7 @@ func TestRegistered(t *testing.T) {
 }
 
 func TestNotConfigured(t *testing.T) {
-	s := overGRPC(t, new(SIEM))
+	s := plugintest.SIEM(t, new(SIEM))
 	ctx := context.Background()
 	if _, err := s.Search(ctx, plugin.SearchRequest{}); err == nil || err.Error() != ErrNotConfigured.Error() {
 		t.Errorf("Search before Configure: %v, want %v", err, ErrNotConfigured)
@@ -233,7 +219,7 @@ max_wait = "30s"`, check: func(t *testing.T, c Config) {
 
 // A Configure error travels over gRPC without the keys.
 func TestConfigureErrorOverGRPC(t *testing.T) {
-	s := overGRPC(t, new(SIEM))
+	s := plugintest.SIEM(t, new(SIEM))
 	err := s.Configure(context.Background(), []byte(fmt.Sprintf("api_key = %q\napp_key = %q\nsite = \"nowhere\"", testAPIKey, testAppKey)))
 	if err == nil || !strings.Contains(err.Error(), `datadog: config: site "nowhere"`) {
 		t.Fatalf("Configure = %v", err)

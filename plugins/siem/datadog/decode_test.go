@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/core/plugin"
-	"github.com/vigilsec/vigil/plugins/siem/datadog/ddfake"
+	"github.com/vigilsec/vigil/internal/ddfake"
 )
 
 func TestParseAttackTags(t *testing.T) {

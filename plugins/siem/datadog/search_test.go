@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/core/plugin"
-	"github.com/vigilsec/vigil/plugins/siem/datadog/ddfake"
+	"github.com/vigilsec/vigil/internal/ddfake"
+	"github.com/vigilsec/vigil/internal/plugintest"
 )
 
 // searchAll follows the pages of one batched search, as the watcher does.
@@ -306,7 +307,7 @@ func TestSearchFailures(t *testing.T) {
 			srv.AddSignal(ddfake.Signal{ID: "s1", Timestamp: t0.Add(time.Second), RuleName: "R", Tags: []string{"technique:t1003-x"}})
 			srv.SetFault(tc.fault)
 			impl := &SIEM{adjust: clk.use}
-			s := overGRPC(t, impl)
+			s := plugintest.SIEM(t, impl)
 			cfg := testConfig(srv, tc.extra)
 			if tc.keys[0] != "" {
 				cfg = fmt.Sprintf("url = %q\napi_key = %q\napp_key = %q\n%s", srv.URL, tc.keys[0], tc.keys[1], tc.extra)

@@ -13,9 +13,8 @@ import (
 	"testing"
 	"time"
 
-	goplugin "github.com/hashicorp/go-plugin"
-
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/internal/plugintest"
 )
 
 // Test credentials: the raw API key and its encoded form; neither may ever
@@ -28,19 +27,6 @@ const (
 )
 
 var testKeyEncoded = base64.StdEncoding.EncodeToString([]byte(testKeyID + ":" + testKeySecret))
-
-// overGRPC serves impl through go-plugin's in-memory gRPC connection and
-// returns the client side, as the engine sees a plugin.
-func overGRPC(t *testing.T, impl plugin.SIEM) plugin.SIEM {
-	t.Helper()
-	client, _ := goplugin.TestPluginGRPCConn(t, false, plugin.PluginSet(nil, impl))
-	t.Cleanup(func() { client.Close() })
-	raw, err := client.Dispense(plugin.KindSIEM)
-	if err != nil {
-		t.Fatalf("dispense: %v", err)
-	}
-	return raw.(plugin.SIEM)
-}
 
 // esConfig is a config for the fake's Elasticsearch (and Kibana when
 // kibana is true), with extra TOML lines.
@@ -66,7 +52,7 @@ func configured(t *testing.T, f *fakeElastic, cfg string, opts ...func(*SIEM)) (
 	for _, o := range opts {
 		o(impl)
 	}
-	s := overGRPC(t, impl)
+	s := plugintest.SIEM(t, impl)
 	if err := s.Configure(context.Background(), []byte(cfg)); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
@@ -132,7 +118,7 @@ func assertNoSecret(t *testing.T, what, s string) {
 }
 
 func TestDescribe(t *testing.T) {
-	d, err := overGRPC(t, new(SIEM)).Describe(context.Background())
+	d, err := plugintest.SIEM(t, new(SIEM)).Describe(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +138,7 @@ func TestDescribe(t *testing.T) {
 }
 
 func TestNotConfigured(t *testing.T) {
-	s := overGRPC(t, new(SIEM))
+	s := plugintest.SIEM(t, new(SIEM))
 	ctx := context.Background()
 	if _, err := s.Search(ctx, plugin.SearchRequest{}); err == nil || err.Error() != ErrNotConfigured.Error() {
 		t.Errorf("Search before Configure: %v, want %v", err, ErrNotConfigured)

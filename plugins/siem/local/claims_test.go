@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/internal/plugintest"
 )
 
 // taggedRule is an extra-directory Sigma rule with technique tags in both
@@ -124,7 +125,7 @@ func TestClaimedRules(t *testing.T) {
 }
 
 func TestClaimedRulesNotConfigured(t *testing.T) {
-	if _, err := overGRPC(t, new(SIEM)).ClaimedRules(context.Background()); err == nil || err.Error() != ErrNotConfigured.Error() {
+	if _, err := plugintest.SIEM(t, new(SIEM)).ClaimedRules(context.Background()); err == nil || err.Error() != ErrNotConfigured.Error() {
 		t.Fatalf("error = %v, want %v", err, ErrNotConfigured)
 	}
 }

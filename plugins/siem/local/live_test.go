@@ -16,6 +16,7 @@ import (
 	"github.com/elastic/go-libaudit/v2/rule"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/internal/plugintest"
 )
 
 // unameRuleID is the id of testdata/rules/uname_probe.yml.
@@ -55,7 +56,7 @@ func TestLive(t *testing.T) {
 	if _, err := exec.LookPath("uname"); err != nil {
 		t.Skip("live local SIEM test: no uname on this host")
 	}
-	s := overGRPC(t, new(SIEM))
+	s := plugintest.SIEM(t, new(SIEM))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	rec := filepath.Join(t.TempDir(), "record.jsonl")

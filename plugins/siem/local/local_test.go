@@ -12,10 +12,9 @@ import (
 	"testing"
 	"time"
 
-	goplugin "github.com/hashicorp/go-plugin"
-
 	"github.com/vigilsec/vigil/core/plugin"
 	"github.com/vigilsec/vigil/core/telemetry"
+	"github.com/vigilsec/vigil/internal/plugintest"
 	"github.com/vigilsec/vigil/plugins/siem/local/sensor"
 )
 
@@ -29,19 +28,6 @@ const (
 	shellCfgRuleID   = "a94cdd87-6c54-4678-a6cc-2814ffe5a13d"
 	shellCfgTitle    = "Unix Shell Configuration Modification"
 )
-
-// overGRPC serves impl through go-plugin's in-memory gRPC connection and
-// returns the client side, as the engine sees a plugin.
-func overGRPC(t *testing.T, impl plugin.SIEM) plugin.SIEM {
-	t.Helper()
-	client, _ := goplugin.TestPluginGRPCConn(t, false, plugin.PluginSet(nil, impl))
-	t.Cleanup(func() { client.Close() })
-	raw, err := client.Dispense(plugin.KindSIEM)
-	if err != nil {
-		t.Fatalf("dispense: %v", err)
-	}
-	return raw.(plugin.SIEM)
-}
 
 // fixtureEvents returns the lines of testdata/ingest.jsonl.
 func fixtureEvents(t *testing.T) [][]byte {
@@ -71,7 +57,7 @@ func mustTime(t *testing.T, s string) time.Time {
 func configured(t *testing.T, cfg string) (plugin.SIEM, *SIEM) {
 	t.Helper()
 	impl := new(SIEM)
-	s := overGRPC(t, impl)
+	s := plugintest.SIEM(t, impl)
 	ctx := context.Background()
 	if err := s.Configure(ctx, []byte(cfg)); err != nil {
 		t.Fatalf("Configure: %v", err)
@@ -88,7 +74,7 @@ func configured(t *testing.T, cfg string) (plugin.SIEM, *SIEM) {
 }
 
 func TestDescribe(t *testing.T) {
-	d, err := overGRPC(t, new(SIEM)).Describe(context.Background())
+	d, err := plugintest.SIEM(t, new(SIEM)).Describe(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +91,7 @@ func TestDescribe(t *testing.T) {
 }
 
 func TestNotConfigured(t *testing.T) {
-	s := overGRPC(t, new(SIEM))
+	s := plugintest.SIEM(t, new(SIEM))
 	ctx := context.Background()
 	if _, err := s.Search(ctx, plugin.SearchRequest{}); err == nil || err.Error() != ErrNotConfigured.Error() {
 		t.Errorf("Search before Configure: %v, want %v", err, ErrNotConfigured)
@@ -455,7 +441,7 @@ func TestConfigure(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := overGRPC(t, new(SIEM)).Configure(context.Background(), []byte(tc.cfg))
+			err := plugintest.SIEM(t, new(SIEM)).Configure(context.Background(), []byte(tc.cfg))
 			switch {
 			case tc.wantErr == "" && err != nil:
 				t.Fatalf("Configure: %v", err)

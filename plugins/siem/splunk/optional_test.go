@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/internal/plugintest"
 )
 
 func TestCheck(t *testing.T) {
@@ -87,7 +88,7 @@ func TestCheck(t *testing.T) {
 			if tc.url != "" {
 				cfg = strings.Replace(cfg, `url = "`+f.srv.URL+`"`, `url = "`+tc.url+`"`, 1)
 			}
-			s := overGRPC(t, &SIEM{})
+			s := plugintest.SIEM(t, &SIEM{})
 			ctx := context.Background()
 			if err := s.Configure(ctx, []byte(cfg)); err != nil {
 				t.Fatal(err)
@@ -122,7 +123,7 @@ func TestRules(t *testing.T) {
 		{"name": "Plain report", "acl": map[string]any{"app": "search"}, "content": map[string]any{"disabled": false, "is_scheduled": true}},
 	}
 	impl := &SIEM{}
-	s := overGRPC(t, impl)
+	s := plugintest.SIEM(t, impl)
 	ctx := context.Background()
 	if err := s.Configure(ctx, []byte(f.config(""))); err != nil {
 		t.Fatal(err)
@@ -204,7 +205,7 @@ func TestIngest(t *testing.T) {
 				cfg = strings.Replace(cfg, fakeHECToken, tc.hecToken, 1)
 			}
 			impl := &SIEM{}
-			s := overGRPC(t, impl)
+			s := plugintest.SIEM(t, impl)
 			ctx := context.Background()
 			if err := s.Configure(ctx, []byte(cfg)); err != nil {
 				t.Fatal(err)
@@ -278,7 +279,7 @@ func TestIngest(t *testing.T) {
 func TestIngestWithoutHEC(t *testing.T) {
 	f := newFake(t)
 	cfg := strings.NewReplacer(`hec_url = "`+f.srv.URL+`"`, "", `hec_token = "`+fakeHECToken+`"`, "").Replace(f.config(""))
-	s := overGRPC(t, &SIEM{})
+	s := plugintest.SIEM(t, &SIEM{})
 	ctx := context.Background()
 	if err := s.Configure(ctx, []byte(cfg)); err != nil {
 		t.Fatal(err)

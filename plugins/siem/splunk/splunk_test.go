@@ -14,30 +14,16 @@ import (
 	"testing"
 	"time"
 
-	goplugin "github.com/hashicorp/go-plugin"
-
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/internal/plugintest"
 )
-
-// overGRPC serves impl through go-plugin's in-memory gRPC connection and
-// returns the client side, as the engine sees a plugin.
-func overGRPC(t *testing.T, impl plugin.SIEM) plugin.SIEM {
-	t.Helper()
-	client, _ := goplugin.TestPluginGRPCConn(t, false, plugin.PluginSet(nil, impl))
-	t.Cleanup(func() { client.Close() })
-	raw, err := client.Dispense(plugin.KindSIEM)
-	if err != nil {
-		t.Fatalf("dispense: %v", err)
-	}
-	return raw.(plugin.SIEM)
-}
 
 // configured returns the plugin over gRPC configured against the fake, and
 // its implementation.
 func configured(t *testing.T, f *fakeSplunk, extra string) (plugin.SIEM, *SIEM) {
 	t.Helper()
 	impl := &SIEM{warn: &bytes.Buffer{}}
-	s := overGRPC(t, impl)
+	s := plugintest.SIEM(t, impl)
 	if err := s.Configure(context.Background(), []byte(f.config(extra))); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
@@ -90,7 +76,7 @@ func notablesWindow(t *testing.T) plugin.SearchRequest {
 }
 
 func TestDescribe(t *testing.T) {
-	d, err := overGRPC(t, new(SIEM)).Describe(context.Background())
+	d, err := plugintest.SIEM(t, new(SIEM)).Describe(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +101,7 @@ func TestDescribe(t *testing.T) {
 }
 
 func TestNotConfigured(t *testing.T) {
-	s := overGRPC(t, new(SIEM))
+	s := plugintest.SIEM(t, new(SIEM))
 	ctx := context.Background()
 	if _, err := s.Search(ctx, plugin.SearchRequest{}); err == nil || err.Error() != ErrNotConfigured.Error() {
 		t.Errorf("Search before Configure: %v, want %v", err, ErrNotConfigured)
@@ -186,7 +172,7 @@ func TestConfigure(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			impl := &SIEM{warn: &bytes.Buffer{}}
-			err := overGRPC(t, impl).Configure(context.Background(), []byte(tc.toml))
+			err := plugintest.SIEM(t, impl).Configure(context.Background(), []byte(tc.toml))
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("Configure: %v, want an error containing %q", err, tc.wantErr)
@@ -221,7 +207,7 @@ func TestTLS(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var warn bytes.Buffer
 			impl := &SIEM{warn: &warn}
-			s := overGRPC(t, impl)
+			s := plugintest.SIEM(t, impl)
 			ctx := context.Background()
 			if err := s.Configure(ctx, []byte(tc.toml)); err != nil {
 				t.Fatal(err)
@@ -597,7 +583,7 @@ func TestSearchErrors(t *testing.T) {
 				cfg = strings.Replace(cfg, fakeToken, tc.token, 1)
 			}
 			impl := &SIEM{warn: &bytes.Buffer{}}
-			s := overGRPC(t, impl)
+			s := plugintest.SIEM(t, impl)
 			ctx := context.Background()
 			if err := s.Configure(ctx, []byte(cfg)); err != nil {
 				t.Fatal(err)
@@ -663,7 +649,7 @@ func TestSessionAuth(t *testing.T) {
 	loadNotables(t, f)
 	userCfg := strings.Replace(f.config(""), `token = "`+fakeToken+`"`, `username = "`+fakeUser+`"`+"\n"+`password = "`+fakePassword+`"`, 1)
 	impl := &SIEM{warn: &bytes.Buffer{}}
-	s := overGRPC(t, impl)
+	s := plugintest.SIEM(t, impl)
 	ctx := context.Background()
 	if err := s.Configure(ctx, []byte(userCfg)); err != nil {
 		t.Fatal(err)
@@ -692,7 +678,7 @@ func TestSessionAuth(t *testing.T) {
 
 	// A wrong password is an error that names the user, not the password.
 	bad := strings.Replace(userCfg, fakePassword, "pw-wrong-Zq8x4Lr2Vt", 1)
-	s2 := overGRPC(t, &SIEM{})
+	s2 := plugintest.SIEM(t, &SIEM{})
 	if err := s2.Configure(ctx, []byte(bad)); err != nil {
 		t.Fatal(err)
 	}

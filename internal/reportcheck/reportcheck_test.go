@@ -95,7 +95,7 @@ func TestValidateLayer(t *testing.T) {
 
 func jenkinsSchema(t *testing.T) *Schema {
 	t.Helper()
-	b, err := os.ReadFile("../testdata/junit/jenkins-junit.xsd")
+	b, err := os.ReadFile("../../core/report/testdata/junit/jenkins-junit.xsd")
 	if err != nil {
 		t.Fatal(err)
 	}
