@@ -1,16 +1,13 @@
 package exec
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
 	"sort"
-	"strings"
 
-	"github.com/BurntSushi/toml"
-
+	"github.com/vigilsec/vigil/core/plugin"
 	"github.com/vigilsec/vigil/plugins/injector/shellstep"
 )
 
@@ -53,16 +50,8 @@ type config struct {
 // default config.
 func parseConfig(b []byte) (*config, error) {
 	var c Config
-	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&c)
-	if err != nil {
-		return nil, fmt.Errorf("exec: decode config: %w", err)
-	}
-	if u := md.Undecoded(); len(u) > 0 {
-		keys := make([]string, len(u))
-		for i, k := range u {
-			keys[i] = k.String()
-		}
-		return nil, fmt.Errorf("exec: config: unknown keys %s (known: env, max_output, shell, tmp_root)", strings.Join(keys, ", "))
+	if err := plugin.DecodeConfig("exec", b, &c); err != nil {
+		return nil, err
 	}
 
 	if c.TmpRoot == "" {

@@ -793,7 +793,7 @@ func TestConfigure(t *testing.T) {
 	}{
 		{"defaults", "", ""},
 		{"everything", fmt.Sprintf("tmp_root = %q\nshell = \"/bin/sh\"\nmax_output = 10\n[env]\nPATH = \"/bin\"\n", root), ""},
-		{"unknown keys", "tmp_rot = \"/tmp\"\nshel = \"x\"\n", "exec: config: unknown keys tmp_rot, shel (known: env, max_output, shell, tmp_root)"},
+		{"unknown keys", "tmp_rot = \"/tmp\"\nshel = \"x\"\n", "exec: config: unknown keys shel, tmp_rot (known: env, max_output, shell, tmp_root)"},
 		{"relative tmp_root", `tmp_root = "tmp"`, `exec: config: tmp_root "tmp" is not an absolute path`},
 		{"missing tmp_root", `tmp_root = "/nonexistent/vigil"`, "exec: config: tmp_root: lstat /nonexistent: no such file or directory"},
 		{"tmp_root is a file", fmt.Sprintf("tmp_root = %q", file), "exec: config: tmp_root " + file + " is not a directory"},

@@ -1,16 +1,15 @@
 package k8s
 
 import (
-	"bytes"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/vigilsec/vigil/core/plugin"
 )
 
 // Config is the target's params table for the k8s injector, for example
@@ -69,7 +68,6 @@ const (
 // systemNamespaces are refused unless allow_system_namespaces is set.
 var systemNamespaces = map[string]bool{"kube-system": true, "kube-public": true, "kube-node-lease": true}
 
-var configKeys = []string{"allow_system_namespaces", "api_server", "capture_image", "cleanup_timeout", "context", "image", "in_cluster", "kubeconfig", "namespace"}
 
 // config is a Config checked and completed with defaults.
 type config struct {
@@ -85,17 +83,8 @@ type config struct {
 // Errors never carry credentials: they name the file and the key at fault.
 func parseConfig(b []byte) (*config, error) {
 	var c Config
-	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&c)
-	if err != nil {
-		return nil, fmt.Errorf("k8s: decode config: %w", err)
-	}
-	if u := md.Undecoded(); len(u) > 0 {
-		keys := make([]string, len(u))
-		for i, k := range u {
-			keys[i] = k.String()
-		}
-		sort.Strings(keys)
-		return nil, fmt.Errorf("k8s: config: unknown keys %s (known: %s)", strings.Join(keys, ", "), strings.Join(configKeys, ", "))
+	if err := plugin.DecodeConfig("k8s", b, &c); err != nil {
+		return nil, err
 	}
 	if c.Namespace == "" {
 		return nil, fmt.Errorf("k8s: config: namespace is required (the injector works only inside it)")

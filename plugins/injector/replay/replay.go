@@ -21,7 +21,6 @@
 package replay
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,15 +29,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/BurntSushi/toml"
-
 	"github.com/vigilsec/vigil/core/plugin"
-	"github.com/vigilsec/vigil/core/telemetry"
 	"github.com/vigilsec/vigil/core/plugin/sdk"
+	"github.com/vigilsec/vigil/core/telemetry"
 	"github.com/vigilsec/vigil/rules"
 )
 
@@ -294,16 +290,8 @@ type Config struct {
 
 func parseConfig(b []byte) (Config, error) {
 	var c Config
-	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&c)
-	if err != nil {
-		return c, fmt.Errorf("replay: decode config: %w", err)
-	}
-	if u := md.Undecoded(); len(u) > 0 {
-		keys := make([]string, len(u))
-		for i, k := range u {
-			keys[i] = k.String()
-		}
-		return c, fmt.Errorf("replay: config: unknown keys %s (known: dir)", strings.Join(keys, ", "))
+	if err := plugin.DecodeConfig("replay", b, &c); err != nil {
+		return c, err
 	}
 	if c.Dir != "" && !filepath.IsAbs(c.Dir) {
 		return c, fmt.Errorf("replay: config: dir %q is not an absolute path", c.Dir)

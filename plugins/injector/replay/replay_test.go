@@ -188,8 +188,8 @@ func TestValidateAndConfigure(t *testing.T) {
 		`dir = "/var/lib"`:  "",
 		`dir = "rel"`:       `replay: config: dir "rel" is not an absolute path`,
 		`dirs = "/x"`:       "replay: config: unknown keys dirs (known: dir)",
-		`dir = 3`:           "replay: decode config: toml: ",
-		"[dir]\nx = 1\n":    "replay: decode config: toml: ",
+		`dir = 3`:           "replay: decode config: a key has the wrong type: incompatible types: TOML value has type int64",
+		"[dir]\nx = 1\n":    "replay: decode config: a key has the wrong type",
 		`test = "override"`: "replay: config: unknown keys test (known: dir)",
 	} {
 		err := x.Configure(context.Background(), []byte(cfg))

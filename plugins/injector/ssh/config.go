@@ -1,7 +1,6 @@
 package ssh
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/user"
@@ -12,8 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
-
+	"github.com/vigilsec/vigil/core/plugin"
 	"github.com/vigilsec/vigil/plugins/injector/shellstep"
 )
 
@@ -84,28 +82,12 @@ type config struct {
 
 var userNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$`)
 
-var configKeys = []string{
-	"agent", "agent_socket", "connect_timeout", "env", "identity_file", "insecure_ignore_host_key", "known_hosts",
-	"max_output", "max_sessions_per_host", "passphrase", "port", "shell", "sudo", "tmp_root", "user",
-}
-
 // parseConfig decodes b strictly and fills in defaults. It reads no file:
 // keys and known_hosts are loaded by newAuth and newHostKeys.
 func parseConfig(b []byte) (*config, error) {
 	var c Config
-	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&c)
-	if err != nil {
-		// TOML type errors may quote the value: never echo it, it may be
-		// the passphrase.
-		return nil, fmt.Errorf("ssh: decode config: %s", redactDecodeError(err))
-	}
-	if u := md.Undecoded(); len(u) > 0 {
-		keys := make([]string, len(u))
-		for i, k := range u {
-			keys[i] = k.String()
-		}
-		sort.Strings(keys)
-		return nil, fmt.Errorf("ssh: config: unknown keys %s (known: %s)", strings.Join(keys, ", "), strings.Join(configKeys, ", "))
+	if err := plugin.DecodeConfig("ssh", b, &c); err != nil {
+		return nil, err
 	}
 	if c.User == "" {
 		c.User = currentUser()
@@ -190,19 +172,6 @@ func parseConfig(b []byte) (*config, error) {
 		return nil, fmt.Errorf("ssh: config: max_output %d out of range (1..%d)", c.MaxOutput, MaxMaxOutput)
 	}
 	return cc, nil
-}
-
-// redactDecodeError keeps a TOML decode error's position and kind but not
-// the values it may quote.
-func redactDecodeError(err error) string {
-	if pe, ok := err.(toml.ParseError); ok {
-		return fmt.Sprintf("line %d: syntax error", pe.Position.Line)
-	}
-	msg := err.Error()
-	if i := strings.Index(msg, "incompatible types"); i >= 0 {
-		return "a key has the wrong type: " + msg[i:]
-	}
-	return "invalid params (values not shown)"
 }
 
 // checkShell says why p cannot be a shell path on the hosts.

@@ -1,15 +1,12 @@
 package datadog
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"net/url"
-	"sort"
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
+	"github.com/vigilsec/vigil/core/plugin"
 )
 
 // Sites are the Datadog sites the plugin knows, each served at
@@ -106,29 +103,14 @@ type Config struct {
 	MaxWait time.Duration `toml:"max_wait"`
 }
 
-// knownKeys are the keys of Config, for error messages.
-var knownKeys = []string{
-	"api_key", "app_key", "close_signals", "ingest_service", "ingest_source", "ingest_tags",
-	"intake_url", "logs_indexes", "logs_query", "max_retries", "max_wait", "page_size",
-	"query", "site", "timeout", "url",
-}
-
 // parseConfig decodes b strictly and fills in the defaults. Errors never
 // contain the keys' values.
 func parseConfig(b []byte) (Config, error) {
 	var c Config
-	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&c)
-	if err != nil {
-		return Config{}, fmt.Errorf("datadog: decode config: %w", redactTOMLError(err, b))
+	if err := plugin.DecodeConfig("datadog", b, &c); err != nil {
+		return Config{}, err
 	}
-	if u := md.Undecoded(); len(u) > 0 {
-		keys := make([]string, len(u))
-		for i, k := range u {
-			keys[i] = k.String()
-		}
-		sort.Strings(keys)
-		return Config{}, fmt.Errorf("datadog: config: unknown keys %s (known: %s)", strings.Join(keys, ", "), strings.Join(knownKeys, ", "))
-	}
+	var err error
 	c.Site = strings.ToLower(strings.TrimSpace(c.Site))
 	if c.Site == "" {
 		c.Site = DefaultSite
@@ -246,29 +228,4 @@ func (c Config) intakeBase() (scheme, name string) {
 func splitBase(u string) (string, string) {
 	scheme, rest, _ := strings.Cut(u, "://")
 	return scheme, rest
-}
-
-// redactTOMLError keeps TOML syntax errors but never the values of secret
-// keys: the decoder may quote a line of the input.
-func redactTOMLError(err error, b []byte) error {
-	msg := err.Error()
-	var pe toml.ParseError
-	if errors.As(err, &pe) {
-		msg = fmt.Sprintf("line %d: %s", pe.Position.Line, pe.Message)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			continue
-		}
-		k = strings.ToLower(strings.TrimSpace(k))
-		if k != "api_key" && k != "app_key" {
-			continue
-		}
-		v = strings.Trim(strings.TrimSpace(v), `"'`)
-		if len(v) >= 4 {
-			msg = strings.ReplaceAll(msg, v, "[REDACTED]")
-		}
-	}
-	return fmt.Errorf("%s", msg)
 }

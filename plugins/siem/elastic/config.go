@@ -8,11 +8,10 @@ import (
 	"net/url"
 	"os"
 	"regexp"
-	"sort"
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
+	"github.com/vigilsec/vigil/core/plugin"
 )
 
 // Values of Config.SearchAPI.
@@ -106,15 +105,6 @@ type Config struct {
 	Timeout time.Duration `toml:"timeout"`
 }
 
-// knownKeys are the keys of Config, for error messages.
-var knownKeys = func() string {
-	keys := []string{"addresses", "cloud_id", "api_key", "username", "password", "ca_cert",
-		"certificate_fingerprint", "insecure_skip_verify", "index", "kibana_url", "space", "search_api",
-		"page_size", "event_indices", "replay_data_stream", "timeout"}
-	sort.Strings(keys)
-	return strings.Join(keys, ", ")
-}()
-
 // config is a Config checked and completed with defaults.
 type config struct {
 	Config
@@ -172,16 +162,8 @@ var (
 // parseConfig decodes b strictly, checks it and fills in the defaults.
 func parseConfig(b []byte) (*config, error) {
 	var c Config
-	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&c)
-	if err != nil {
-		return nil, fmt.Errorf("elastic: decode config: %w", err)
-	}
-	if u := md.Undecoded(); len(u) > 0 {
-		keys := make([]string, len(u))
-		for i, k := range u {
-			keys[i] = k.String()
-		}
-		return nil, fmt.Errorf("elastic: config: unknown keys %s (known: %s)", strings.Join(keys, ", "), knownKeys)
+	if err := plugin.DecodeConfig("elastic", b, &c); err != nil {
+		return nil, err
 	}
 	cfg := &config{Config: c}
 	if err := cfg.check(); err != nil {

@@ -1,13 +1,12 @@
 package local
 
 import (
-	"bytes"
 	"fmt"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
+	"github.com/vigilsec/vigil/core/plugin"
 )
 
 // Modes of the local SIEM (Config.Mode).
@@ -76,30 +75,21 @@ type Config struct {
 	Record string `toml:"record"`
 }
 
-// knownKeys are the keys of Config, for error messages.
-const knownKeys = "max_events, mode, record, retention, rules, sigma_dirs, sigmahq"
-
-// parseConfig decodes b strictly and fills in the defaults. Empty b is the
-// default config.
+// parseConfig decodes b strictly, fills in the defaults and checks the
+// result. Empty b is the default config.
 func parseConfig(b []byte) (Config, error) {
 	var c Config
-	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&c)
-	if err != nil {
-		return c, fmt.Errorf("local: decode config: %w", err)
+	if err := plugin.DecodeConfig(Name, b, &c); err != nil {
+		return c, err
 	}
-	if u := md.Undecoded(); len(u) > 0 {
-		keys := make([]string, len(u))
-		for i, k := range u {
-			keys[i] = k.String()
-		}
-		return c, fmt.Errorf("local: config: unknown keys %s (known: %s)", strings.Join(keys, ", "), knownKeys)
-	}
-	switch c.Mode {
-	case "":
+	c.setDefaults()
+	return c, c.validate()
+}
+
+// setDefaults fills in what the user left out.
+func (c *Config) setDefaults() {
+	if c.Mode == "" {
 		c.Mode = ModeLive
-	case ModeLive, ModeReplay:
-	default:
-		return c, fmt.Errorf("local: config: mode %q: want %q or %q", c.Mode, ModeLive, ModeReplay)
 	}
 	if c.Rules == "" {
 		c.Rules = RulesBuiltin
@@ -108,25 +98,34 @@ func parseConfig(b []byte) (Config, error) {
 		t := true
 		c.SigmaHQ = &t
 	}
-	for i, d := range c.SigmaDirs {
-		if strings.TrimSpace(d) == "" {
-			return c, fmt.Errorf("local: config: sigma_dirs[%d] is empty", i)
-		}
-	}
-	switch {
-	case c.Retention == 0:
+	if c.Retention == 0 {
 		c.Retention = DefaultRetention
-	case c.Retention < time.Second:
-		return c, fmt.Errorf("local: config: retention %s is below 1s", c.Retention)
 	}
-	switch {
-	case c.MaxEvents == 0:
+	if c.MaxEvents == 0 {
 		c.MaxEvents = DefaultMaxEvents
-	case c.MaxEvents < 0 || c.MaxEvents > MaxMaxEvents:
-		return c, fmt.Errorf("local: config: max_events %d out of range (1..%d)", c.MaxEvents, MaxMaxEvents)
 	}
 	if c.Record != "" {
 		c.Record = filepath.Clean(c.Record)
 	}
-	return c, nil
+}
+
+// validate checks a config with its defaults.
+func (c Config) validate() error {
+	switch c.Mode {
+	case ModeLive, ModeReplay:
+	default:
+		return fmt.Errorf("local: config: mode %q: want %q or %q", c.Mode, ModeLive, ModeReplay)
+	}
+	for i, d := range c.SigmaDirs {
+		if strings.TrimSpace(d) == "" {
+			return fmt.Errorf("local: config: sigma_dirs[%d] is empty", i)
+		}
+	}
+	if c.Retention < time.Second {
+		return fmt.Errorf("local: config: retention %s is below 1s", c.Retention)
+	}
+	if c.MaxEvents < 0 || c.MaxEvents > MaxMaxEvents {
+		return fmt.Errorf("local: config: max_events %d out of range (1..%d)", c.MaxEvents, MaxMaxEvents)
+	}
+	return nil
 }

@@ -1,7 +1,6 @@
 package splunk
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -11,8 +10,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/BurntSushi/toml"
 
 	"github.com/vigilsec/vigil/core/plugin"
 )
@@ -196,12 +193,6 @@ type Config struct {
 	MarkerFields    map[string][]string `toml:"marker_fields"`
 }
 
-// knownKeys are the keys of Config, for error messages.
-const knownKeys = "api, app, ca_cert, close_notables, close_status, correlation_searches, hec_ack, hec_ack_timeout, " +
-	"hec_batch, hec_token, hec_url, host_fields, index, indexes, insecure_skip_verify, job_timeout, marker_fields, " +
-	"max_rows, mode, owner, password, quota_wait, request_timeout, results_page, search, source, sourcetype, " +
-	"technique_fields, token, url, username"
-
 // config is a Config checked and completed with defaults.
 type config struct {
 	Config
@@ -232,16 +223,9 @@ func (c *config) secrets() []string {
 // Errors never quote a credential.
 func parseConfig(b []byte) (*config, error) {
 	var c Config
-	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&c)
+	md, err := plugin.DecodeConfigMeta("splunk", b, &c)
 	if err != nil {
-		return nil, fmt.Errorf("splunk: decode config: %w", err)
-	}
-	if u := md.Undecoded(); len(u) > 0 {
-		keys := make([]string, len(u))
-		for i, k := range u {
-			keys[i] = k.String()
-		}
-		return nil, fmt.Errorf("splunk: config: unknown keys %s (known: %s)", strings.Join(keys, ", "), knownKeys)
+		return nil, err
 	}
 	bad := func(format string, args ...any) (*config, error) {
 		return nil, fmt.Errorf("splunk: config: "+format, args...)

@@ -125,7 +125,7 @@ func TestConfigure(t *testing.T) {
 	}{
 		{name: "empty", toml: ``, wantErr: "splunk: config: url is required"},
 		{name: "unknown keys are named", toml: base + "tokn = 1\n[marker_fields]\n\"process.command_line\" = [\"x\"]\n[extra]\na = 1",
-			wantErr: "splunk: config: unknown keys tokn, extra, extra.a (known: api, app,"},
+			wantErr: "splunk: config: unknown keys extra, extra.a, tokn (known: api, app,"},
 		{name: "plain http refused", toml: `url = "http://sh:8089"` + "\ntoken = \"" + fakeToken + "\"", wantErr: `url "http://sh:8089": want an https:// URL`},
 		{name: "credentials in the url", toml: `url = "https://admin:` + fakePassword + `@sh:8089"` + "\ntoken = \"x\"", wantErr: "credentials go in token/username/password"},
 		{name: "token and password", toml: base + `username = "u"` + "\n" + `password = "` + fakePassword + `"`, wantErr: "set token, or username and password, not both"},
