@@ -41,7 +41,7 @@ type Config struct {
 	IdentityFile string `toml:"identity_file"`
 	// Passphrase decrypts IdentityFile; give it as "${VAR}", never
 	// literally. It never appears in errors.
-	Passphrase string `toml:"passphrase"`
+	Passphrase plugin.Secret `toml:"passphrase"`
 	// Agent authenticates with the keys of the ssh-agent at AgentSocket
 	// (default $SSH_AUTH_SOCK).
 	Agent       bool   `toml:"agent"`

@@ -38,7 +38,7 @@ func loadAuth(c *config) (*auth, error) {
 		}
 		var s ssh.Signer
 		if c.Passphrase != "" {
-			s, err = ssh.ParsePrivateKeyWithPassphrase(pem, []byte(c.Passphrase))
+			s, err = ssh.ParsePrivateKeyWithPassphrase(pem, []byte(c.Passphrase.Reveal()))
 			if errors.Is(err, x509.IncorrectPasswordError) {
 				return nil, fmt.Errorf("ssh: identity_file %s: the passphrase does not decrypt it", c.IdentityFile)
 			}

@@ -19,8 +19,8 @@ import (
 	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/vigilsec/vigil/core/plugin"
-	vssh "github.com/vigilsec/vigil/plugins/injector/ssh"
 	"github.com/vigilsec/vigil/internal/sshdtest"
+	vssh "github.com/vigilsec/vigil/plugins/injector/ssh"
 )
 
 // configured returns an injector configured for srv with the test's key

@@ -15,6 +15,8 @@ import (
 
 	"github.com/DataDog/datadog-api-client-go/v2/api/datadog"
 	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV2"
+
+	"github.com/vigilsec/vigil/core/plugin"
 )
 
 // Operation names of the official client, used to route its calls to the
@@ -100,8 +102,8 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // the logs intake to its own host.
 func (a *api) context(ctx context.Context) context.Context {
 	ctx = context.WithValue(ctx, datadog.ContextAPIKeys, map[string]datadog.APIKey{
-		"apiKeyAuth": {Key: a.cfg.APIKey},
-		"appKeyAuth": {Key: a.cfg.AppKey},
+		"apiKeyAuth": {Key: a.cfg.APIKey.Reveal()},
+		"appKeyAuth": {Key: a.cfg.AppKey.Reveal()},
 	})
 	scheme, name := a.cfg.apiBase()
 	ctx = context.WithValue(ctx, datadog.ContextServerIndex, 1)
@@ -280,12 +282,7 @@ func isTransient(err error) bool {
 // the official client nor vigil puts them there).
 func (a *api) redact(err error) error {
 	msg := err.Error()
-	clean := msg
-	for _, k := range []string{a.cfg.APIKey, a.cfg.AppKey} {
-		if len(k) >= 4 {
-			clean = strings.ReplaceAll(clean, k, "[REDACTED]")
-		}
-	}
+	clean := plugin.RedactSecrets(msg, a.cfg.APIKey, a.cfg.AppKey)
 	if clean == msg {
 		return err
 	}

@@ -65,10 +65,10 @@ type Config struct {
 	// Ingest.
 	IntakeURL string `toml:"intake_url"`
 	// APIKey is the Datadog API key (DD-API-KEY). Give it as "${DD_API_KEY}".
-	APIKey string `toml:"api_key"`
+	APIKey plugin.Secret `toml:"api_key"`
 	// AppKey is the Datadog application key (DD-APPLICATION-KEY). Give it as
 	// "${DD_APP_KEY}".
-	AppKey string `toml:"app_key"`
+	AppKey plugin.Secret `toml:"app_key"`
 	// Query is a base filter ANDed to every signals search, such as
 	// "env:prod" or "security:attack".
 	Query string `toml:"query"`
@@ -124,13 +124,13 @@ func parseConfig(b []byte) (Config, error) {
 	if c.IntakeURL, err = checkURL("intake_url", c.IntakeURL); err != nil {
 		return Config{}, err
 	}
-	if strings.TrimSpace(c.APIKey) == "" {
+	c.APIKey, c.AppKey = plugin.Secret(strings.TrimSpace(c.APIKey.Reveal())), plugin.Secret(strings.TrimSpace(c.AppKey.Reveal()))
+	if c.APIKey == "" {
 		return Config{}, fmt.Errorf("datadog: config: api_key is required (give it as \"${DD_API_KEY}\")")
 	}
-	if strings.TrimSpace(c.AppKey) == "" {
+	if c.AppKey == "" {
 		return Config{}, fmt.Errorf("datadog: config: app_key is required (give it as \"${DD_APP_KEY}\")")
 	}
-	c.APIKey, c.AppKey = strings.TrimSpace(c.APIKey), strings.TrimSpace(c.AppKey)
 	c.Query = strings.TrimSpace(c.Query)
 	c.LogsQuery = strings.TrimSpace(c.LogsQuery)
 	switch {

@@ -19,11 +19,11 @@ import (
 	"github.com/vigilsec/vigil/core/catalog"
 	"github.com/vigilsec/vigil/core/measure"
 	"github.com/vigilsec/vigil/core/plugin"
-	"github.com/vigilsec/vigil/core/telemetry"
 	"github.com/vigilsec/vigil/core/plugin/sdk"
 	"github.com/vigilsec/vigil/core/runner"
-	"github.com/vigilsec/vigil/plugins/injector/replay"
+	"github.com/vigilsec/vigil/core/telemetry"
 	"github.com/vigilsec/vigil/internal/ddfake"
+	"github.com/vigilsec/vigil/plugins/injector/replay"
 	"github.com/vigilsec/vigil/plugins/siem/local/detect"
 	"github.com/vigilsec/vigil/rules"
 )

@@ -108,9 +108,9 @@ func newClients(cfg *config, retryBase time.Duration, stats *counters) (*clients
 		es, err := elasticsearch.NewClient(elasticsearch.Config{
 			Addresses:              cfg.Addresses,
 			CloudID:                cfg.CloudID,
-			APIKey:                 cfg.apiKey,
+			APIKey:                 cfg.apiKey.Reveal(),
 			Username:               cfg.Username,
-			Password:               cfg.Password,
+			Password:               cfg.Password.Reveal(),
 			CACert:                 cfg.caPEM,
 			CertificateFingerprint: cfg.fingerprint,
 			RetryOnStatus:          RetryOnStatus,
@@ -137,9 +137,9 @@ func newClients(cfg *config, retryBase time.Duration, stats *counters) (*clients
 		}
 		switch {
 		case cfg.apiKey != "":
-			opts = append(opts, elastictransport.WithAPIKey(cfg.apiKey))
+			opts = append(opts, elastictransport.WithAPIKey(cfg.apiKey.Reveal()))
 		case cfg.Username != "":
-			opts = append(opts, elastictransport.WithBasicAuth(cfg.Username, cfg.Password))
+			opts = append(opts, elastictransport.WithBasicAuth(cfg.Username, cfg.Password.Reveal()))
 		}
 		if cfg.caPEM != nil {
 			opts = append(opts, elastictransport.WithCACert(cfg.caPEM))

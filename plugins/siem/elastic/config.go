@@ -65,10 +65,10 @@ type Config struct {
 	CloudID string `toml:"cloud_id"`
 	// APIKey is an Elasticsearch API key: the "encoded" value Elasticsearch
 	// returns (base64 of id:api_key), or id:api_key itself.
-	APIKey string `toml:"api_key"`
+	APIKey plugin.Secret `toml:"api_key"`
 	// Username and Password are basic-auth credentials (instead of api_key).
-	Username string `toml:"username"`
-	Password string `toml:"password"`
+	Username string        `toml:"username"`
+	Password plugin.Secret `toml:"password"`
 	// CACert is a PEM file of the certificate authorities to trust (or the
 	// PEM text itself).
 	CACert string `toml:"ca_cert"`
@@ -109,7 +109,7 @@ type Config struct {
 type config struct {
 	Config
 	// apiKey is the encoded API key (base64 of id:key).
-	apiKey string
+	apiKey plugin.Secret
 	// caPEM is the content of CACert.
 	caPEM []byte
 	// fingerprint is CertificateFingerprint in lower-case hex without colons.
@@ -128,16 +128,16 @@ func (c *config) hasES() bool { return len(c.Addresses) > 0 || c.CloudID != "" }
 // secrets returns the secret values of the config, for redaction.
 func (c *config) secrets() []string {
 	var out []string
-	for _, s := range []string{c.APIKey, c.apiKey, c.Password} {
+	for _, s := range []plugin.Secret{c.APIKey, c.apiKey, c.Password} {
 		if s != "" {
-			out = append(out, s)
+			out = append(out, s.Reveal())
 		}
 	}
 	if c.Password != "" {
-		out = append(out, base64.StdEncoding.EncodeToString([]byte(c.Username+":"+c.Password)))
+		out = append(out, base64.StdEncoding.EncodeToString([]byte(c.Username+":"+c.Password.Reveal())))
 	}
 	if c.apiKey != "" {
-		if raw, err := base64.StdEncoding.DecodeString(c.apiKey); err == nil {
+		if raw, err := base64.StdEncoding.DecodeString(c.apiKey.Reveal()); err == nil {
 			if _, key, ok := strings.Cut(string(raw), ":"); ok && key != "" {
 				out = append(out, key)
 			}
@@ -210,11 +210,11 @@ func (c *config) check() error {
 	case c.APIKey != "" && (c.Username != "" || c.Password != ""):
 		return fmt.Errorf("set api_key or username/password, not both")
 	case c.APIKey != "":
-		k := strings.TrimSpace(c.APIKey)
+		k := strings.TrimSpace(c.APIKey.Reveal())
 		if strings.Contains(k, ":") {
 			k = base64.StdEncoding.EncodeToString([]byte(k))
 		}
-		c.apiKey = k
+		c.apiKey = plugin.Secret(k)
 	case c.Username != "" && c.Password == "":
 		return fmt.Errorf("username is set but password is empty")
 	case c.Password != "" && c.Username == "":

@@ -166,7 +166,7 @@ func TestConfig(t *testing.T) {
 				c.stream != (dataStream{"logs", "vigil.replay", "default"}) || c.Timeout != DefaultTimeout || c.legacy || c.kibana != nil {
 				t.Errorf("defaults: %+v", c)
 			}
-			if c.apiKey != testKeyEncoded {
+			if c.apiKey.Reveal() != testKeyEncoded {
 				t.Errorf("apiKey = %q", c.apiKey)
 			}
 		}},
@@ -181,7 +181,7 @@ func TestConfig(t *testing.T) {
 			}
 		}},
 		{name: "id:key api key is encoded", toml: es + `api_key = "` + testKeyID + ":" + testKeySecret + `"`, check: func(t *testing.T, c *config) {
-			if c.apiKey != testKeyEncoded {
+			if c.apiKey.Reveal() != testKeyEncoded {
 				t.Errorf("apiKey = %q, want %q", c.apiKey, testKeyEncoded)
 			}
 		}},

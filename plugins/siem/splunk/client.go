@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 	"unicode"
+
+	"github.com/vigilsec/vigil/core/plugin"
 )
 
 // ErrBusy means Splunk refused a request for load: HTTP 503 (the
@@ -137,7 +139,7 @@ type client struct {
 	http *http.Client
 
 	mu      sync.Mutex
-	session secret // session key (username/password auth)
+	session plugin.Secret // session key (username/password auth)
 	logins  int64
 }
 
@@ -312,7 +314,7 @@ func (c *client) send(ctx context.Context, r request, auth string) (*http.Respon
 // with username and password when there is no session key yet.
 func (c *client) authorization(ctx context.Context) (string, error) {
 	if c.cfg.Token != "" {
-		return "Bearer " + string(c.cfg.Token), nil
+		return "Bearer " + c.cfg.Token.Reveal(), nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -324,13 +326,13 @@ func (c *client) authorization(ctx context.Context) (string, error) {
 		c.session = key
 		c.logins++
 	}
-	return "Splunk " + string(c.session), nil
+	return "Splunk " + c.session.Reveal(), nil
 }
 
 // login gets a session key from /services/auth/login (JSON, or the XML
 // <sessionKey> older servers answer).
-func (c *client) login(ctx context.Context) (secret, error) {
-	form := url.Values{"username": {c.cfg.Username}, "password": {string(c.cfg.Password)}, "output_mode": {"json"}}
+func (c *client) login(ctx context.Context) (plugin.Secret, error) {
+	form := url.Values{"username": {c.cfg.Username}, "password": {c.cfg.Password.Reveal()}, "output_mode": {"json"}}
 	resp, cancel, err := c.send(ctx, request{method: http.MethodPost, path: "/services/auth/login", form: form}, "")
 	if err != nil {
 		return "", fmt.Errorf("login: %w", err)
@@ -349,13 +351,13 @@ func (c *client) login(ctx context.Context) (secret, error) {
 		SessionKey string `json:"sessionKey"`
 	}
 	if json.Unmarshal(b, &j) == nil && j.SessionKey != "" {
-		return secret(j.SessionKey), nil
+		return plugin.Secret(j.SessionKey), nil
 	}
 	var x struct {
 		SessionKey string `xml:"sessionKey"`
 	}
 	if xml.Unmarshal(b, &x) == nil && strings.TrimSpace(x.SessionKey) != "" {
-		return secret(strings.TrimSpace(x.SessionKey)), nil
+		return plugin.Secret(strings.TrimSpace(x.SessionKey)), nil
 	}
 	return "", fmt.Errorf("login as %q: the answer has no session key", c.cfg.Username)
 }

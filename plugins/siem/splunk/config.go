@@ -91,16 +91,6 @@ var markerLocations = []plugin.MarkerLocation{
 	plugin.MarkerUserAgent, plugin.MarkerHostname, plugin.MarkerLogField,
 }
 
-// secret is a credential: it formats as "[redacted]" so that it cannot leak
-// through a log line or an error; only string(s) reads it.
-type secret string
-
-// String hides the value.
-func (secret) String() string { return "[redacted]" }
-
-// GoString hides the value from %#v too.
-func (secret) GoString() string { return `"[redacted]"` }
-
 // Config is the splunk plugin's [siem.params] table, for example
 //
 //	[[siem]]
@@ -122,10 +112,10 @@ type Config struct {
 	URL string `toml:"url"`
 	// Token is an authentication token, sent as a Bearer token. Set it or
 	// Username and Password, not both.
-	Token secret `toml:"token"`
+	Token plugin.Secret `toml:"token"`
 	// Username and Password get a session key from /services/auth/login.
-	Username string `toml:"username"`
-	Password secret `toml:"password"`
+	Username string        `toml:"username"`
+	Password plugin.Secret `toml:"password"`
 	// App and Owner select the namespace (/servicesNS/OWNER/APP/...) of
 	// searches; "-" is the wildcard, used for the one left empty. Both empty
 	// means /services.
@@ -171,8 +161,8 @@ type Config struct {
 	CloseStatus string `toml:"close_status"`
 	// HECURL is the HTTP Event Collector (usually port 8088) that Ingest
 	// sends replayed telemetry to; HECToken is its token.
-	HECURL   string `toml:"hec_url"`
-	HECToken secret `toml:"hec_token"`
+	HECURL   string        `toml:"hec_url"`
+	HECToken plugin.Secret `toml:"hec_token"`
 	// Index, Sourcetype and Source are set on every replayed event (index
 	// default: the token's default index; sourcetype default "_json";
 	// source default "vigil").
@@ -211,9 +201,9 @@ func (c *config) esMode() bool { return c.Search == DefaultSearch }
 // secrets returns the credential values, for scrubbing error messages.
 func (c *config) secrets() []string {
 	var out []string
-	for _, s := range []secret{c.Token, c.Password, c.HECToken} {
+	for _, s := range []plugin.Secret{c.Token, c.Password, c.HECToken} {
 		if s != "" {
-			out = append(out, string(s))
+			out = append(out, s.Reveal())
 		}
 	}
 	return out

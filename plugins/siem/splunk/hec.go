@@ -246,7 +246,7 @@ func (st *state) hecDo(ctx context.Context, method, path string, body []byte, ch
 	if err != nil {
 		return hecReply{}, err
 	}
-	req.Header.Set("Authorization", "Splunk "+string(st.cfg.HECToken))
+	req.Header.Set("Authorization", "Splunk "+st.cfg.HECToken.Reveal())
 	req.Header.Set("Content-Type", "application/json")
 	if channel != "" {
 		req.Header.Set("X-Splunk-Request-Channel", channel)
@@ -329,7 +329,7 @@ func (st *state) ackOnce(ctx context.Context, path string, body []byte, channel 
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Splunk "+string(st.cfg.HECToken))
+	req.Header.Set("Authorization", "Splunk "+st.cfg.HECToken.Reveal())
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Splunk-Request-Channel", channel)
 	resp, err := st.client.http.Do(req)

@@ -116,7 +116,7 @@ func (st *state) scrub(err error) error {
 	secrets := st.cfg.secrets()
 	st.client.mu.Lock()
 	if st.client.session != "" {
-		secrets = append(secrets, string(st.client.session))
+		secrets = append(secrets, st.client.session.Reveal())
 	}
 	st.client.mu.Unlock()
 	return scrub(err, secrets)
