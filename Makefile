@@ -3,7 +3,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOBIN   ?= $(shell go env GOPATH)/bin
 PROTO   := common injector siem
 
-.PHONY: all build test race bench soak generate proto check-generated run clean
+.PHONY: all build test lint race bench soak generate proto check-generated run clean
 
 all: build test
 
@@ -16,6 +16,18 @@ build:
 # then misses events. One package at a time keeps them apart.
 test:
 	go test -p 1 -count=1 -timeout 25m ./...
+
+# Static checks CI runs before the tests: vet, staticcheck (an exact
+# version, fetched through the module proxy), a tidy module, and the one
+# layering rule: nothing under core/ imports plugins/ (plugins depend on
+# core and register their typed hooks at init, never the reverse).
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint:
+	go vet ./...
+	go run $(STATICCHECK) ./...
+	go mod tidy -diff
+	@if go list -f '{{.ImportPath}}: {{join .Imports " "}}' ./core/... | grep ' github.com/vigilsec/vigil/plugins'; then \
+		echo "a core/ package imports plugins/ (above)" >&2; exit 1; fi
 
 race:
 	go test -race -count=1 -timeout 20m ./...

@@ -53,7 +53,6 @@ type spec struct {
 	prereqs                          []catalog.Prerequisite
 	shell, command, cleanup          string
 	origin                           Origin
-	displayName                      string
 }
 
 // argSlug turns an input argument name into a catalog arg name

@@ -19,7 +19,6 @@ import (
 type countingSIEM struct {
 	sdk.SIEMBase
 	searches atomic.Int64
-	pageSize int
 }
 
 func (c *countingSIEM) Describe(context.Context) (plugin.Description, error) {

@@ -63,9 +63,7 @@ func (sg *signal) doc() *doc {
 	}
 	d := &doc{attrs: inner, reserved: map[string]string{}}
 	d.message, _ = attrs["message"].(string)
-	for _, t := range toStrings(attrs["tags"]) {
-		d.tags = append(d.tags, t)
-	}
+	d.tags = append(d.tags, toStrings(attrs["tags"])...)
 	d.reserved["status"], _ = attrs["status"].(string)
 	d.reserved["host"], _ = attrs["host"].(string)
 	return d

@@ -149,12 +149,6 @@ func (f *fakeElastic) failWith(fl *failure) {
 	f.failures = append(f.failures, fl)
 }
 
-func (f *fakeElastic) clearFailures() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.failures = nil
-}
-
 // recordedRequests returns the requests received whose "METHOD path"
 // contains match.
 func (f *fakeElastic) recordedRequests(match string) []recorded {

@@ -36,11 +36,7 @@ func fixtureEvents(t *testing.T) [][]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out [][]byte
-	for _, l := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
-		out = append(out, l)
-	}
-	return out
+	return bytes.Split(bytes.TrimSpace(b), []byte("\n"))
 }
 
 func mustTime(t *testing.T, s string) time.Time {

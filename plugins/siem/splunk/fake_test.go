@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,8 +34,6 @@ const (
 // quotaMessage is the text Splunk answers with HTTP 503 when the role's
 // concurrent-search quota is reached (quoted in hasadna/open-bus#177).
 const quotaMessage = `Search not executed: The maximum number of concurrent historical searches for this user based on their role quota has been reached., concurrency_category="historical", concurrency_context="user_instance-wide", current_concurrency=3, concurrency_limit=3`
-
-var fakeMarkerRE = regexp.MustCompile(`vigil-[0-9a-f]{12}`)
 
 // fakeSplunk is test equipment, never a code path of a user's run: an
 // in-process Splunk (TLS) answering the REST search API, the ES notable
@@ -783,14 +780,4 @@ func savedSearch(name, label string, disabled, scheduled, notable bool, annotati
 			"action.correlationsearch.annotations": annotations,
 		},
 	}
-}
-
-// sortedKeys is for stable failure messages.
-func sortedKeys(m url.Values) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
