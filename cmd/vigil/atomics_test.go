@@ -1,15 +1,12 @@
 package main_test
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/vigilsec/vigil/core/measure"
 )
 
 // corpusDir is the project's Atomic Red Team corpus (a Linux, container and
@@ -146,103 +143,4 @@ func TestListAtomics(t *testing.T) {
 	if strings.Contains(stdout, "art-t1560-001-c51cec55") {
 		t.Errorf("a network test was not excluded:\n%s", stdout)
 	}
-}
-
-// liveAtomics are corpus atomics that are safe (they write nothing), need
-// no payload and no network, and complete on a Debian host or container
-// without systemd. Atomics of the same kind that cannot do their procedure
-// on such a host (a missing tool, systemctl without systemd) are left out:
-// their exit code is ignored, as in Atomic Red Team, so they would be
-// missed for want of a procedure, not for want of a rule.
-var liveAtomics = []string{
-	"art-t1007-8f2a5d2b",     // System Service Discovery - Linux init scripts
-	"art-t1018-d2791d72",     // Remote System Discovery - netstat
-	"art-t1049-997bb0a6",     // System Network Connections Discovery via sockstat
-	"art-t1049-9ae28d3f",     // System Network Connections Discovery FreeBSD, Linux & MacOS
-	"art-t1049-bcf05343",     // System Network Connections Discovery via ss or lsof
-	"art-t1070-003-53b03a54", // Use Space Before Command to Avoid Logging to History
-	"art-t1083-361fe49d",     // Identifying Network Shares - Linux
-	"art-t1087-001-e6f36545", // Enumerate users and groups
-	"art-t1124-f449c933",     // System Time Discovery in FreeBSD/macOS
-	"art-t1140-3a15c372",     // Linux Base64 Encoded Shebang in CLI
-	"art-t1140-c3b65cd5",     // XOR decoding and command execution using Python
-	"art-t1497-001-dfbd1a21", // Detect Virtualization Environment (Linux)
-	"art-t1497-001-e129d73b", // Detect Virtualization Environment (FreeBSD)
-	"art-t1518-001-23b91cd2", // Security Software Discovery - ps (Linux)
-	"art-t1548-001-3fb46e17", // Do reconnaissance for files that have the setgid bit set
-	"art-t1548-001-8e36da01", // Do reconnaissance for files that have the setuid bit set
-	"art-t1552-001-da4f751a", // Find and Access Github Credentials
-}
-
-// TestRunAtomicsLive runs safe corpus atomics as root against the local
-// SIEM with its default rules (vigil's and the full SigmaHQ Linux set):
-// every injection must complete and be judged (detected or missed, never an
-// error), and a detected one is paired with its injection by the marker.
-func TestRunAtomicsLive(t *testing.T) {
-	needsLiveAudit(t)
-	if _, err := os.Stat(filepath.Join("../..", corpusDir, "atomics")); err != nil {
-		t.Skipf("no Atomic Red Team corpus at %s", corpusDir)
-	}
-	cfg := liveAtomicsConfig(t, "20s", "1s")
-	out := t.TempDir()
-	args := []string{"run", "--config", cfg, "--atomics", corpusDir, "--out", out, "--no-history"}
-	for _, id := range liveAtomics {
-		args = append(args, "--id", id)
-	}
-	stdout, stderr, code := vigil(t, args...)
-	run := readResults(t, out)
-	if len(run.Results) != len(liveAtomics) {
-		t.Fatalf("%d results, want %d\nstdout:\n%s\nstderr:\n%s", len(run.Results), len(liveAtomics), stdout, stderr)
-	}
-	detected := 0
-	for _, r := range run.Results {
-		switch r.Status {
-		case measure.Detected:
-			detected++
-			if r.LatencyMS == nil || !strings.HasPrefix(r.Correlation, "marker:") {
-				t.Errorf("%s: detected without latency or marker correlation: %+v", r.TestID, r)
-			}
-			rule := ""
-			if len(r.Signals) > 0 {
-				rule = r.Signals[0].Rule
-			}
-			t.Logf("%s %s: detected by %q in %v ms (%s)", r.TestID, r.Technique, rule, deref(r.LatencyMS), r.Correlation)
-		case measure.Missed:
-			t.Logf("%s %s: missed (no rule of the local SIEM fired for it)", r.TestID, r.Technique)
-		default:
-			t.Errorf("%s: %s %s%s", r.TestID, r.Status, r.Error, r.Reason)
-		}
-	}
-	if code != 0 && code != 1 {
-		t.Errorf("exit %d, want 0 or 1\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
-	}
-	if !strings.Contains(stderr, "atomic tests imported") {
-		t.Errorf("stderr lacks the import note:\n%s", stderr)
-	}
-	t.Logf("atomics live: %d run, %d detected, %d missed", len(run.Results), detected, len(run.Results)-detected)
-}
-
-// liveAtomicsConfig writes a vigil.toml for the live atomics tests: one
-// job at a time, the local SIEM polled every poll, the exec injector on
-// this host, and timeout per test.
-func liveAtomicsConfig(t *testing.T, timeout, poll string) string {
-	t.Helper()
-	cfg := filepath.Join(t.TempDir(), "vigil.toml")
-	body := fmt.Sprintf(`[run]
-concurrency = 1
-timeout = %q
-
-[[siem]]
-name = "local"
-plugin = "local"
-poll_interval = %q
-
-[[target]]
-name = "localhost"
-plugin = "exec"
-`, timeout, poll)
-	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return cfg
 }

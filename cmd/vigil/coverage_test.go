@@ -289,3 +289,60 @@ func TestBrokenSigmaRulesRefused(t *testing.T) {
 		}
 	})
 }
+
+func decodeCoverage(t *testing.T, s string) *coverage.Report {
+	t.Helper()
+	var rep coverage.Report
+	if err := json.Unmarshal([]byte(s), &rep); err != nil {
+		t.Fatalf("not coverage.json: %v\n%s", err, s)
+	}
+	if rep.Schema != coverage.Schema || len(rep.SIEMs) != 1 || rep.SIEMs[0].Name != "local" {
+		t.Fatalf("coverage of %d SIEM(s), want local alone", len(rep.SIEMs))
+	}
+	return &rep
+}
+
+// TestCoverageAtomicsFlag: coverage --atomics (no root: the rules are read
+// in replay mode) names the atomics among their techniques' tests; a
+// checkout that cannot be read is a usage error.
+func TestCoverageAtomicsFlag(t *testing.T) {
+	args := []string{"coverage", "--config", "testdata/e2e/coverage/vigil.toml", "--results", "testdata/e2e/coverage/results.json",
+		"--siem", "local", "--format", "json"}
+	for _, tc := range []struct {
+		name    string
+		atomics []string
+		// tests are the tests wanted for T1027.013 and T1007.
+		t1027, t1007 []string
+	}{
+		{"without", nil, nil, []string{"linux-service-discovery"}},
+		{"the atomic fixtures", []string{"core/atomic/testdata/atomic-red-team"},
+			[]string{"art-t1027-013-c2ca068a"}, []string{"art-t1007-8f2a5d2b", "art-t1007-f4b26bce", "linux-service-discovery"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := slices.Clone(args)
+			for _, d := range tc.atomics {
+				a = append(a, "--atomics", d)
+			}
+			stdout, stderr, code := vigil(t, a...)
+			if code != 1 { // the results have a claimed technique never detected
+				t.Fatalf("exit %d, want 1\nstderr:\n%s", code, stderr)
+			}
+			rows := map[string]coverage.Technique{}
+			for _, row := range decodeCoverage(t, stdout).SIEMs[0].Techniques {
+				rows[row.ID] = row
+			}
+			if got := rows["T1027.013"].Tests; !slices.Equal(got, tc.t1027) {
+				t.Errorf("T1027.013 tests %q, want %q", got, tc.t1027)
+			}
+			if got := rows["T1007"].Tests; !slices.Equal(got, tc.t1007) {
+				t.Errorf("T1007 tests %q, want %q", got, tc.t1007)
+			}
+		})
+	}
+	t.Run("missing checkout", func(t *testing.T) {
+		stdout, stderr, code := vigil(t, append(args, "--atomics", "testdata/nope")...)
+		if code != 2 || !strings.Contains(stderr, "testdata/nope") || stdout != "" {
+			t.Errorf("exit %d stderr %q stdout %d bytes, want 2, the checkout named, nothing on stdout", code, stderr, len(stdout))
+		}
+	})
+}

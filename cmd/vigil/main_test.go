@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/vigilsec/vigil/core/measure"
@@ -194,5 +195,66 @@ func TestPluginsListing(t *testing.T) {
 	}
 	if stdout != string(want) {
 		t.Errorf("vigil plugins differs from %s (VIGIL_UPDATE_GOLDEN=1 rewrites it):\n%s", golden, stdout)
+	}
+}
+
+func readResults(t *testing.T, dir string) *measure.Run {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var run measure.Run
+	if err := json.Unmarshal(b, &run); err != nil {
+		t.Fatal(err)
+	}
+	return &run
+}
+
+// unprivileged runs the vigil binary as a user without root: as root, the
+// binary drops to nobody; run by a contributor, it runs as that user. It
+// returns the exit code, stdout and stderr.
+func unprivileged(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	if err := os.Chmod(filepath.Dir(vigilBin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	home, err := os.MkdirTemp("", "vigil-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(home) })
+	if err := os.Chmod(home, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(vigilBin, args...)
+	cmd.Dir = home
+	cmd.Env = []string{"HOME=" + home, "PATH=/usr/bin:/bin", "TMPDIR=" + home}
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	}
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		t.Fatalf("run %v: %v", args, err)
+	}
+	return code, out.String(), errb.String()
+}
+
+// Without root the local SIEM says so in one line and points to --replay.
+func TestLiveWithoutRootExplains(t *testing.T) {
+	code, _, stderr := unprivileged(t, "run", "--id", "linux-file-delete-decoy")
+	if code != 3 {
+		t.Fatalf("exit %d, want 3; stderr:\n%s", code, stderr)
+	}
+	msg := strings.TrimSpace(stderr)
+	if !strings.Contains(msg, "vigil run --replay") || !strings.Contains(msg, "root") || strings.Count(msg, "\n") > 0 {
+		t.Fatalf("stderr %q: want one line naming root and pointing to vigil run --replay", msg)
 	}
 }

@@ -1,3 +1,5 @@
+//go:build live
+
 package sensor
 
 import (
@@ -85,11 +87,12 @@ func (s *sink) waitFind(t *testing.T, what string, match func(*telemetry.Event) 
 	}
 }
 
-// requireRoot skips a live test on a host that cannot run the sensor.
+// requireRoot fails a live test (built with -tags live) on a host that
+// cannot run the sensor; go test without the tag leaves these tests out.
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("live audit sensor test: needs root (run the package's tests as root)")
+		t.Fatal("live audit sensor test: needs root (run `make test` as root)")
 	}
 }
 
@@ -103,7 +106,7 @@ func startSensor(t *testing.T, cfg Config, emit func([]telemetry.Event)) *Sensor
 	t.Cleanup(cancel)
 	if err := s.Start(ctx, emit); err != nil {
 		if errors.Is(err, ErrUnavailable) {
-			t.Skipf("live audit sensor test: %v", err)
+			t.Fatalf("live audit sensor test: %v", err)
 		}
 		t.Fatalf("Start: %v", err)
 	}
@@ -353,12 +356,12 @@ func TestLiveStopRestoresStatusAndForeignRules(t *testing.T) {
 	defer cancel()
 	ctrl, err := openNetlink(0, 0)
 	if err != nil {
-		t.Skipf("live audit sensor test: %v", err)
+		t.Fatalf("live audit sensor test: %v", err)
 	}
 	t.Cleanup(func() { ctrl.close() }) // after the cleanups below, which use it
 	before, err := ctrl.status(ctx)
 	if err != nil {
-		t.Skipf("live audit sensor test: %v", err)
+		t.Fatalf("live audit sensor test: %v", err)
 	}
 	// A distinctive status to restore, put back as found at the end.
 	setup := []libStatus{
@@ -395,7 +398,7 @@ func TestLiveStopRestoresStatusAndForeignRules(t *testing.T) {
 	s := New(Config{})
 	if err := s.Start(ctx, func([]telemetry.Event) {}); err != nil {
 		if errors.Is(err, ErrUnavailable) {
-			t.Skipf("live audit sensor test: %v", err)
+			t.Fatalf("live audit sensor test: %v", err)
 		}
 		t.Fatal(err)
 	}
@@ -490,7 +493,7 @@ func TestLiveCancelStops(t *testing.T) {
 	if err := s.Start(ctx, func([]telemetry.Event) {}); err != nil {
 		cancel()
 		if errors.Is(err, ErrUnavailable) {
-			t.Skipf("live audit sensor test: %v", err)
+			t.Fatalf("live audit sensor test: %v", err)
 		}
 		t.Fatal(err)
 	}
@@ -708,12 +711,12 @@ func TestLiveFailedStartUndoes(t *testing.T) {
 	defer cancel()
 	ctrl, err := openNetlink(0, 0)
 	if err != nil {
-		t.Skipf("live audit sensor test: %v", err)
+		t.Fatalf("live audit sensor test: %v", err)
 	}
 	defer ctrl.close()
 	before, err := ctrl.status(ctx)
 	if err != nil {
-		t.Skipf("live audit sensor test: %v", err)
+		t.Fatalf("live audit sensor test: %v", err)
 	}
 	rulesBefore := kernelRules(t, ctrl)
 	// The second rule is refused by the kernel: a tree watch on a missing
@@ -747,7 +750,7 @@ func TestLiveRemovesStaleRules(t *testing.T) {
 	defer cancel()
 	ctrl, err := openNetlink(0, 0)
 	if err != nil {
-		t.Skipf("live audit sensor test: %v", err)
+		t.Fatalf("live audit sensor test: %v", err)
 	}
 	t.Cleanup(func() { ctrl.close() })
 	// A rule left by a sensor that died: its key, a pid that is gone.
@@ -766,7 +769,7 @@ func TestLiveRemovesStaleRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := ctrl.request(ctx, auditAddRule, stale.Wire, nil); err != nil {
-		t.Skipf("live audit sensor test: add rule: %v", err)
+		t.Fatalf("live audit sensor test: add rule: %v", err)
 	}
 	t.Cleanup(func() { _ = ctrl.request(context.Background(), auditDelRule, stale.Wire, nil) })
 	startSensor(t, Config{}, func([]telemetry.Event) {})
