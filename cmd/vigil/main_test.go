@@ -258,3 +258,15 @@ func TestLiveWithoutRootExplains(t *testing.T) {
 		t.Fatalf("stderr %q: want one line naming root and pointing to vigil run --replay", msg)
 	}
 }
+
+// A plan is a dry run: the local SIEM starts no sensor, so it needs no
+// root, and it still lists every job.
+func TestPlanNeedsNoRoot(t *testing.T) {
+	code, stdout, stderr := unprivileged(t, "plan", "--id", "linux-file-delete-decoy", "--id", "linux-shadow-read")
+	if code != 0 {
+		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr)
+	}
+	if !strings.Contains(stdout, "2 tests, 1 targets, 1 SIEMs: 2 jobs") {
+		t.Errorf("plan:\n%s\nwant 2 jobs", stdout)
+	}
+}

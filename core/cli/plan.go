@@ -24,7 +24,8 @@ func newCmdPlan(io IO, runF func(*PlanOptions) error) *cobra.Command {
 		Short: "Dry run: show what would fire where, and what each SIEM is expected to see",
 		Long: `Show what a run would do, without injecting anything: each test with its
 target, the SIEMs it is checked in, how signals are correlated, and the
-expectations. Plugins are started (to describe themselves) but nothing fires.`,
+expectations. Plugins are started (to describe themselves) but nothing fires,
+and the local SIEM starts no sensor: a plan needs no root.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runF != nil {
@@ -51,6 +52,7 @@ func runPlan(ctx context.Context, io IO, o *PlanOptions) error {
 	if err != nil {
 		return err
 	}
+	l.DryRun()
 	st, err := start(ctx, l)
 	if err != nil {
 		return err

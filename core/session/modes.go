@@ -56,6 +56,16 @@ func RulesOnly(s config.SIEM) config.SIEM {
 	return s
 }
 
+// DryRun configures every SIEM that has modes to describe itself and list
+// its rules, and nothing else (RulesOnly): a plan starts no sensor and
+// writes no record file, so it changes nothing on the host and needs no
+// root.
+func (l *Loaded) DryRun() {
+	for i, s := range l.SIEMs {
+		l.SIEMs[i] = RulesOnly(s)
+	}
+}
+
 // RecordInto keeps, of the selected SIEMs, the first whose plugin can
 // record (with the default config: the local SIEM), collecting live and
 // appending every event it sees to path (vigil record).
