@@ -3,7 +3,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOBIN   ?= $(shell go env GOPATH)/bin
 PROTO   := common injector siem
 
-.PHONY: all build test lint race bench soak generate proto check-generated run clean
+.PHONY: all build test lint race bench soak generate proto docs check-generated run clean
 
 all: build test
 
@@ -56,7 +56,14 @@ proto:
 		--go-grpc_out=. --go-grpc_opt=module=github.com/vigilsec/vigil \
 		$(addprefix vigil/plugin/v1/,$(addsuffix .proto,$(PROTO)))
 
-generate: proto
+# The technique pages, their index and the ATT&CK coverage matrix under
+# docs/, generated from the built-in catalog, rules and recordings (as
+# Stratus Red Team's docs are from its registry). Committed; the test
+# TestCommittedDocsAreCurrent (cmd/docgen) fails when they are stale.
+docs:
+	go run ./cmd/docgen -out docs
+
+generate: proto docs
 	go generate ./...
 
 check-generated: generate

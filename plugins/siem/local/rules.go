@@ -81,6 +81,20 @@ func loadRules(c Config) (*ruleSet, error) {
 	return rs, nil
 }
 
+// DefaultRules returns the rules a local SIEM with the default config
+// evaluates, in load order: vigil's own rules, then the SigmaHQ rules that
+// load (those refused are left out, as the SIEM leaves them out). The
+// generated technique docs replay the recordings through them.
+func DefaultRules() ([]*detect.Rule, error) {
+	var c Config
+	c.setDefaults()
+	rs, err := loadRules(c)
+	if err != nil {
+		return nil, err
+	}
+	return rs.rules, nil
+}
+
 // loadOwnRules loads vigil's own rules as selected by Config.Rules. Any file
 // that does not load is an error naming it and the reason.
 func loadOwnRules(sel string) ([]*detect.Rule, error) {
