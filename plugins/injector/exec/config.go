@@ -2,10 +2,11 @@ package exec
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/user"
 	"path/filepath"
-	"sort"
+	"slices"
 
 	"github.com/vigilsec/vigil/core/plugin"
 	"github.com/vigilsec/vigil/plugins/injector/shellstep"
@@ -46,57 +47,64 @@ type config struct {
 	home        string
 }
 
-// parseConfig decodes b strictly and fills in defaults. Empty b is the
-// default config.
+// parseConfig decodes b strictly, fills in the defaults, then checks the
+// result. Empty b is the default config.
 func parseConfig(b []byte) (*config, error) {
 	var c Config
 	if err := plugin.DecodeConfig("exec", b, &c); err != nil {
 		return nil, err
 	}
+	c.setDefaults()
+	real, err := c.validate()
+	if err != nil {
+		return nil, fmt.Errorf("exec: config: %w", err)
+	}
+	return &config{Config: c, realTmpRoot: real, home: homeDir()}, nil
+}
 
+// setDefaults fills in what the config leaves out.
+func (c *Config) setDefaults() {
 	if c.TmpRoot == "" {
 		c.TmpRoot = os.TempDir()
 	}
-	if !filepath.IsAbs(c.TmpRoot) {
-		return nil, fmt.Errorf("exec: config: tmp_root %q is not an absolute path", c.TmpRoot)
+	if filepath.IsAbs(c.TmpRoot) {
+		c.TmpRoot = filepath.Clean(c.TmpRoot)
 	}
-	c.TmpRoot = filepath.Clean(c.TmpRoot)
-	real, err := filepath.EvalSymlinks(c.TmpRoot)
-	if err != nil {
-		return nil, fmt.Errorf("exec: config: tmp_root: %w", err)
-	}
-	if fi, err := os.Stat(real); err != nil {
-		return nil, fmt.Errorf("exec: config: tmp_root: %w", err)
-	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("exec: config: tmp_root %s is not a directory", c.TmpRoot)
-	}
-
 	if c.Shell == "" {
 		c.Shell = DefaultShell
 	}
-	if err := checkShell(c.Shell); err != nil {
-		return nil, fmt.Errorf("exec: config: shell: %w", err)
+	if c.MaxOutput == 0 {
+		c.MaxOutput = DefaultMaxOutput
 	}
+}
 
-	names := make([]string, 0, len(c.Env))
-	for k := range c.Env {
-		names = append(names, k)
+// validate checks a config with its defaults and returns tmp_root with
+// symlinks resolved.
+func (c Config) validate() (realTmpRoot string, err error) {
+	if !filepath.IsAbs(c.TmpRoot) {
+		return "", fmt.Errorf("tmp_root %q is not an absolute path", c.TmpRoot)
 	}
-	sort.Strings(names)
-	for _, k := range names {
+	real, err := filepath.EvalSymlinks(c.TmpRoot)
+	if err != nil {
+		return "", fmt.Errorf("tmp_root: %w", err)
+	}
+	if fi, err := os.Stat(real); err != nil {
+		return "", fmt.Errorf("tmp_root: %w", err)
+	} else if !fi.IsDir() {
+		return "", fmt.Errorf("tmp_root %s is not a directory", c.TmpRoot)
+	}
+	if err := checkShell(c.Shell); err != nil {
+		return "", fmt.Errorf("shell: %w", err)
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.Env)) {
 		if err := shellstep.CheckEnv(k, c.Env[k]); err != nil {
-			return nil, fmt.Errorf("exec: config: env: %w", err)
+			return "", fmt.Errorf("env: %w", err)
 		}
 	}
-
-	switch {
-	case c.MaxOutput == 0:
-		c.MaxOutput = DefaultMaxOutput
-	case c.MaxOutput < 0 || c.MaxOutput > MaxMaxOutput:
-		return nil, fmt.Errorf("exec: config: max_output %d out of range (1..%d)", c.MaxOutput, MaxMaxOutput)
+	if c.MaxOutput < 0 || c.MaxOutput > MaxMaxOutput {
+		return "", fmt.Errorf("max_output %d out of range (1..%d)", c.MaxOutput, MaxMaxOutput)
 	}
-
-	return &config{Config: c, realTmpRoot: real, home: homeDir()}, nil
+	return real, nil
 }
 
 // checkShell says why path cannot be used as a shell.

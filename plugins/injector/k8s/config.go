@@ -68,7 +68,6 @@ const (
 // systemNamespaces are refused unless allow_system_namespaces is set.
 var systemNamespaces = map[string]bool{"kube-system": true, "kube-public": true, "kube-node-lease": true}
 
-
 // config is a Config checked and completed with defaults.
 type config struct {
 	Config
@@ -86,39 +85,65 @@ func parseConfig(b []byte) (*config, error) {
 	if err := plugin.DecodeConfig("k8s", b, &c); err != nil {
 		return nil, err
 	}
-	if c.Namespace == "" {
-		return nil, fmt.Errorf("k8s: config: namespace is required (the injector works only inside it)")
+	c.setDefaults()
+	cleanupTimeout, err := c.validate()
+	if err != nil {
+		return nil, fmt.Errorf("k8s: config: %w", err)
 	}
-	if errs := validation.IsDNS1123Label(c.Namespace); len(errs) > 0 {
-		return nil, fmt.Errorf("k8s: config: namespace %q: %s", c.Namespace, strings.Join(errs, "; "))
+	out := &config{Config: c, cleanupTimeout: cleanupTimeout}
+	if err := out.connect(); err != nil {
+		return nil, fmt.Errorf("k8s: config: %w", err)
 	}
-	if systemNamespaces[c.Namespace] && !c.AllowSystemNamespaces {
-		return nil, fmt.Errorf("k8s: config: namespace %s is a system namespace: refused unless allow_system_namespaces = true", c.Namespace)
-	}
+	return out, nil
+}
+
+// setDefaults fills in what the config leaves out.
+func (c *Config) setDefaults() {
 	if c.Image == "" {
 		c.Image = DefaultImage
 	}
 	if c.CaptureImage == "" {
 		c.CaptureImage = DefaultCaptureImage
 	}
-	out := &config{Config: c, cleanupTimeout: DefaultCleanupTimeout}
+}
+
+// validate checks a config with its defaults, without reading any file,
+// and returns its cleanup timeout.
+func (c Config) validate() (cleanupTimeout time.Duration, err error) {
+	if c.Namespace == "" {
+		return 0, fmt.Errorf("namespace is required (the injector works only inside it)")
+	}
+	if errs := validation.IsDNS1123Label(c.Namespace); len(errs) > 0 {
+		return 0, fmt.Errorf("namespace %q: %s", c.Namespace, strings.Join(errs, "; "))
+	}
+	if systemNamespaces[c.Namespace] && !c.AllowSystemNamespaces {
+		return 0, fmt.Errorf("namespace %s is a system namespace: refused unless allow_system_namespaces = true", c.Namespace)
+	}
+	if c.InCluster && (c.Kubeconfig != "" || c.Context != "") {
+		return 0, fmt.Errorf("in_cluster excludes kubeconfig and context")
+	}
+	cleanupTimeout = DefaultCleanupTimeout
 	if c.CleanupTimeout != "" {
 		d, err := time.ParseDuration(c.CleanupTimeout)
 		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("k8s: config: cleanup_timeout %q: want a positive Go duration such as 60s", c.CleanupTimeout)
+			return 0, fmt.Errorf("cleanup_timeout %q: want a positive Go duration such as 60s", c.CleanupTimeout)
 		}
-		out.cleanupTimeout = d
+		cleanupTimeout = d
 	}
+	return cleanupTimeout, nil
+}
+
+// connect resolves the API server and the credentials: the pod's service
+// account, a kubeconfig and context, or api_server alone for anonymous
+// probes.
+func (c *config) connect() error {
 	switch {
 	case c.InCluster:
-		if c.Kubeconfig != "" || c.Context != "" {
-			return nil, fmt.Errorf("k8s: config: in_cluster excludes kubeconfig and context")
-		}
 		rc, err := rest.InClusterConfig()
 		if err != nil {
-			return nil, fmt.Errorf("k8s: config: in-cluster config: %w", err)
+			return fmt.Errorf("in-cluster config: %w", err)
 		}
-		out.rest = rc
+		c.rest = rc
 	case c.Kubeconfig == "" && c.APIServer != "" && c.Context == "":
 		// Anonymous probes only.
 	default:
@@ -133,16 +158,16 @@ func parseConfig(b []byte) (*config, error) {
 			if where == "" {
 				where = "the default kubeconfig"
 			}
-			return nil, fmt.Errorf("k8s: config: load %s (context %q): %w", where, c.Context, err)
+			return fmt.Errorf("load %s (context %q): %w", where, c.Context, err)
 		}
-		out.rest = rc
+		c.rest = rc
 	}
-	out.host = c.APIServer
-	if out.host == "" && out.rest != nil {
-		out.host = out.rest.Host
+	c.host = c.APIServer
+	if c.host == "" && c.rest != nil {
+		c.host = c.rest.Host
 	}
-	if out.host == "" {
-		return nil, fmt.Errorf("k8s: config: no API server: set kubeconfig, in_cluster or api_server")
+	if c.host == "" {
+		return fmt.Errorf("no API server: set kubeconfig, in_cluster or api_server")
 	}
-	return out, nil
+	return nil
 }

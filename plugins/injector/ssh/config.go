@@ -2,12 +2,13 @@ package ssh
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/user"
 	"path"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -89,38 +90,27 @@ func parseConfig(b []byte) (*config, error) {
 	if err := plugin.DecodeConfig("ssh", b, &c); err != nil {
 		return nil, err
 	}
+	c.setDefaults()
+	connectTimeout, err := c.validate()
+	if err != nil {
+		return nil, fmt.Errorf("ssh: config: %w", err)
+	}
+	return &config{Config: c, connectTimeout: connectTimeout}, nil
+}
+
+// setDefaults fills in what the config leaves out and expands ~/ in paths.
+func (c *Config) setDefaults() {
 	if c.User == "" {
 		c.User = currentUser()
 	}
-	if !userNameRE.MatchString(c.User) {
-		return nil, fmt.Errorf("ssh: config: user %q is not a valid user name", c.User)
-	}
-	switch {
-	case c.Port == 0:
+	if c.Port == 0 {
 		c.Port = 22
-	case c.Port < 1 || c.Port > 65535:
-		return nil, fmt.Errorf("ssh: config: port %d out of range (1..65535)", c.Port)
 	}
 	if c.IdentityFile != "" {
 		c.IdentityFile = expandHome(c.IdentityFile)
 	}
-	if c.Passphrase != "" && c.IdentityFile == "" {
-		return nil, fmt.Errorf("ssh: config: passphrase is set but identity_file is not")
-	}
-	if c.AgentSocket != "" && !c.Agent {
-		return nil, fmt.Errorf("ssh: config: agent_socket is set but agent is not true")
-	}
 	if c.Agent && c.AgentSocket == "" {
 		c.AgentSocket = os.Getenv("SSH_AUTH_SOCK")
-		if c.AgentSocket == "" {
-			return nil, fmt.Errorf("ssh: config: agent = true but SSH_AUTH_SOCK is not set (start ssh-agent, or set agent_socket)")
-		}
-	}
-	if c.IdentityFile == "" && !c.Agent {
-		return nil, fmt.Errorf("ssh: config: no authentication: set identity_file (a private key) or agent = true (ssh-agent)")
-	}
-	if c.InsecureIgnoreHostKey && len(c.KnownHosts) > 0 {
-		return nil, fmt.Errorf("ssh: config: known_hosts and insecure_ignore_host_key are both set; choose one")
 	}
 	if !c.InsecureIgnoreHostKey && len(c.KnownHosts) == 0 {
 		c.KnownHosts = []string{"~/.ssh/known_hosts"}
@@ -128,50 +118,73 @@ func parseConfig(b []byte) (*config, error) {
 	for i, f := range c.KnownHosts {
 		c.KnownHosts[i] = expandHome(f)
 	}
-	cc := &config{Config: c, connectTimeout: 10 * time.Second}
+	if c.MaxSessionsPerHost == 0 {
+		c.MaxSessionsPerHost = DefaultMaxSessionsPerHost
+	}
+	if c.TmpRoot == "" {
+		c.TmpRoot = DefaultTmpRoot
+	}
+	if path.IsAbs(c.TmpRoot) {
+		c.TmpRoot = path.Clean(c.TmpRoot)
+	}
+	if c.Shell == "" {
+		c.Shell = DefaultShell
+	}
+	if c.MaxOutput == 0 {
+		c.MaxOutput = DefaultMaxOutput
+	}
+}
+
+// validate checks a config with its defaults and returns its connect
+// timeout.
+func (c Config) validate() (connectTimeout time.Duration, err error) {
+	if !userNameRE.MatchString(c.User) {
+		return 0, fmt.Errorf("user %q is not a valid user name", c.User)
+	}
+	if c.Port < 1 || c.Port > 65535 {
+		return 0, fmt.Errorf("port %d out of range (1..65535)", c.Port)
+	}
+	if c.Passphrase != "" && c.IdentityFile == "" {
+		return 0, fmt.Errorf("passphrase is set but identity_file is not")
+	}
+	if c.AgentSocket != "" && !c.Agent {
+		return 0, fmt.Errorf("agent_socket is set but agent is not true")
+	}
+	if c.Agent && c.AgentSocket == "" {
+		return 0, fmt.Errorf("agent = true but SSH_AUTH_SOCK is not set (start ssh-agent, or set agent_socket)")
+	}
+	if c.IdentityFile == "" && !c.Agent {
+		return 0, fmt.Errorf("no authentication: set identity_file (a private key) or agent = true (ssh-agent)")
+	}
+	if c.InsecureIgnoreHostKey && len(c.KnownHosts) > 0 {
+		return 0, fmt.Errorf("known_hosts and insecure_ignore_host_key are both set; choose one")
+	}
+	connectTimeout = 10 * time.Second
 	if c.ConnectTimeout != "" {
 		d, err := time.ParseDuration(c.ConnectTimeout)
 		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("ssh: config: connect_timeout %q: want a positive Go duration such as \"10s\"", c.ConnectTimeout)
+			return 0, fmt.Errorf("connect_timeout %q: want a positive Go duration such as \"10s\"", c.ConnectTimeout)
 		}
-		cc.connectTimeout = d
+		connectTimeout = d
 	}
-	switch {
-	case c.MaxSessionsPerHost == 0:
-		cc.MaxSessionsPerHost = DefaultMaxSessionsPerHost
-	case c.MaxSessionsPerHost < 0 || c.MaxSessionsPerHost > 64:
-		return nil, fmt.Errorf("ssh: config: max_sessions_per_host %d out of range (1..64)", c.MaxSessionsPerHost)
+	if c.MaxSessionsPerHost < 0 || c.MaxSessionsPerHost > 64 {
+		return 0, fmt.Errorf("max_sessions_per_host %d out of range (1..64)", c.MaxSessionsPerHost)
 	}
-	if cc.TmpRoot == "" {
-		cc.TmpRoot = DefaultTmpRoot
+	if !path.IsAbs(c.TmpRoot) || strings.ContainsAny(c.TmpRoot, "\x00\n") {
+		return 0, fmt.Errorf("tmp_root %q is not an absolute path", c.TmpRoot)
 	}
-	if !path.IsAbs(cc.TmpRoot) || strings.ContainsAny(cc.TmpRoot, "\x00\n") {
-		return nil, fmt.Errorf("ssh: config: tmp_root %q is not an absolute path", cc.TmpRoot)
+	if err := checkShell(c.Shell); err != nil {
+		return 0, fmt.Errorf("shell: %w", err)
 	}
-	cc.TmpRoot = path.Clean(cc.TmpRoot)
-	if cc.Shell == "" {
-		cc.Shell = DefaultShell
-	}
-	if err := checkShell(cc.Shell); err != nil {
-		return nil, fmt.Errorf("ssh: config: shell: %w", err)
-	}
-	names := make([]string, 0, len(c.Env))
-	for k := range c.Env {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
+	for _, k := range slices.Sorted(maps.Keys(c.Env)) {
 		if err := shellstep.CheckEnv(k, c.Env[k]); err != nil {
-			return nil, fmt.Errorf("ssh: config: env: %w", err)
+			return 0, fmt.Errorf("env: %w", err)
 		}
 	}
-	switch {
-	case c.MaxOutput == 0:
-		cc.MaxOutput = DefaultMaxOutput
-	case c.MaxOutput < 0 || c.MaxOutput > MaxMaxOutput:
-		return nil, fmt.Errorf("ssh: config: max_output %d out of range (1..%d)", c.MaxOutput, MaxMaxOutput)
+	if c.MaxOutput < 0 || c.MaxOutput > MaxMaxOutput {
+		return 0, fmt.Errorf("max_output %d out of range (1..%d)", c.MaxOutput, MaxMaxOutput)
 	}
-	return cc, nil
+	return connectTimeout, nil
 }
 
 // checkShell says why p cannot be a shell path on the hosts.

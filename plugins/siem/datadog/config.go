@@ -110,67 +110,82 @@ func parseConfig(b []byte) (Config, error) {
 	if err := plugin.DecodeConfig("datadog", b, &c); err != nil {
 		return Config{}, err
 	}
-	var err error
+	c.setDefaults()
+	if err := c.validate(); err != nil {
+		return Config{}, fmt.Errorf("datadog: config: %w", err)
+	}
+	return c, nil
+}
+
+// setDefaults trims what was written and fills in what was left out.
+func (c *Config) setDefaults() {
 	c.Site = strings.ToLower(strings.TrimSpace(c.Site))
 	if c.Site == "" {
 		c.Site = DefaultSite
 	}
-	if !knownSite(c.Site) {
-		return Config{}, fmt.Errorf("datadog: config: site %q: want one of %s (or set url)", c.Site, strings.Join(Sites, ", "))
-	}
-	if c.URL, err = checkURL("url", c.URL); err != nil {
-		return Config{}, err
-	}
-	if c.IntakeURL, err = checkURL("intake_url", c.IntakeURL); err != nil {
-		return Config{}, err
-	}
 	c.APIKey, c.AppKey = plugin.Secret(strings.TrimSpace(c.APIKey.Reveal())), plugin.Secret(strings.TrimSpace(c.AppKey.Reveal()))
-	if c.APIKey == "" {
-		return Config{}, fmt.Errorf("datadog: config: api_key is required (give it as \"${DD_API_KEY}\")")
-	}
-	if c.AppKey == "" {
-		return Config{}, fmt.Errorf("datadog: config: app_key is required (give it as \"${DD_APP_KEY}\")")
-	}
 	c.Query = strings.TrimSpace(c.Query)
 	c.LogsQuery = strings.TrimSpace(c.LogsQuery)
-	switch {
-	case c.PageSize == 0:
+	if c.PageSize == 0 {
 		c.PageSize = DefaultPageSize
-	case c.PageSize < 0 || c.PageSize > MaxPageSize:
-		return Config{}, fmt.Errorf("datadog: config: page_size %d out of range (1..%d)", c.PageSize, MaxPageSize)
-	}
-	for i, t := range c.IngestTags {
-		if !strings.Contains(t, ":") || strings.ContainsAny(t, ", ") {
-			return Config{}, fmt.Errorf("datadog: config: ingest_tags[%d] %q: want key:value without spaces or commas", i, t)
-		}
-	}
-	for i, ix := range c.LogsIndexes {
-		if strings.TrimSpace(ix) == "" {
-			return Config{}, fmt.Errorf("datadog: config: logs_indexes[%d] is empty", i)
-		}
 	}
 	if c.IngestService == "" {
 		c.IngestService = DefaultIngestSvc
 	}
-	switch {
-	case c.Timeout == 0:
+	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
-	case c.Timeout < 100*time.Millisecond:
-		return Config{}, fmt.Errorf("datadog: config: timeout %s is below 100ms", c.Timeout)
 	}
 	if c.MaxRetries == nil {
 		n := DefaultMaxRetries
 		c.MaxRetries = &n
-	} else if *c.MaxRetries < 0 || *c.MaxRetries > MaxMaxRetries {
-		return Config{}, fmt.Errorf("datadog: config: max_retries %d out of range (0..%d)", *c.MaxRetries, MaxMaxRetries)
 	}
-	switch {
-	case c.MaxWait == 0:
+	if c.MaxWait == 0 {
 		c.MaxWait = DefaultMaxWait
-	case c.MaxWait < 0:
-		return Config{}, fmt.Errorf("datadog: config: max_wait %s is negative", c.MaxWait)
 	}
-	return c, nil
+}
+
+// validate checks a config with its defaults; it also puts url and
+// intake_url in their canonical form.
+func (c *Config) validate() error {
+	var err error
+	if !knownSite(c.Site) {
+		return fmt.Errorf("site %q: want one of %s (or set url)", c.Site, strings.Join(Sites, ", "))
+	}
+	if c.URL, err = checkURL("url", c.URL); err != nil {
+		return err
+	}
+	if c.IntakeURL, err = checkURL("intake_url", c.IntakeURL); err != nil {
+		return err
+	}
+	if c.APIKey == "" {
+		return fmt.Errorf("api_key is required (give it as \"${DD_API_KEY}\")")
+	}
+	if c.AppKey == "" {
+		return fmt.Errorf("app_key is required (give it as \"${DD_APP_KEY}\")")
+	}
+	if c.PageSize < 0 || c.PageSize > MaxPageSize {
+		return fmt.Errorf("page_size %d out of range (1..%d)", c.PageSize, MaxPageSize)
+	}
+	for i, t := range c.IngestTags {
+		if !strings.Contains(t, ":") || strings.ContainsAny(t, ", ") {
+			return fmt.Errorf("ingest_tags[%d] %q: want key:value without spaces or commas", i, t)
+		}
+	}
+	for i, ix := range c.LogsIndexes {
+		if strings.TrimSpace(ix) == "" {
+			return fmt.Errorf("logs_indexes[%d] is empty", i)
+		}
+	}
+	if c.Timeout < 100*time.Millisecond {
+		return fmt.Errorf("timeout %s is below 100ms", c.Timeout)
+	}
+	if *c.MaxRetries < 0 || *c.MaxRetries > MaxMaxRetries {
+		return fmt.Errorf("max_retries %d out of range (0..%d)", *c.MaxRetries, MaxMaxRetries)
+	}
+	if c.MaxWait < 0 {
+		return fmt.Errorf("max_wait %s is negative", c.MaxWait)
+	}
+	return nil
 }
 
 func knownSite(s string) bool {
@@ -191,17 +206,17 @@ func checkURL(key, raw string) (string, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", fmt.Errorf("datadog: config: %s: %w", key, err)
+		return "", fmt.Errorf("%s: %w", key, err)
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return "", fmt.Errorf("datadog: config: %s %q: want an http or https URL", key, raw)
+		return "", fmt.Errorf("%s %q: want an http or https URL", key, raw)
 	case u.Host == "":
-		return "", fmt.Errorf("datadog: config: %s %q: no host", key, raw)
+		return "", fmt.Errorf("%s %q: no host", key, raw)
 	case u.User != nil:
-		return "", fmt.Errorf("datadog: config: %s: user info in the URL is not supported (use api_key and app_key)", key)
+		return "", fmt.Errorf("%s: user info in the URL is not supported (use api_key and app_key)", key)
 	case u.RawQuery != "" || u.Fragment != "":
-		return "", fmt.Errorf("datadog: config: %s %q: no query or fragment allowed", key, raw)
+		return "", fmt.Errorf("%s %q: no query or fragment allowed", key, raw)
 	}
 	return strings.TrimRight(raw, "/"), nil
 }
