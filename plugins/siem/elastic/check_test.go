@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/internal/elasticfake"
 )
 
 // loadRules gives the fake Kibana the rules of testdata/rules-find.json
 // and n more synthetic ones.
-func loadRules(t *testing.T, f *fakeElastic, n int) {
+func loadRules(t *testing.T, f *elasticfake.Fake, n int) {
 	t.Helper()
 	var page struct {
 		Data []json.RawMessage `json:"data"`
@@ -26,11 +27,11 @@ func loadRules(t *testing.T, f *fakeElastic, n int) {
 		page.Data = append(page.Data, json.RawMessage(fmt.Sprintf(
 			`{"id":"syn-%d","rule_id":"syn-rule-%d","name":"Synthetic %d","enabled":true,"type":"query","threat":[]}`, i, i, i)))
 	}
-	f.rules = page.Data
+	f.SetRules(page.Data)
 }
 
 func TestRules(t *testing.T) {
-	f := newFakeElastic(t)
+	f := elasticfake.New(t)
 	loadRules(t, f, 1200)
 	_, impl := configured(t, f, esConfig(f, true))
 	rules, err := impl.Rules(context.Background())
@@ -40,7 +41,7 @@ func TestRules(t *testing.T) {
 	if len(rules) != 1204 {
 		t.Fatalf("%d rules, want 1204", len(rules))
 	}
-	if n := len(f.recordedRequests("GET /api/detection_engine/rules/_find")); n != 3 {
+	if n := len(f.Requests("GET /api/detection_engine/rules/_find")); n != 3 {
 		t.Errorf("%d rule pages read, want 3 (500 per page)", n)
 	}
 	want := []Rule{
@@ -61,15 +62,15 @@ func TestRules(t *testing.T) {
 	}
 }
 
-func configuredNoKibana(t *testing.T, f *fakeElastic) *SIEM {
+func configuredNoKibana(t *testing.T, f *elasticfake.Fake) *SIEM {
 	_, impl := configured(t, f, esConfig(f, false))
 	return impl
 }
 
 func TestCheck(t *testing.T) {
-	f := newFakeElastic(t)
+	f := elasticfake.New(t)
 	loadRules(t, f, 0)
-	f.add(".alerts-security.alerts-default", "x", alert8x(t, "x", t0, testMarker), time.Time{})
+	f.Add(".alerts-security.alerts-default", "x", alert8x(t, "x", t0, testMarker), time.Time{})
 	s, _ := configured(t, f, esConfig(f, true))
 	exps := []plugin.Expectation{
 		{ID: "ok-rule", RuleID: "7f3c1d2e-vigil-test-rule-0001"},
@@ -120,32 +121,32 @@ func TestCheckFailures(t *testing.T) {
 		name    string
 		kibana  bool
 		cfg     []string
-		setup   func(f *fakeElastic)
+		setup   func(f *elasticfake.Fake)
 		want    []string
 		wantErr string
 	}{
 		{name: "all well", kibana: true},
-		{name: "credentials refused", kibana: true, setup: func(f *fakeElastic) { f.auth, f.echoAuth = "ApiKey b3RoZXI6a2V5", true },
+		{name: "credentials refused", kibana: true, setup: func(f *elasticfake.Fake) { f.SetAuth("ApiKey b3RoZXI6a2V5"); f.SetEchoAuth(true) },
 			want: []string{"credentials: refused: HTTP 401 Unauthorized: security_exception: unable to authenticate with provided credentials and anonymous access is not allowed for this request [APIKey [REDACTED]] (check api_key or username/password)"}},
 		{name: "wrong space", cfg: []string{`space = "nope"`},
 			want: []string{`alerts index .alerts-security.alerts-nope: not found (no rule has written an alert in space "nope" yet, or a wrong space or index): HTTP 404 Not Found: index_not_found_exception: no such index [.alerts-security.alerts-nope]`}},
-		{name: "alerts not readable", setup: func(f *fakeElastic) {
-			f.fail("POST /.alerts-security.alerts-default/_search", -1, 403, `{"error":{"root_cause":[{"type":"security_exception","reason":"action [indices:data/read/search] is unauthorized for API key id [VuaCfGcBCdbkQm-e5aOx] of user [vigil] on indices [.alerts-security.alerts-default]"}],"type":"security_exception","reason":"action [indices:data/read/search] is unauthorized for API key id [VuaCfGcBCdbkQm-e5aOx] of user [vigil] on indices [.alerts-security.alerts-default]"},"status":403}`)
+		{name: "alerts not readable", setup: func(f *elasticfake.Fake) {
+			f.Fail("POST /.alerts-security.alerts-default/_search", -1, 403, `{"error":{"root_cause":[{"type":"security_exception","reason":"action [indices:data/read/search] is unauthorized for API key id [VuaCfGcBCdbkQm-e5aOx] of user [vigil] on indices [.alerts-security.alerts-default]"}],"type":"security_exception","reason":"action [indices:data/read/search] is unauthorized for API key id [VuaCfGcBCdbkQm-e5aOx] of user [vigil] on indices [.alerts-security.alerts-default]"},"status":403}`)
 		}, want: []string{"alerts index .alerts-security.alerts-default: not readable: HTTP 403 Forbidden: security_exception: action [indices:data/read/search] is unauthorized for API key id [VuaCfGcBCdbkQm-e5aOx] of user [vigil] on indices [.alerts-security.alerts-default] (the credentials lack a privilege: see the plugin's README)"}},
-		{name: "event indices not readable", setup: func(f *fakeElastic) {
-			f.fail("POST /logs-*/_search", -1, 403, `{"error":{"type":"security_exception","reason":"no read on [logs-*]"},"status":403}`)
+		{name: "event indices not readable", setup: func(f *elasticfake.Fake) {
+			f.Fail("POST /logs-*/_search", -1, 403, `{"error":{"type":"security_exception","reason":"no read on [logs-*]"},"status":403}`)
 		}, want: []string{"event indices logs-*: not readable (raw-event search and the ingestion delay will fail): HTTP 403 Forbidden: security_exception: no read on [logs-*] (the credentials lack a privilege: see the plugin's README)"}},
-		{name: "kibana rules not readable", kibana: true, setup: func(f *fakeElastic) {
-			f.fail("GET /api/detection_engine/rules/_find", -1, 403, `{"statusCode":403,"error":"Forbidden","message":"API [GET /api/detection_engine/rules/_find] is unauthorized for user, this action is granted by the Kibana privileges [securitySolution]"}`)
+		{name: "kibana rules not readable", kibana: true, setup: func(f *elasticfake.Fake) {
+			f.Fail("GET /api/detection_engine/rules/_find", -1, 403, `{"statusCode":403,"error":"Forbidden","message":"API [GET /api/detection_engine/rules/_find] is unauthorized for user, this action is granted by the Kibana privileges [securitySolution]"}`)
 		}, want: []string{"kibana rules: not readable: HTTP 403 Forbidden: Forbidden: API [GET /api/detection_engine/rules/_find] is unauthorized for user, this action is granted by the Kibana privileges [securitySolution] (the credentials lack a privilege: see the plugin's README)"}},
 		{name: "kibana search without kbn-xsrf would be refused", kibana: true, cfg: []string{`search_api = "kibana"`}},
-		{name: "no answer", setup: func(f *fakeElastic) { f.es.Close() }, wantErr: "elastic: check: search alerts:"},
+		{name: "no answer", setup: func(f *elasticfake.Fake) { f.CloseES() }, wantErr: "elastic: check: search alerts:"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeElastic(t)
+			f := elasticfake.New(t)
 			loadRules(t, f, 0)
-			f.add(".alerts-security.alerts-default", "x", alert8x(t, "x", t0, testMarker), time.Time{})
+			f.Add(".alerts-security.alerts-default", "x", alert8x(t, "x", t0, testMarker), time.Time{})
 			s, _ := configured(t, f, esConfig(f, tc.kibana, tc.cfg...))
 			if tc.setup != nil {
 				tc.setup(f)
@@ -175,9 +176,10 @@ func TestCheckFailures(t *testing.T) {
 // No call of the plugin lets a credential through, even from a server that
 // echoes the Authorization header it received.
 func TestSecretsNeverLeak(t *testing.T) {
-	f := newFakeElastic(t)
+	f := elasticfake.New(t)
 	s, _ := configured(t, f, esConfig(f, true))
-	f.auth, f.echoAuth = "ApiKey b3RoZXI6a2V5", true
+	f.SetAuth("ApiKey b3RoZXI6a2V5")
+	f.SetEchoAuth(true)
 	ctx := context.Background()
 	var errs []error
 	_, err := s.Search(ctx, plugin.SearchRequest{Start: t0, End: t0.Add(time.Minute)})
@@ -204,10 +206,10 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 
 	// Basic auth: the password and its base64 form are redacted too.
-	f2 := newFakeElastic(t)
-	f2.auth = "Basic c29tZW9uZTplbHNl"
-	f2.echoAuth = true
-	s2, _ := configured(t, f2, `addresses = ["`+f2.es.URL+`"]`+"\nusername = \"vigil\"\npassword = \"hunter2\"")
+	f2 := elasticfake.New(t)
+	f2.SetAuth("Basic c29tZW9uZTplbHNl")
+	f2.SetEchoAuth(true)
+	s2, _ := configured(t, f2, `addresses = ["`+f2.ESURL()+`"]`+"\nusername = \"vigil\"\npassword = \"hunter2\"")
 	_, err = s2.Search(ctx, plugin.SearchRequest{Start: t0, End: t0.Add(time.Minute)})
 	if err == nil || !strings.Contains(err.Error(), "[Basic [REDACTED]]") {
 		t.Errorf("basic auth error %v, want the echoed credentials redacted", err)

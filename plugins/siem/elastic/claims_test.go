@@ -7,15 +7,16 @@ import (
 	"testing"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/internal/elasticfake"
 )
 
 // TestClaimedRules lists the rules through the plugin protocol: every page
 // (a 429 on the way retried), building blocks left out, techniques from
 // the threat mapping.
 func TestClaimedRules(t *testing.T) {
-	f := newFakeElastic(t)
+	f := elasticfake.New(t)
 	loadRules(t, f, 600)
-	f.fail("GET "+kibanaRulesFindPath, 1, 429, `{"statusCode":429,"error":"Too Many Requests","message":"rate limited"}`)
+	f.Fail("GET "+kibanaRulesFindPath, 1, 429, `{"statusCode":429,"error":"Too Many Requests","message":"rate limited"}`)
 	s, _ := configured(t, f, esConfig(f, true))
 	d, err := s.Describe(context.Background())
 	if err != nil || !d.Has(plugin.CapRules) {
@@ -28,7 +29,7 @@ func TestClaimedRules(t *testing.T) {
 	if len(rules) != 603 {
 		t.Fatalf("%d rules, want 603 (604 less the building block)", len(rules))
 	}
-	if n := len(f.recordedRequests("GET " + kibanaRulesFindPath)); n != 3 {
+	if n := len(f.Requests("GET " + kibanaRulesFindPath)); n != 3 {
 		t.Errorf("%d rule requests, want 3 (a 429, then 2 pages of 500)", n)
 	}
 	want := []plugin.Rule{
@@ -54,9 +55,9 @@ func TestClaimedRules(t *testing.T) {
 
 func TestClaimedRulesFailures(t *testing.T) {
 	t.Run("refused credentials are an error without them", func(t *testing.T) {
-		f := newFakeElastic(t)
+		f := elasticfake.New(t)
 		loadRules(t, f, 0)
-		f.fail("GET "+kibanaRulesFindPath, -1, 401, `{"statusCode":401,"error":"Unauthorized","message":"unable to authenticate with provided credentials"}`)
+		f.Fail("GET "+kibanaRulesFindPath, -1, 401, `{"statusCode":401,"error":"Unauthorized","message":"unable to authenticate with provided credentials"}`)
 		s, _ := configured(t, f, esConfig(f, true))
 		_, err := s.ClaimedRules(context.Background())
 		if err == nil || !strings.Contains(err.Error(), "elastic: list rules:") || !strings.Contains(err.Error(), "401") {
@@ -65,7 +66,7 @@ func TestClaimedRulesFailures(t *testing.T) {
 		assertNoSecret(t, "ClaimedRules error", err.Error())
 	})
 	t.Run("without kibana_url", func(t *testing.T) {
-		f := newFakeElastic(t)
+		f := elasticfake.New(t)
 		s, _ := configured(t, f, esConfig(f, false))
 		if _, err := s.ClaimedRules(context.Background()); err == nil || err.Error() != "elastic: list rules: needs Kibana: set kibana_url" {
 			t.Fatalf("error = %v", err)

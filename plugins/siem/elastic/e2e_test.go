@@ -14,6 +14,7 @@ import (
 	"github.com/vigilsec/vigil/core/plugin"
 	"github.com/vigilsec/vigil/core/plugin/sdk"
 	"github.com/vigilsec/vigil/core/runner"
+	"github.com/vigilsec/vigil/internal/elasticfake"
 )
 
 // replayInjector is an in-process injector that performs nothing: it
@@ -57,8 +58,8 @@ func (x *replayInjector) Cleanup(context.Context, plugin.CleanupRequest) (plugin
 // detectionRule makes the fake raise, for each ingested event whose marker
 // is in markers, an 8.x alert stamped delay after the injection start and
 // searchable from then on (a rule run later writes it).
-func detectionRule(t *testing.T, f *fakeElastic, inj *replayInjector, delay time.Duration, only func(marker string) bool, extra map[string]any) {
-	f.onIngest = func(docs []map[string]any) {
+func detectionRule(t *testing.T, f *elasticfake.Fake, inj *replayInjector, delay time.Duration, only func(marker string) bool, extra map[string]any) {
+	f.SetOnIngest(func(docs []map[string]any) {
 		for _, d := range docs {
 			marker := first(d, MarkerField)
 			if only != nil && !only(marker) {
@@ -73,14 +74,14 @@ func detectionRule(t *testing.T, f *fakeElastic, inj *replayInjector, delay time
 			if extra != nil {
 				doc = withFields(t, doc, extra)
 			}
-			f.add(".alerts-security.alerts-default", id, doc, at)
+			f.Add(".alerts-security.alerts-default", id, doc, at)
 		}
-	}
+	})
 }
 
 // e2eEngine wires the runner to the plugin (over gRPC, against the fake)
 // and the in-process injector.
-func e2eEngine(t *testing.T, f *fakeElastic, inj *replayInjector) *runner.Engine {
+func e2eEngine(t *testing.T, f *elasticfake.Fake, inj *replayInjector) *runner.Engine {
 	t.Helper()
 	ctx := context.Background()
 	siem, _ := configured(t, f, esConfig(f, true))
@@ -129,7 +130,7 @@ func TestEndToEnd(t *testing.T) {
 	const searchPath = "POST /.alerts-security.alerts-default/_search"
 	t.Run("detected with the alert's latency, closed, one search per poll", func(t *testing.T) {
 		t.Parallel()
-		f := newFakeElastic(t)
+		f := elasticfake.New(t)
 		inj := &replayInjector{started: map[string]time.Time{}}
 		detectionRule(t, f, inj, delay, nil, nil)
 		eng := e2eEngine(t, f, inj)
@@ -150,38 +151,38 @@ func TestEndToEnd(t *testing.T) {
 		if r.IngestLatencyMS == nil {
 			t.Error("no ingest latency: the replayed event was not found by marker")
 		}
-		if st := first(f.doc(".alerts-security.alerts-default", r.Signals[0].ID), "kibana.alert.workflow_status"); st != "closed" {
+		if st := first(f.Doc(".alerts-security.alerts-default", r.Signals[0].ID), "kibana.alert.workflow_status"); st != "closed" {
 			t.Errorf("matched alert status %q, want closed", st)
 		}
 		searches, polls, _ := eng.Searches("elastic")
-		if searches != polls || polls == 0 || int64(len(f.recordedRequests(searchPath))) != searches {
-			t.Errorf("searches %d, polls %d, server saw %d: want one search per poll", searches, polls, len(f.recordedRequests(searchPath)))
+		if searches != polls || polls == 0 || int64(len(f.Requests(searchPath))) != searches {
+			t.Errorf("searches %d, polls %d, server saw %d: want one search per poll", searches, polls, len(f.Requests(searchPath)))
 		}
 	})
 	t.Run("429 retried, no lost result", func(t *testing.T) {
 		t.Parallel()
-		f := newFakeElastic(t)
+		f := elasticfake.New(t)
 		inj := &replayInjector{started: map[string]time.Time{}}
 		detectionRule(t, f, inj, delay, nil, nil)
 		eng := e2eEngine(t, f, inj)
 		// More 429s than one call retries: the first poll fails, the
 		// watcher backs off and the next one gets through.
-		f.fail(searchPath, 2*(1+MaxRetries), 429, esRejectedBody)
+		f.Fail(searchPath, 2*(1+MaxRetries), 429, elasticfake.RejectedBody)
 		rs := run(t, eng, e2eTest(t, "shell", 4*time.Second))
 		if r := rs["shell"]; r.Status != measure.Detected || r.LatencyMS == nil || *r.LatencyMS != delay.Milliseconds() {
 			t.Fatalf("status %s latency %v (error %q), want detected at %d ms", r.Status, r.LatencyMS, r.Error, delay.Milliseconds())
 		}
-		if n := len(f.recordedRequests(searchPath)); n <= 2*(1+MaxRetries) {
+		if n := len(f.Requests(searchPath)); n <= 2*(1+MaxRetries) {
 			t.Errorf("%d searches: the 429s were not all answered before detection?", n)
 		}
 	})
 	t.Run("persistent 500 is an error, not a miss", func(t *testing.T) {
 		t.Parallel()
-		f := newFakeElastic(t)
+		f := elasticfake.New(t)
 		inj := &replayInjector{started: map[string]time.Time{}}
 		detectionRule(t, f, inj, delay, nil, nil)
 		eng := e2eEngine(t, f, inj)
-		f.fail(searchPath, -1, 500, esInternalBody)
+		f.Fail(searchPath, -1, 500, elasticfake.InternalErrorBody)
 		rs := run(t, eng, e2eTest(t, "shell", time.Second))
 		r := rs["shell"]
 		if r.Status != measure.Error || !strings.Contains(r.Error, "elastic: search alerts: HTTP 500 Internal Server Error: null_pointer_exception") {
@@ -190,7 +191,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 	t.Run("missed: building-block alert and another run's alert do not count", func(t *testing.T) {
 		t.Parallel()
-		f := newFakeElastic(t)
+		f := elasticfake.New(t)
 		inj := &replayInjector{started: map[string]time.Time{}}
 		var mu sync.Mutex
 		seen := 0
@@ -204,7 +205,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("first %s, second %s (%q): want detected then missed", rs["first"].Status, rs["second"].Status, rs["second"].Error)
 		}
 
-		f2 := newFakeElastic(t)
+		f2 := elasticfake.New(t)
 		inj2 := &replayInjector{started: map[string]time.Time{}}
 		detectionRule(t, f2, inj2, delay, nil, map[string]any{"kibana.alert.building_block_type": "default"})
 		rs = run(t, e2eEngine(t, f2, inj2), e2eTest(t, "bb", 1500*time.Millisecond))
@@ -222,16 +223,16 @@ func TestEndToEndDiagnoses(t *testing.T) {
 	const delay = 400 * time.Millisecond
 	// alertRule raises, for each ingested marker, an alert stamped at
 	// (start + delay + shift) whose marker fields hold mark(marker).
-	alertRule := func(f *fakeElastic, inj *replayInjector, shift time.Duration, mark func(string) string) {
-		f.onIngest = func(docs []map[string]any) {
+	alertRule := func(f *elasticfake.Fake, inj *replayInjector, shift time.Duration, mark func(string) string) {
+		f.SetOnIngest(func(docs []map[string]any) {
 			for _, d := range docs {
 				marker := first(d, MarkerField)
 				inj.mu.Lock()
 				at := inj.started[marker].Add(delay + shift)
 				inj.mu.Unlock()
-				f.add(".alerts-security.alerts-default", "alert-"+marker, alert8x(t, "alert-"+marker, at, mark(marker)), at)
+				f.Add(".alerts-security.alerts-default", "alert-"+marker, alert8x(t, "alert-"+marker, at, mark(marker)), at)
 			}
-		}
+		})
 	}
 	same := func(m string) string { return m }
 	withTech := func(tech string) *catalog.Test {
@@ -241,7 +242,7 @@ func TestEndToEndDiagnoses(t *testing.T) {
 	}
 	cases := []struct {
 		name   string
-		setup  func(f *fakeElastic, inj *replayInjector)
+		setup  func(f *elasticfake.Fake, inj *replayInjector)
 		test   *catalog.Test
 		status measure.Status
 		class  measure.DiagnosisClass
@@ -249,45 +250,45 @@ func TestEndToEndDiagnoses(t *testing.T) {
 	}{
 		{name: "telemetry, no alert", test: e2eTest(t, "x", time.Second), status: measure.Missed, class: measure.TelemetryNoAlert,
 			says: `1 event(s) carrying the marker arrived`},
-		{name: "no telemetry", setup: func(f *fakeElastic, inj *replayInjector) { inj.noEvents = true },
+		{name: "no telemetry", setup: func(f *elasticfake.Fake, inj *replayInjector) { inj.noEvents = true },
 			test: e2eTest(t, "x", time.Second), status: measure.Missed, class: measure.NoTelemetry, says: `no event carrying the marker reached siem "elastic"`},
-		{name: "alert for another technique", setup: func(f *fakeElastic, inj *replayInjector) { alertRule(f, inj, 0, same) },
+		{name: "alert for another technique", setup: func(f *elasticfake.Fake, inj *replayInjector) { alertRule(f, inj, 0, same) },
 			test: withTech("T1003.008"), status: measure.Missed, class: measure.AlertWrongTechnique,
 			says: `rule "Unix Shell Execution With Run Marker" (7f3c1d2e-vigil-test-rule-0001) [T1059.004], not for T1003.008`},
-		{name: "alert without the marker", setup: func(f *fakeElastic, inj *replayInjector) {
+		{name: "alert without the marker", setup: func(f *elasticfake.Fake, inj *replayInjector) {
 			alertRule(f, inj, 0, func(string) string { return "no-run-marker" })
 		}, test: e2eTest(t, "x", time.Second), status: measure.Missed, class: measure.AlertWithoutMarker, says: "on host vigil-lab-01 inside the window (400ms after the injection) without the marker"},
-		{name: "clock 30s behind, not measurable", setup: func(f *fakeElastic, inj *replayInjector) {
+		{name: "clock 30s behind, not measurable", setup: func(f *elasticfake.Fake, inj *replayInjector) {
 			alertRule(f, inj, -30*time.Second, same)
-			f.fail("_simulate", -1, 403, `{"error":{"type":"security_exception","reason":"action [cluster:admin/ingest/pipeline/simulate] is unauthorized"},"status":403}`)
+			f.Fail("_simulate", -1, 403, `{"error":{"type":"security_exception","reason":"action [cluster:admin/ingest/pipeline/simulate] is unauthorized"},"status":403}`)
 		}, test: e2eTest(t, "x", time.Second), status: measure.Missed, class: measure.AlertOutsideWindow, says: "stamped 29.6s before the injection"},
-		{name: "clock 30s behind, measured", setup: func(f *fakeElastic, inj *replayInjector) {
+		{name: "clock 30s behind, measured", setup: func(f *elasticfake.Fake, inj *replayInjector) {
 			alertRule(f, inj, -30*time.Second, same)
-			f.clockSkew = -30 * time.Second
+			f.SetClockSkew(-30 * time.Second)
 		}, test: e2eTest(t, "x", time.Second), status: measure.Detected},
-		{name: "replay rejected in part", setup: func(f *fakeElastic, inj *replayInjector) {
-			f.itemFail = func(map[string]any, int) (int, string, string) {
+		{name: "replay rejected in part", setup: func(f *elasticfake.Fake, inj *replayInjector) {
+			f.SetItemFail(func(map[string]any, int) (int, string, string) {
 				return 400, "mapper_parsing_exception", "failed to parse field [process.pid] of type [long]"
-			}
+			})
 		}, test: e2eTest(t, "x", time.Second), status: measure.Error, says: `siem "elastic" rejected 1 of the 1 replayed events (0 accepted)`},
-		{name: "paging cursor ignored", setup: func(f *fakeElastic, inj *replayInjector) {
+		{name: "paging cursor ignored", setup: func(f *elasticfake.Fake, inj *replayInjector) {
 			alertRule(f, inj, 0, same)
-			f.ignoreSearchAfter = true
+			f.SetIgnoreSearchAfter(true)
 			now := time.Now()
 			for i := 0; i < 3; i++ {
 				id := fmt.Sprintf("noise-%d", i)
-				f.add(".alerts-security.alerts-default", id, alert8x(t, id, now.Add(time.Duration(i)*time.Millisecond), "vigil-00000000000"+fmt.Sprint(i)), now)
+				f.Add(".alerts-security.alerts-default", id, alert8x(t, id, now.Add(time.Duration(i)*time.Millisecond), "vigil-00000000000"+fmt.Sprint(i)), now)
 			}
 		}, test: e2eTest(t, "x", time.Second), status: measure.Error, says: "returned the page token it was given"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFakeElastic(t)
+			f := elasticfake.New(t)
 			inj := &replayInjector{started: map[string]time.Time{}}
 			// The alerts index exists, as soon as any rule ever fired.
 			old := time.Now().Add(-24 * time.Hour)
-			f.add(".alerts-security.alerts-default", "old", alert8x(t, "old", old, "vigil-0000000000ff"), old)
+			f.Add(".alerts-security.alerts-default", "old", alert8x(t, "old", old, "vigil-0000000000ff"), old)
 			if tc.setup != nil {
 				tc.setup(f, inj)
 			}

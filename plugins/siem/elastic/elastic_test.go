@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/internal/elasticfake"
 	"github.com/vigilsec/vigil/internal/plugintest"
 )
 
@@ -30,23 +31,23 @@ var testKeyEncoded = base64.StdEncoding.EncodeToString([]byte(testKeyID + ":" + 
 
 // esConfig is a config for the fake's Elasticsearch (and Kibana when
 // kibana is true), with extra TOML lines.
-func esConfig(f *fakeElastic, kibana bool, extra ...string) string {
+func esConfig(f *elasticfake.Fake, kibana bool, extra ...string) string {
 	lines := []string{
-		`addresses = ["` + f.es.URL + `"]`,
+		`addresses = ["` + f.ESURL() + `"]`,
 		`api_key = "` + testKeyEncoded + `"`,
 	}
 	if kibana {
-		lines = append(lines, `kibana_url = "`+f.kb.URL+`"`)
+		lines = append(lines, `kibana_url = "`+f.KibanaURL()+`"`)
 	}
 	return strings.Join(append(lines, extra...), "\n")
 }
 
 // configured returns the plugin over gRPC, configured with cfg against the
 // fake (which requires the test API key), and its implementation.
-func configured(t *testing.T, f *fakeElastic, cfg string, opts ...func(*SIEM)) (plugin.SIEM, *SIEM) {
+func configured(t *testing.T, f *elasticfake.Fake, cfg string, opts ...func(*SIEM)) (plugin.SIEM, *SIEM) {
 	t.Helper()
-	if f.auth == "" {
-		f.auth = "ApiKey " + testKeyEncoded
+	if f.Auth() == "" {
+		f.SetAuth("ApiKey " + testKeyEncoded)
 	}
 	impl := &SIEM{retryBase: time.Millisecond}
 	for _, o := range opts {

@@ -5,7 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,14 +16,15 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/internal/elasticfake"
 )
 
 const replayStream = "logs-vigil.replay-default"
 
 func TestIngest(t *testing.T) {
 	now := time.Date(2024, 6, 1, 10, 0, 0, 0, time.UTC)
-	f := newFakeElastic(t)
-	f.itemFail = func(doc map[string]any, attempt int) (int, string, string) {
+	f := elasticfake.New(t)
+	f.SetItemFail(func(doc map[string]any, attempt int) (int, string, string) {
 		switch first(doc, "message") {
 		case "mapping-bad":
 			return 400, "document_parsing_exception", "[1:42] failed to parse field [process.pid] of type [long] in document"
@@ -32,7 +34,7 @@ func TestIngest(t *testing.T) {
 			}
 		}
 		return 0, "", ""
-	}
+	})
 	s, _ := configured(t, f, esConfig(f, false), func(x *SIEM) { x.now = func() time.Time { return now } })
 	events := []string{
 		`{"@timestamp":"2024-05-01T08:00:00.000Z","message":"first","process":{"command_line":"bash -c id"},"data_stream":{"type":"logs","dataset":"recorded.agent","namespace":"prod"}}`,
@@ -69,7 +71,7 @@ func TestIngest(t *testing.T) {
 
 	// Requests: NDJSON with create actions and a final newline; the
 	// retries carry only the item rejected with 429.
-	reqs := f.recordedRequests("POST /_bulk")
+	reqs := f.Requests("POST /_bulk")
 	if len(reqs) != 3 {
 		t.Fatalf("%d bulk requests, want 3 (all, then the 429 item twice)", len(reqs))
 	}
@@ -99,7 +101,7 @@ func TestIngest(t *testing.T) {
 	// Stored documents: re-timestamped (earliest = now, offsets kept),
 	// marked, data stream fields set, ECS kept; the vigil event mapped.
 	docs := map[string]map[string]any{}
-	for _, d := range f.docs(replayStream) {
+	for _, d := range f.Docs(replayStream) {
 		docs[first(d, "message", "process.command_line")] = d
 	}
 	checks := []struct {
@@ -147,32 +149,32 @@ func TestIngestFailures(t *testing.T) {
 	ev := [][]byte{[]byte(`{"@timestamp":"2024-05-01T08:00:00Z","message":"m"}`)}
 	tests := []struct {
 		name     string
-		cfg      func(f *fakeElastic) string
-		setup    func(f *fakeElastic)
+		cfg      func(f *elasticfake.Fake) string
+		setup    func(f *elasticfake.Fake)
 		wantErr  string
 		wantProb string
 		attempts int
 	}{
-		{name: "whole request rejected with 429", setup: func(f *fakeElastic) { f.fail("POST /_bulk", -1, 429, esRejectedBody) },
+		{name: "whole request rejected with 429", setup: func(f *elasticfake.Fake) { f.Fail("POST /_bulk", -1, 429, elasticfake.RejectedBody) },
 			wantErr: "elastic: ingest: bulk: HTTP 429 Too Many Requests: es_rejected_execution_exception", attempts: 1 + MaxRetries},
-		{name: "item rejected with 429 every time", setup: func(f *fakeElastic) {
-			f.itemFail = func(map[string]any, int) (int, string, string) { return 429, "es_rejected_execution_exception", "busy" }
+		{name: "item rejected with 429 every time", setup: func(f *elasticfake.Fake) {
+			f.SetItemFail(func(map[string]any, int) (int, string, string) { return 429, "es_rejected_execution_exception", "busy" })
 		}, wantProb: "events[0]: still rejected after 3 retries: HTTP 429: es_rejected_execution_exception: busy", attempts: 1 + MaxRetries},
-		{name: "answer with fewer items", setup: func(f *fakeElastic) { f.fail("POST /_bulk", 1, 200, `{"took":1,"errors":false,"items":[]}`) },
+		{name: "answer with fewer items", setup: func(f *elasticfake.Fake) { f.Fail("POST /_bulk", 1, 200, `{"took":1,"errors":false,"items":[]}`) },
 			wantErr: "elastic: ingest: bulk: answer has 0 items for 1 documents", attempts: 1},
-		{name: "garbage answer", setup: func(f *fakeElastic) { f.fail("POST /_bulk", 1, 200, `<html>`) },
+		{name: "garbage answer", setup: func(f *elasticfake.Fake) { f.Fail("POST /_bulk", 1, 200, `<html>`) },
 			wantErr: "elastic: ingest: bulk: malformed answer: <html>", attempts: 1},
-		{name: "recorded mixed answer", setup: func(f *fakeElastic) {
-			f.fail("POST /_bulk", 1, 200, string(fixture(t, "go-elasticsearch_esutil_testdata_bulk_response_1a.json", nil)))
+		{name: "recorded mixed answer", setup: func(f *elasticfake.Fake) {
+			f.Fail("POST /_bulk", 1, 200, string(fixture(t, "go-elasticsearch_esutil_testdata_bulk_response_1a.json", nil)))
 		}, wantProb: "events[1]: HTTP 409: version_conflict_engine_exception: [1]: version conflict, document already exists (current version [1])", attempts: 1},
-		{name: "kibana alone", cfg: func(f *fakeElastic) string {
-			return `kibana_url = "` + f.kb.URL + `"` + "\n" + `api_key = "` + testKeyEncoded + `"`
+		{name: "kibana alone", cfg: func(f *elasticfake.Fake) string {
+			return `kibana_url = "` + f.KibanaURL() + `"` + "\n" + `api_key = "` + testKeyEncoded + `"`
 		},
 			wantErr: "elastic: ingest: needs Elasticsearch: set addresses or cloud_id"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeElastic(t)
+			f := elasticfake.New(t)
 			cfg := esConfig(f, false)
 			if tc.cfg != nil {
 				cfg = tc.cfg(f)
@@ -196,7 +198,7 @@ func TestIngestFailures(t *testing.T) {
 			case len(res.Problems) != 1 || res.Problems[0].String() != tc.wantProb:
 				t.Errorf("problems %v, want %q", res.Problems, tc.wantProb)
 			}
-			if n := len(f.recordedRequests("POST /_bulk")); n != tc.attempts {
+			if n := len(f.Requests("POST /_bulk")); n != tc.attempts {
 				t.Errorf("%d bulk requests, want %d", n, tc.attempts)
 			}
 		})
@@ -268,25 +270,32 @@ func keyPaths(v any, prefix string, out map[string]bool) {
 // The fake's answers have every key of the recorded real ones (but the
 // _type of 7.x hits, gone in 8.x).
 func TestFakeAnswersLikeRecorded(t *testing.T) {
-	f := newFakeElastic(t)
-	f.add("articles", "1", []byte(`{"title":"Test One","published":"2019-03-24T15:01:10.871907+01:00"}`), time.Time{})
-	res, status, qe := f.search("articles", []byte(`{"query":{"match_all":{}}}`), false)
-	if qe != nil || status != 200 {
-		t.Fatalf("search: %d %v", status, qe)
+	f := elasticfake.New(t)
+	f.Add("articles", "1", []byte(`{"title":"Test One","published":"2019-03-24T15:01:10.871907+01:00"}`), time.Time{})
+	post := func(path, contentType, body string) []byte {
+		t.Helper()
+		resp, err := http.Post(f.ESURL()+path, contentType, strings.NewReader(body))
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %v %s", path, resp.StatusCode, err, b)
+		}
+		return b
 	}
+	res := post("/articles/_search", "application/json", `{"query":{"match_all":{}}}`)
 	bulkBody := `{"create":{"_index":"logs-a.b-c"}}` + "\n" + `{"@timestamp":"2024-05-01T00:00:00Z"}` + "\n"
+	bulkRes := post("/_bulk", "application/x-ndjson", bulkBody)
 	tests := []struct {
 		fixture string
 		fake    func() []byte
 		skip    map[string]bool
 	}{
-		{"go-elasticsearch__examples_encoding_testdata_response_search.json", func() []byte { b, _ := json.Marshal(res); return b },
+		{"go-elasticsearch__examples_encoding_testdata_response_search.json", func() []byte { return res },
 			map[string]bool{".hits.hits[]._type": true}},
-		{"go-elasticsearch_esutil_testdata_bulk_response_1b.json", func() []byte {
-			rec := httptest.NewRecorder()
-			f.bulk(rec, []byte(bulkBody))
-			return rec.Body.Bytes()
-		}, map[string]bool{".items[].delete": true}},
+		{"go-elasticsearch_esutil_testdata_bulk_response_1b.json", func() []byte { return bulkRes }, map[string]bool{".items[].delete": true}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.fixture, func(t *testing.T) {
@@ -319,10 +328,10 @@ func TestFakeAnswersLikeRecorded(t *testing.T) {
 }
 
 func TestRawEvents(t *testing.T) {
-	f := newFakeElastic(t)
+	f := elasticfake.New(t)
 	add := func(id string, at time.Duration, extra string) {
 		doc := fmt.Sprintf(`{"@timestamp":%q%s}`, ms(t0.Add(at)), extra)
-		f.add(replayStream, id, []byte(doc), time.Time{})
+		f.Add(replayStream, id, []byte(doc), time.Time{})
 	}
 	add("e1", 200*time.Millisecond, `,"event":{"ingested":"`+ms(t0.Add(900*time.Millisecond))+`"},"host":{"name":"VIGIL-LAB-01.example.com"},"process":{"command_line":"bash -c 'touch /tmp/`+testMarker+`'"}`)
 	add("e2", 300*time.Millisecond, `,"host":{"name":"vigil-lab-01"},"process":{"command_line":"bash -c vigil-ffffffffffff"}`)
@@ -347,7 +356,7 @@ func TestRawEvents(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("raw events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	reqs := f.recordedRequests("POST /logs-*/_search")
+	reqs := f.Requests("POST /logs-*/_search")
 	if len(reqs) != 1 {
 		t.Fatalf("%d raw searches", len(reqs))
 	}
@@ -369,7 +378,7 @@ func TestRawEvents(t *testing.T) {
 				{"prefix": {"host.name": {"value": "vigil-lab-01.", "case_insensitive": true}}}]}}]}}}`)
 
 	// A recorded real search answer decodes as raw events.
-	f.fail("POST /logs-*/_search", 1, 200, string(fixture(t, "go-elasticsearch__examples_encoding_testdata_response_search.json", nil)))
+	f.Fail("POST /logs-*/_search", 1, 200, string(fixture(t, "go-elasticsearch__examples_encoding_testdata_response_search.json", nil)))
 	evs, err = s.SearchRawEvents(context.Background(), plugin.RawEventsRequest{Start: t0, End: t0.Add(time.Minute), Markers: []string{testMarker}})
 	if err != nil {
 		t.Fatal(err)
@@ -417,14 +426,14 @@ func TestCloseSignals(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeElastic(t)
+			f := elasticfake.New(t)
 			legacy := strings.HasPrefix(tc.index, ".siem")
 			for _, id := range []string{"a1", "a2", "a3"} {
 				doc := alert8x(t, id, t0.Add(time.Second), testMarker)
 				if legacy {
 					doc = fixture(t, "alert-7x.json", map[string]string{"timestamp": ms(t0), "original_time": ms(t0), "host": testHost, "marker": testMarker})
 				}
-				f.add(tc.index, id, doc, time.Time{})
+				f.Add(tc.index, id, doc, time.Time{})
 			}
 			extra := []string{}
 			if legacy {
@@ -440,7 +449,7 @@ func TestCloseSignals(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, id := range []string{"a1", "a2", "a3"} {
-				d := f.doc(tc.index, id)
+				d := f.Doc(tc.index, id)
 				status := first(d, "kibana.alert.workflow_status", "signal.status")
 				want := "open"
 				if slices.Contains(tc.ids, id) {
@@ -450,7 +459,7 @@ func TestCloseSignals(t *testing.T) {
 					t.Errorf("%s: status %q, want %q", id, status, want)
 				}
 			}
-			ubq, kb := f.recordedRequests("_update_by_query"), f.recordedRequests("POST /api/detection_engine/signals/status")
+			ubq, kb := f.Requests("_update_by_query"), f.Requests("POST /api/detection_engine/signals/status")
 			if tc.kibana {
 				if len(ubq) != 0 || len(kb) != 1 {
 					t.Fatalf("%d update-by-query, %d Kibana status requests", len(ubq), len(kb))
@@ -469,10 +478,10 @@ func TestCloseSignals(t *testing.T) {
 		})
 	}
 	t.Run("nothing to close", func(t *testing.T) {
-		f := newFakeElastic(t)
+		f := elasticfake.New(t)
 		s, _ := configured(t, f, esConfig(f, true))
-		if err := s.CloseSignals(context.Background(), plugin.CloseSignalsRequest{}); err != nil || len(f.recordedRequests("")) != 0 {
-			t.Errorf("err %v, %d requests", err, len(f.recordedRequests("")))
+		if err := s.CloseSignals(context.Background(), plugin.CloseSignalsRequest{}); err != nil || len(f.Requests("")) != 0 {
+			t.Errorf("err %v, %d requests", err, len(f.Requests("")))
 		}
 	})
 }

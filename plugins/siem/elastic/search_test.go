@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/internal/elasticfake"
 )
 
 // t0 is the fixed injection time of the search tests.
@@ -68,13 +69,13 @@ func ids(sigs []plugin.Signal) []string {
 }
 
 func TestSearch8x(t *testing.T) {
-	f := newFakeElastic(t)
+	f := elasticfake.New(t)
 	const idx = ".alerts-security.alerts-default"
-	f.add(idx, "alert-ok", alert8x(t, "alert-ok", t0.Add(1500*time.Millisecond), testMarker), time.Time{})
-	f.add(idx, "alert-bb", withFields(t, alert8x(t, "alert-bb", t0.Add(2*time.Second), testMarker),
+	f.Add(idx, "alert-ok", alert8x(t, "alert-ok", t0.Add(1500*time.Millisecond), testMarker), time.Time{})
+	f.Add(idx, "alert-bb", withFields(t, alert8x(t, "alert-bb", t0.Add(2*time.Second), testMarker),
 		map[string]any{"kibana.alert.building_block_type": "default"}), time.Time{})
-	f.add(idx, "alert-early", alert8x(t, "alert-early", t0.Add(-5*time.Second), testMarker), time.Time{})
-	f.add(idx, "alert-late", alert8x(t, "alert-late", t0.Add(time.Minute), testMarker), time.Time{})
+	f.Add(idx, "alert-early", alert8x(t, "alert-early", t0.Add(-5*time.Second), testMarker), time.Time{})
+	f.Add(idx, "alert-late", alert8x(t, "alert-late", t0.Add(time.Minute), testMarker), time.Time{})
 	s, _ := configured(t, f, esConfig(f, false))
 
 	end := t0.Add(10*time.Second + 300*time.Microsecond)
@@ -113,7 +114,7 @@ func TestSearch8x(t *testing.T) {
 		t.Errorf("Raw is not the alert document: %v %.100s", err, sig.Raw)
 	}
 
-	reqs := f.recordedRequests("POST /.alerts-security.alerts-default/_search")
+	reqs := f.Requests("POST /.alerts-security.alerts-default/_search")
 	if len(reqs) != 1 {
 		t.Fatalf("%d search requests, want 1", len(reqs))
 	}
@@ -133,12 +134,12 @@ func TestSearch8x(t *testing.T) {
 }
 
 func TestSearch7x(t *testing.T) {
-	f := newFakeElastic(t)
+	f := elasticfake.New(t)
 	const idx = ".siem-signals-default"
 	doc := fixture(t, "alert-7x.json", map[string]string{
 		"timestamp": ms(t0.Add(3 * time.Second)), "original_time": ms(t0.Add(time.Second)), "host": testHost, "marker": testMarker,
 	})
-	f.add(idx, "7x-signal-1", doc, time.Time{})
+	f.Add(idx, "7x-signal-1", doc, time.Time{})
 	s, _ := configured(t, f, esConfig(f, false, `index = ".siem-signals-default"`))
 	res, err := s.Search(context.Background(), plugin.SearchRequest{Start: t0, End: t0.Add(time.Minute)})
 	if err != nil {
@@ -157,7 +158,7 @@ func TestSearch7x(t *testing.T) {
 		!slices.Contains(sig.MarkerValues, plugin.MarkerValue{Location: plugin.MarkerFilePath, Value: "/etc/shadow"}) {
 		t.Errorf("marker values %v", sig.MarkerValues)
 	}
-	reqs := f.recordedRequests("/_search")
+	reqs := f.Requests("/_search")
 	var body struct {
 		Sort []map[string]any `json:"sort"`
 	}
@@ -168,26 +169,26 @@ func TestSearch7x(t *testing.T) {
 
 // sevenAlerts stores 7 alerts, three sharing a timestamp, in index, and
 // returns their IDs in (timestamp, ID) order.
-func sevenAlerts(t *testing.T, f *fakeElastic, idx string) []string {
+func sevenAlerts(t *testing.T, f *elasticfake.Fake, idx string) []string {
 	stamps := []struct {
 		id string
 		at time.Duration
 	}{{"c", 0}, {"a", 0}, {"b", 0}, {"e", time.Millisecond}, {"d", time.Millisecond}, {"g", 2 * time.Millisecond}, {"f", 2 * time.Millisecond}}
 	for _, x := range stamps {
-		f.add(idx, x.id, alert8x(t, x.id, t0.Add(time.Second+x.at), testMarker), time.Time{})
+		f.Add(idx, x.id, alert8x(t, x.id, t0.Add(time.Second+x.at), testMarker), time.Time{})
 	}
 	return []string{"a", "b", "c", "d", "e", "f", "g"}
 }
 
 func TestSearchPaging(t *testing.T) {
-	f := newFakeElastic(t)
+	f := elasticfake.New(t)
 	want := sevenAlerts(t, f, ".alerts-security.alerts-default")
 	s, _ := configured(t, f, esConfig(f, false))
 	sigs, pages := collect(t, s, plugin.SearchRequest{Start: t0, End: t0.Add(time.Minute), PageSize: 3})
 	if got := ids(sigs); !slices.Equal(got, want) || pages != 3 {
 		t.Fatalf("ids %v in %d pages, want %v in 3 (each once, in order)", got, pages, want)
 	}
-	reqs := f.recordedRequests("/_search")
+	reqs := f.Requests("/_search")
 	var second struct {
 		SearchAfter []any `json:"search_after"`
 		Size        int   `json:"size"`
@@ -202,10 +203,10 @@ func TestSearchPaging(t *testing.T) {
 }
 
 func TestSearchPageCutByBytes(t *testing.T) {
-	f := newFakeElastic(t)
+	f := elasticfake.New(t)
 	big := strings.Repeat("x", 1200<<10)
 	for _, id := range []string{"big1", "big2"} {
-		f.add(".alerts-security.alerts-default", id, withFields(t, alert8x(t, id, t0.Add(time.Second), testMarker), map[string]any{"message": big}), time.Time{})
+		f.Add(".alerts-security.alerts-default", id, withFields(t, alert8x(t, id, t0.Add(time.Second), testMarker), map[string]any{"message": big}), time.Time{})
 	}
 	s, _ := configured(t, f, esConfig(f, false))
 	res, err := s.Search(context.Background(), plugin.SearchRequest{Start: t0, End: t0.Add(time.Minute)})
@@ -228,17 +229,17 @@ func TestSearchPageCutByBytes(t *testing.T) {
 }
 
 func TestSearchThroughKibana(t *testing.T) {
-	f := newFakeElastic(t)
+	f := elasticfake.New(t)
 	want := sevenAlerts(t, f, ".alerts-security.alerts-soc")
-	f.auth = "Basic " + base64.StdEncoding.EncodeToString([]byte("vigil:hunter2"))
-	s, _ := configured(t, f, `kibana_url = "`+f.kb.URL+`/"`+"\nusername = \"vigil\"\npassword = \"hunter2\"\nspace = \"soc\"")
+	f.SetAuth("Basic " + base64.StdEncoding.EncodeToString([]byte("vigil:hunter2")))
+	s, _ := configured(t, f, `kibana_url = "`+f.KibanaURL()+`/"`+"\nusername = \"vigil\"\npassword = \"hunter2\"\nspace = \"soc\"")
 	sigs, pages := collect(t, s, plugin.SearchRequest{Start: t0, End: t0.Add(time.Minute), PageSize: 3})
 	if got := ids(sigs); !slices.Equal(got, want) || pages != 3 {
 		t.Fatalf("ids %v in %d pages, want %v in 3", got, pages, want)
 	}
-	reqs := f.recordedRequests("POST /s/soc/api/detection_engine/signals/search")
-	if len(reqs) != 3 || len(f.recordedRequests("_search")) != 0 {
-		t.Fatalf("%d Kibana searches, %d direct ones", len(reqs), len(f.recordedRequests("_search")))
+	reqs := f.Requests("POST /s/soc/api/detection_engine/signals/search")
+	if len(reqs) != 3 || len(f.Requests("_search")) != 0 {
+		t.Fatalf("%d Kibana searches, %d direct ones", len(reqs), len(f.Requests("_search")))
 	}
 	for _, r := range reqs {
 		if r.Header.Get("Kbn-Xsrf") != "true" || r.Header.Get("X-Elastic-Product") != "" {
@@ -265,8 +266,8 @@ func TestSearchThroughKibana(t *testing.T) {
 }
 
 func TestSearchNativeQueries(t *testing.T) {
-	f := newFakeElastic(t)
-	f.add(".alerts-security.alerts-default", "q1", alert8x(t, "q1", t0.Add(time.Second), testMarker), time.Time{})
+	f := elasticfake.New(t)
+	f.Add(".alerts-security.alerts-default", "q1", alert8x(t, "q1", t0.Add(time.Second), testMarker), time.Time{})
 	s, _ := configured(t, f, esConfig(f, false))
 	res, err := s.Search(context.Background(), plugin.SearchRequest{Start: t0, End: t0.Add(time.Minute), Expectations: []plugin.Expectation{
 		{ID: "m/0/elastic", Query: `process.name:bash`},
@@ -290,7 +291,7 @@ func TestSearchNativeQueries(t *testing.T) {
 			Bool map[string]json.RawMessage `json:"bool"`
 		} `json:"query"`
 	}
-	reqs := f.recordedRequests("/_search")
+	reqs := f.Requests("/_search")
 	if err := json.Unmarshal(reqs[0].Body, &body); err != nil {
 		t.Fatal(err)
 	}
@@ -310,45 +311,45 @@ func TestSearchFailures(t *testing.T) {
 	const path = "POST /.alerts-security.alerts-default/_search"
 	tests := []struct {
 		name     string
-		setup    func(f *fakeElastic)
+		setup    func(f *elasticfake.Fake)
 		cfg      string
 		token    string
 		wantErr  []string
 		attempts int
 	}{
-		{name: "429 persists", setup: func(f *fakeElastic) { f.fail(path, -1, 429, esRejectedBody) },
+		{name: "429 persists", setup: func(f *elasticfake.Fake) { f.Fail(path, -1, 429, elasticfake.RejectedBody) },
 			wantErr: []string{"elastic: search alerts: HTTP 429 Too Many Requests: es_rejected_execution_exception: rejected execution of coordinating operation"}, attempts: 1 + MaxRetries},
-		{name: "500 persists", setup: func(f *fakeElastic) { f.fail(path, -1, 500, esInternalBody) },
+		{name: "500 persists", setup: func(f *elasticfake.Fake) { f.Fail(path, -1, 500, elasticfake.InternalErrorBody) },
 			wantErr: []string{"elastic: search alerts: HTTP 500 Internal Server Error: null_pointer_exception"}, attempts: 1 + MaxRetries},
-		{name: "503 with an HTML body", setup: func(f *fakeElastic) { f.fail(path, -1, 503, "<html><body>Service Unavailable</body></html>") },
+		{name: "503 with an HTML body", setup: func(f *elasticfake.Fake) { f.Fail(path, -1, 503, "<html><body>Service Unavailable</body></html>") },
 			wantErr: []string{"HTTP 503 Service Unavailable: <html><body>Service Unavailable</body></html>"}, attempts: 1 + MaxRetries},
-		{name: "garbage JSON", setup: func(f *fakeElastic) { f.fail(path, -1, 200, `{"took": 1, "hits": [`) },
+		{name: "garbage JSON", setup: func(f *elasticfake.Fake) { f.Fail(path, -1, 200, `{"took": 1, "hits": [`) },
 			wantErr: []string{"elastic: search alerts: malformed answer"}, attempts: 1},
-		{name: "no hits", setup: func(f *fakeElastic) { f.fail(path, -1, 200, `{"took": 1}`) },
+		{name: "no hits", setup: func(f *elasticfake.Fake) { f.Fail(path, -1, 200, `{"took": 1}`) },
 			wantErr: []string{"malformed answer: no hits object"}, attempts: 1},
-		{name: "shard failure", setup: func(f *fakeElastic) {
-			f.fail(path, -1, 200, `{"took":3,"timed_out":false,"_shards":{"total":5,"successful":4,"skipped":0,"failed":1,"failures":[{"shard":2,"index":".internal.alerts-security.alerts-default-000001","reason":{"type":"illegal_state_exception","reason":"shard closed"}}]},"hits":{"hits":[]}}`)
+		{name: "shard failure", setup: func(f *elasticfake.Fake) {
+			f.Fail(path, -1, 200, `{"took":3,"timed_out":false,"_shards":{"total":5,"successful":4,"skipped":0,"failed":1,"failures":[{"shard":2,"index":".internal.alerts-security.alerts-default-000001","reason":{"type":"illegal_state_exception","reason":"shard closed"}}]},"hits":{"hits":[]}}`)
 		}, wantErr: []string{"1 of 5 shards failed: illegal_state_exception: shard closed: results would be partial"}, attempts: 1},
-		{name: "timed out", setup: func(f *fakeElastic) {
-			f.fail(path, -1, 200, `{"took":30000,"timed_out":true,"_shards":{"total":1,"successful":1,"skipped":0,"failed":0},"hits":{"hits":[]}}`)
+		{name: "timed out", setup: func(f *elasticfake.Fake) {
+			f.Fail(path, -1, 200, `{"took":30000,"timed_out":true,"_shards":{"total":1,"successful":1,"skipped":0,"failed":0},"hits":{"hits":[]}}`)
 		}, wantErr: []string{"search timed out on the server"}, attempts: 1},
-		{name: "not Elasticsearch", setup: func(f *fakeElastic) {
-			f.failWith(&failure{match: path, n: -1, status: 200, body: `{"hits":{"hits":[]}}`, noProduct: true})
+		{name: "not Elasticsearch", setup: func(f *elasticfake.Fake) {
+			f.FailWith(elasticfake.Failure{Match: path, N: -1, Status: 200, Body: `{"hits":{"hits":[]}}`, NoProduct: true})
 		}, wantErr: []string{"server is not Elasticsearch"}, attempts: 1},
 		{name: "index missing", cfg: `space = "nope"`,
 			wantErr: []string{"HTTP 404 Not Found: index_not_found_exception: no such index [.alerts-security.alerts-nope]"}, attempts: 1},
-		{name: "credentials refused, key echoed", setup: func(f *fakeElastic) { f.auth, f.echoAuth = "ApiKey c29tZW9uZTplbHNl", true },
+		{name: "credentials refused, key echoed", setup: func(f *elasticfake.Fake) { f.SetAuth("ApiKey c29tZW9uZTplbHNl"); f.SetEchoAuth(true) },
 			wantErr: []string{"HTTP 401 Unauthorized: security_exception", "[REDACTED]", "check api_key"}, attempts: 1},
-		{name: "no answer in time", cfg: `timeout = "1s"`, setup: func(f *fakeElastic) {
-			f.failWith(&failure{match: path, n: -1, status: 200, body: `{}`, delay: 5 * time.Second})
+		{name: "no answer in time", cfg: `timeout = "1s"`, setup: func(f *elasticfake.Fake) {
+			f.FailWith(elasticfake.Failure{Match: path, N: -1, Status: 200, Body: `{}`, Delay: 5 * time.Second})
 		}, wantErr: []string{"elastic: search alerts:", "deadline exceeded"}, attempts: 1},
 		{name: "bad page token", token: "not-a-token!", wantErr: []string{"elastic: search alerts: bad page token"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFakeElastic(t)
-			f.add(".alerts-security.alerts-default", "x", alert8x(t, "x", t0.Add(time.Second), testMarker), time.Time{})
+			f := elasticfake.New(t)
+			f.Add(".alerts-security.alerts-default", "x", alert8x(t, "x", t0.Add(time.Second), testMarker), time.Time{})
 			s, _ := configured(t, f, esConfig(f, false, tc.cfg))
 			if tc.setup != nil {
 				tc.setup(f)
@@ -363,7 +364,7 @@ func TestSearchFailures(t *testing.T) {
 				}
 			}
 			assertNoSecret(t, "search error", err.Error())
-			if n := len(f.recordedRequests("/_search")); n != tc.attempts {
+			if n := len(f.Requests("/_search")); n != tc.attempts {
 				t.Errorf("%d attempts, want %d", n, tc.attempts)
 			}
 		})
@@ -374,20 +375,20 @@ func TestSearchRetriesThenSucceeds(t *testing.T) {
 	const path = "POST /.alerts-security.alerts-default/_search"
 	tests := []struct {
 		name      string
-		fail      *failure
+		fail      elasticfake.Failure
 		wantRetry time.Duration
 	}{
-		{name: "429 twice", fail: &failure{match: path, n: 2, status: 429, body: esRejectedBody}, wantRetry: 2 * time.Second},
-		{name: "429 with Retry-After", fail: &failure{match: path, n: 1, status: 429, body: esRejectedBody, header: http.Header{"Retry-After": {"7"}}}, wantRetry: 7 * time.Second},
-		{name: "502 once", fail: &failure{match: path, n: 1, status: 502, body: "Bad Gateway"}, wantRetry: 0},
-		{name: "500 three times", fail: &failure{match: path, n: 3, status: 500, body: esInternalBody}, wantRetry: 0},
+		{name: "429 twice", fail: elasticfake.Failure{Match: path, N: 2, Status: 429, Body: elasticfake.RejectedBody}, wantRetry: 2 * time.Second},
+		{name: "429 with Retry-After", fail: elasticfake.Failure{Match: path, N: 1, Status: 429, Body: elasticfake.RejectedBody, Header: http.Header{"Retry-After": {"7"}}}, wantRetry: 7 * time.Second},
+		{name: "502 once", fail: elasticfake.Failure{Match: path, N: 1, Status: 502, Body: "Bad Gateway"}, wantRetry: 0},
+		{name: "500 three times", fail: elasticfake.Failure{Match: path, N: 3, Status: 500, Body: elasticfake.InternalErrorBody}, wantRetry: 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeElastic(t)
-			f.add(".alerts-security.alerts-default", "x", alert8x(t, "x", t0.Add(time.Second), testMarker), time.Time{})
+			f := elasticfake.New(t)
+			f.Add(".alerts-security.alerts-default", "x", alert8x(t, "x", t0.Add(time.Second), testMarker), time.Time{})
 			s, _ := configured(t, f, esConfig(f, false))
-			f.failWith(tc.fail)
+			f.FailWith(tc.fail)
 			res, err := s.Search(context.Background(), plugin.SearchRequest{Start: t0, End: t0.Add(time.Minute)})
 			if err != nil {
 				t.Fatalf("Search: %v", err)
@@ -396,8 +397,8 @@ func TestSearchRetriesThenSucceeds(t *testing.T) {
 				t.Errorf("signals %v RetryAfter %s, want 1 signal and %s", ids(res.Signals), res.RetryAfter, tc.wantRetry)
 			}
 			st, _ := s.Stats(context.Background())
-			if st["throttled"]+st["server_errors"] != int64(tc.fail.n+0) && tc.fail.n > 0 {
-				t.Errorf("stats %v: want %d throttled or server errors", st, tc.fail.n)
+			if st["throttled"]+st["server_errors"] != int64(tc.fail.N+0) && tc.fail.N > 0 {
+				t.Errorf("stats %v: want %d throttled or server errors", st, tc.fail.N)
 			}
 		})
 	}
