@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/internal/splunkfake"
 )
 
 // TestClaimedRules lists the correlation searches through the plugin
@@ -34,14 +35,14 @@ func TestClaimedRules(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFake(t)
-			f.saved = []map[string]any{
-				savedSearch("B - Rule", "B", false, true, true, `{"mitre_attack":["T1560.001","T1560"],"analytic_story":["x"]}`),
-				savedSearch("A - Rule", "A", true, true, true, `not json T1003.008 and T1003.008`),
-				savedSearch("C - Unscheduled", "", false, false, true, `{"mitre_attack":["t1059.004"]}`),
+			f := splunkfake.New(t)
+			f.SetSavedSearches([]map[string]any{
+				splunkfake.SavedSearch("B - Rule", "B", false, true, true, `{"mitre_attack":["T1560.001","T1560"],"analytic_story":["x"]}`),
+				splunkfake.SavedSearch("A - Rule", "A", true, true, true, `not json T1003.008 and T1003.008`),
+				splunkfake.SavedSearch("C - Unscheduled", "", false, false, true, `{"mitre_attack":["t1059.004"]}`),
 				{"name": "Plain report", "acl": map[string]any{"app": "search"}, "content": map[string]any{"disabled": false, "is_scheduled": true}},
-			}
-			f.savedStatuses = tc.statuses
+			})
+			f.SetSavedStatuses(tc.statuses)
 			s, _ := configured(t, f, "")
 			rules, err := s.ClaimedRules(context.Background())
 			switch {
@@ -55,7 +56,7 @@ func TestClaimedRules(t *testing.T) {
 			case !reflect.DeepEqual(rules, tc.want):
 				t.Errorf("ClaimedRules =\n %+v\nwant\n %+v", rules, tc.want)
 			}
-			if n := len(f.requests(http.MethodGet, "/servicesNS/-/-/saved/searches")); n != tc.requests {
+			if n := len(f.Requests(http.MethodGet, "/servicesNS/-/-/saved/searches")); n != tc.requests {
 				t.Errorf("%d listing requests, want %d", n, tc.requests)
 			}
 		})

@@ -15,6 +15,7 @@ import (
 	"github.com/vigilsec/vigil/core/plugin"
 	"github.com/vigilsec/vigil/core/plugin/sdk"
 	"github.com/vigilsec/vigil/core/runner"
+	"github.com/vigilsec/vigil/internal/splunkfake"
 )
 
 // replayInjector is an in-process injector that performs nothing: like the
@@ -72,7 +73,7 @@ func e2eTest(t *testing.T, id, technique, cmd string, exps ...catalog.Expectatio
 
 // e2eEngine wires the engine to the plugin (over gRPC) against the fake,
 // and to the replay injector.
-func e2eEngine(t *testing.T, f *fakeSplunk, extra string, timeout time.Duration) (*runner.Engine, plugin.SIEM) {
+func e2eEngine(t *testing.T, f *splunkfake.Fake, extra string, timeout time.Duration) (*runner.Engine, plugin.SIEM) {
 	t.Helper()
 	s, _ := configured(t, f, extra)
 	ctx := context.Background()
@@ -91,7 +92,7 @@ func e2eEngine(t *testing.T, f *fakeSplunk, extra string, timeout time.Duration)
 
 // cronRule is the fake's correlation search: crontab listings raise a
 // notable tagged T1053.003, 700ms after the event.
-var cronRule = fakeRule{
+var cronRule = splunkfake.Rule{
 	Contains: "crontab", Name: "Linux Crontab Listing", SearchName: "ESCU - Linux Crontab Listing - Rule",
 	Techniques: []string{"T1053.003"}, Delay: 700 * time.Millisecond,
 }
@@ -116,8 +117,8 @@ func TestEndToEnd(t *testing.T) {
 	t.Parallel()
 	t.Run("replay, detect, latency, close, no double count", func(t *testing.T) {
 		t.Parallel()
-		f := newFake(t)
-		f.rules = []fakeRule{cronRule}
+		f := splunkfake.New(t)
+		f.SetRules([]splunkfake.Rule{cronRule})
 		eng, s := e2eEngine(t, f, "close_notables = true\nindex = \"vigil\"", 3*time.Second)
 		rs := run(t, eng,
 			e2eTest(t, "cron", "T1053.003", "crontab -l"),
@@ -155,7 +156,7 @@ func TestEndToEnd(t *testing.T) {
 		// poll finished).
 		searches, polls, _ := eng.Searches("splunk")
 		var pollJobs, rawJobs int
-		for _, c := range f.jobCreations() {
+		for _, c := range f.JobCreations() {
 			switch spl := c.Form.Get("search"); {
 			case spl == DefaultSearch:
 				pollJobs++
@@ -171,12 +172,12 @@ func TestEndToEnd(t *testing.T) {
 		if _, _, raw := eng.Searches("splunk"); rawJobs == 0 || int64(rawJobs) != raw || rawJobs > pollJobs {
 			t.Errorf("%d raw-event search jobs (%d calls) for %d polls: want at most one per poll", rawJobs, raw, pollJobs)
 		}
-		if n := len(f.requests(http.MethodPost, "/control")); n != pollJobs+rawJobs {
+		if n := len(f.Requests(http.MethodPost, "/control")); n != pollJobs+rawJobs {
 			t.Errorf("%d jobs cancelled of %d", n, pollJobs+rawJobs)
 		}
 		// Both detected notables closed, in one update each.
 		var closed []string
-		for _, u := range f.requests(http.MethodPost, "/services/notable_update") {
+		for _, u := range f.Requests(http.MethodPost, "/services/notable_update") {
 			closed = append(closed, u.Form["ruleUIDs"]...)
 			if u.Form.Get("status") != "5" || !strings.Contains(u.Form.Get("comment"), "vigil-") {
 				t.Errorf("notable_update form %v", u.Form)
@@ -196,9 +197,9 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("503 quota waited out in the poll", func(t *testing.T) {
 		t.Parallel()
-		f := newFake(t)
-		f.rules = []fakeRule{cronRule}
-		f.quota = 2
+		f := splunkfake.New(t)
+		f.SetRules([]splunkfake.Rule{cronRule})
+		f.SetQuota(2)
 		eng, s := e2eEngine(t, f, `quota_wait = "5s"`, 3*time.Second)
 		r := run(t, eng, e2eTest(t, "cron", "T1053.003", "crontab -l"))["cron"]
 		if r.Status != measure.Detected || r.LatencyMS == nil || *r.LatencyMS != 700 {
@@ -211,9 +212,9 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("503 quota backs the engine off, no lost result", func(t *testing.T) {
 		t.Parallel()
-		f := newFake(t)
-		f.rules = []fakeRule{cronRule}
-		f.quota = 3 // the first three polls are refused, quota_wait is 0
+		f := splunkfake.New(t)
+		f.SetRules([]splunkfake.Rule{cronRule})
+		f.SetQuota(3) // the first three polls are refused, quota_wait is 0
 		eng, s := e2eEngine(t, f, "", 8*time.Second)
 		r := run(t, eng, e2eTest(t, "cron", "T1053.003", "crontab -l"))["cron"]
 		if r.Status != measure.Detected || r.LatencyMS == nil || *r.LatencyMS != 700 {
@@ -226,18 +227,18 @@ func TestEndToEnd(t *testing.T) {
 
 	for _, tc := range []struct {
 		name    string
-		setup   func(f *fakeSplunk)
+		setup   func(f *splunkfake.Fake)
 		wantErr string
 	}{
-		{"persistent FATAL is an error, not a miss", func(f *fakeSplunk) { f.fatal = "Unknown search command 'notable'." },
+		{"persistent FATAL is an error, not a miss", func(f *splunkfake.Fake) { f.SetFatal("Unknown search command 'notable'.") },
 			"FAILED: FATAL: Unknown search command 'notable'. (SPL: search `notable`)"},
-		{"persistent quota is an error, not a miss", func(f *fakeSplunk) { f.quota = -1 },
+		{"persistent quota is an error, not a miss", func(f *splunkfake.Fake) { f.SetQuota(-1) },
 			"still refused after waiting 0s (quota_wait): HTTP 503 Service Unavailable: FATAL: Search not executed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFake(t)
-			f.rules = []fakeRule{cronRule}
+			f := splunkfake.New(t)
+			f.SetRules([]splunkfake.Rule{cronRule})
 			tc.setup(f)
 			eng, _ := e2eEngine(t, f, "", time.Second)
 			r := run(t, eng, e2eTest(t, "cron", "T1053.003", "crontab -l"))["cron"]
@@ -255,16 +256,16 @@ func TestEndToEnd(t *testing.T) {
 // offset.
 func TestEndToEndDiagnoses(t *testing.T) {
 	t.Parallel()
-	rule := func(mod func(*fakeRule)) []fakeRule {
+	rule := func(mod func(*splunkfake.Rule)) []splunkfake.Rule {
 		r := cronRule
 		if mod != nil {
 			mod(&r)
 		}
-		return []fakeRule{r}
+		return []splunkfake.Rule{r}
 	}
 	cases := []struct {
 		name   string
-		setup  func(f *fakeSplunk)
+		setup  func(f *splunkfake.Fake)
 		extra  string
 		events string
 		tech   string
@@ -276,33 +277,33 @@ func TestEndToEndDiagnoses(t *testing.T) {
 			says: `1 event(s) carrying the marker arrived (_json; the first stamped 0s after the injection: "crontab -l # vigil-`},
 		{name: "no telemetry", events: "none", status: measure.Missed, class: measure.NoTelemetry,
 			says: `no event carrying the marker reached siem "splunk"`},
-		{name: "notable for another technique", setup: func(f *fakeSplunk) { f.rules = rule(nil) }, tech: "T1070.003",
+		{name: "notable for another technique", setup: func(f *splunkfake.Fake) { f.SetRules(rule(nil)) }, tech: "T1070.003",
 			status: measure.Missed, class: measure.AlertWrongTechnique, says: `rule "Linux Crontab Listing" (ESCU - Linux Crontab Listing - Rule) [T1053.003], not for T1070.003`},
-		{name: "notable without the marker", setup: func(f *fakeSplunk) { f.rules = rule(func(r *fakeRule) { r.NoMarker = true }) },
+		{name: "notable without the marker", setup: func(f *splunkfake.Fake) { f.SetRules(rule(func(r *splunkfake.Rule) { r.NoMarker = true })) },
 			status: measure.Missed, class: measure.AlertWithoutMarker, says: "on host lab-host inside the window (700ms after the injection) without the marker"},
-		{name: "notable stamped 30s early, clock in sync", setup: func(f *fakeSplunk) {
-			f.rules = rule(func(r *fakeRule) { r.Shift = -30 * time.Second })
+		{name: "notable stamped 30s early, clock in sync", setup: func(f *splunkfake.Fake) {
+			f.SetRules(rule(func(r *splunkfake.Rule) { r.Shift = -30 * time.Second }))
 		}, status: measure.Missed, class: measure.AlertOutsideWindow, says: "stamped 29.3s before the injection"},
-		{name: "clock 30s behind, measured", setup: func(f *fakeSplunk) {
-			f.rules = rule(func(r *fakeRule) { r.Shift = -30 * time.Second })
-			f.clockSkew = -30 * time.Second
+		{name: "clock 30s behind, measured", setup: func(f *splunkfake.Fake) {
+			f.SetRules(rule(func(r *splunkfake.Rule) { r.Shift = -30 * time.Second }))
+			f.SetClockSkew(-30 * time.Second)
 		}, status: measure.Detected},
 		{name: "replay accepted in part", events: "bad", status: measure.Error,
 			says: `siem "splunk" rejected 1 of the 2 replayed events (1 accepted): event 1: not a JSON object`},
-		{name: "results offset ignored", setup: func(f *fakeSplunk) {
-			f.rules = rule(nil)
-			f.ignoreOffset = true
+		{name: "results offset ignored", setup: func(f *splunkfake.Fake) {
+			f.SetRules(rule(nil))
+			f.SetIgnoreOffset(true)
 			old := time.Now().Add(-time.Second)
 			for i := 0; i < 2; i++ {
-				f.notables = append(f.notables, fakeNotable{visibleAt: old, row: row{"_time": splunkTime(old), "event_id": fmt.Sprintf("OLD%d@@notable@@x", i),
-					"search_name": "Old", "rule_name": "Old", "dest": "lab-host", "process": "vigil-ffffffffffff"}})
+				f.AddNotable(splunkfake.Row{"_time": splunkfake.FormatTime(old), "event_id": fmt.Sprintf("OLD%d@@notable@@x", i),
+					"search_name": "Old", "rule_name": "Old", "dest": "lab-host", "process": "vigil-ffffffffffff"}, old)
 			}
 		}, extra: "results_page = 1", status: measure.Error, says: "the paging offset is ignored"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFake(t)
+			f := splunkfake.New(t)
 			if tc.setup != nil {
 				tc.setup(f)
 			}

@@ -13,19 +13,20 @@ import (
 
 	"github.com/vigilsec/vigil/core/plugin"
 	"github.com/vigilsec/vigil/internal/plugintest"
+	"github.com/vigilsec/vigil/internal/splunkfake"
 )
 
 func TestCheck(t *testing.T) {
 	t.Parallel()
-	shadow := savedSearch("ESCU - Linux Shadow File Read - Rule", "Linux Shadow File Read", false, true, true, `{"mitre_attack":["T1003"],"analytic_story":["Linux Privilege Escalation"]}`)
-	cron := savedSearch("ESCU - Linux Cron Edit - Rule", "Linux Cron Edit", false, true, true, `{"mitre_attack":["T1053.003"]}`)
-	off := savedSearch("ESCU - Disabled - Rule", "Disabled", true, true, true, `{"mitre_attack":["T1059"]}`)
-	adhoc := savedSearch("Ad hoc - Rule", "Ad hoc", false, false, true, `{}`)
-	quiet := savedSearch("No Notable - Rule", "No Notable", false, true, false, `{"mitre_attack":["T1070"]}`)
+	shadow := splunkfake.SavedSearch("ESCU - Linux Shadow File Read - Rule", "Linux Shadow File Read", false, true, true, `{"mitre_attack":["T1003"],"analytic_story":["Linux Privilege Escalation"]}`)
+	cron := splunkfake.SavedSearch("ESCU - Linux Cron Edit - Rule", "Linux Cron Edit", false, true, true, `{"mitre_attack":["T1053.003"]}`)
+	off := splunkfake.SavedSearch("ESCU - Disabled - Rule", "Disabled", true, true, true, `{"mitre_attack":["T1059"]}`)
+	adhoc := splunkfake.SavedSearch("Ad hoc - Rule", "Ad hoc", false, false, true, `{}`)
+	quiet := splunkfake.SavedSearch("No Notable - Rule", "No Notable", false, true, false, `{"mitre_attack":["T1070"]}`)
 	all := []map[string]any{shadow, cron, off, adhoc, quiet}
 	cases := []struct {
 		name  string
-		setup func(f *fakeSplunk)
+		setup func(f *splunkfake.Fake)
 		extra string
 		token string
 		url   string
@@ -44,12 +45,12 @@ func TestCheck(t *testing.T) {
 			want: []string{"credentials: splunk rejected them: server info: HTTP 401 Unauthorized: WARN: call not properly authenticated"}},
 		{name: "search head down", url: "https://127.0.0.1:1",
 			want: []string{"url: the search head does not answer: server info: Get \"https://127.0.0.1:1/services/server/info?output_mode=json\": dial tcp 127.0.0.1:1:"}},
-		{name: "slow search head", setup: func(f *fakeSplunk) { f.infoDelay = 3 * time.Second }, extra: `request_timeout = "1s"`,
+		{name: "slow search head", setup: func(f *splunkfake.Fake) { f.SetInfoDelay(3 * time.Second) }, extra: `request_timeout = "1s"`,
 			want: []string{"url: the search head does not answer: server info:"}},
-		{name: "old server", setup: func(f *fakeSplunk) { f.version = "8.2.6" },
+		{name: "old server", setup: func(f *splunkfake.Fake) { f.SetVersion("8.2.6") },
 			want: []string{`api: Splunk 8.2.6 has no /search/v2 endpoints (9.0.1 or later): set api = "v1"`}},
-		{name: "cloud version is new enough", setup: func(f *fakeSplunk) { f.version = "9.0.2208.4" }},
-		{name: "missing capabilities", setup: func(f *fakeSplunk) { f.caps = []string{"rest_properties_get"} }, extra: "close_notables = true",
+		{name: "cloud version is new enough", setup: func(f *splunkfake.Fake) { f.SetVersion("9.0.2208.4") }},
+		{name: "missing capabilities", setup: func(f *splunkfake.Fake) { f.SetCapabilities([]string{"rest_properties_get"}) }, extra: "close_notables = true",
 			want: []string{"credentials: the user's roles lack the search capability", "close_notables: the user's roles lack edit_notable_events"}},
 		{name: "correlation searches", extra: `correlation_searches = ["Nope - Rule", "ESCU - Disabled - Rule", "Ad hoc - Rule", "No Notable - Rule"]`,
 			want: []string{
@@ -71,22 +72,22 @@ func TestCheck(t *testing.T) {
 			"t1/0: no enabled correlation search claims T1547 in its annotations (mitre_attack)",
 			"t2/0: no enabled correlation search claims T1059",
 		}},
-		{name: "HEC unhealthy", setup: func(f *fakeSplunk) { f.healthCode = 18 },
+		{name: "HEC unhealthy", setup: func(f *splunkfake.Fake) { f.SetHECHealth(18) },
 			want: []string{"hec_url: the HTTP Event Collector is not healthy: HEC answered HTTP 503: HEC is unhealthy, queues are full (code 18)"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFake(t)
-			f.saved = all
+			f := splunkfake.New(t)
+			f.SetSavedSearches(all)
 			if tc.setup != nil {
 				tc.setup(f)
 			}
-			cfg := f.config(tc.extra)
+			cfg := fakeConfig(f, tc.extra)
 			if tc.token != "" {
-				cfg = strings.Replace(cfg, fakeToken, tc.token, 1)
+				cfg = strings.Replace(cfg, splunkfake.Token, tc.token, 1)
 			}
 			if tc.url != "" {
-				cfg = strings.Replace(cfg, `url = "`+f.srv.URL+`"`, `url = "`+tc.url+`"`, 1)
+				cfg = strings.Replace(cfg, `url = "`+f.URL()+`"`, `url = "`+tc.url+`"`, 1)
 			}
 			s := plugintest.SIEM(t, &SIEM{})
 			ctx := context.Background()
@@ -116,16 +117,16 @@ func TestCheck(t *testing.T) {
 }
 
 func TestRules(t *testing.T) {
-	f := newFake(t)
-	f.saved = []map[string]any{
-		savedSearch("B - Rule", "B", false, true, true, `{"mitre_attack":["T1560.001","T1560"],"analytic_story":["x"]}`),
-		savedSearch("A - Rule", "A", true, true, true, `not json T1003.008 and T1003.008`),
+	f := splunkfake.New(t)
+	f.SetSavedSearches([]map[string]any{
+		splunkfake.SavedSearch("B - Rule", "B", false, true, true, `{"mitre_attack":["T1560.001","T1560"],"analytic_story":["x"]}`),
+		splunkfake.SavedSearch("A - Rule", "A", true, true, true, `not json T1003.008 and T1003.008`),
 		{"name": "Plain report", "acl": map[string]any{"app": "search"}, "content": map[string]any{"disabled": false, "is_scheduled": true}},
-	}
+	})
 	impl := &SIEM{}
 	s := plugintest.SIEM(t, impl)
 	ctx := context.Background()
-	if err := s.Configure(ctx, []byte(f.config(""))); err != nil {
+	if err := s.Configure(ctx, []byte(fakeConfig(f, ""))); err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close(ctx)
@@ -140,7 +141,7 @@ func TestRules(t *testing.T) {
 	if !reflect.DeepEqual(rules, want) {
 		t.Errorf("Rules =\n %+v\nwant\n %+v", rules, want)
 	}
-	list := f.requests(http.MethodGet, "/servicesNS/-/-/saved/searches")
+	list := f.Requests(http.MethodGet, "/servicesNS/-/-/saved/searches")
 	if len(list) != 1 || list[0].Form.Get("count") != "0" || !slices.Contains(list[0].Form["f"], "action.correlationsearch.annotations") {
 		t.Errorf("saved searches request %+v", list)
 	}
@@ -166,7 +167,7 @@ func TestIngest(t *testing.T) {
 	}
 	cases := []struct {
 		name         string
-		setup        func(f *fakeSplunk)
+		setup        func(f *splunkfake.Fake)
 		extra        string
 		events       [][]byte
 		hecToken     string
@@ -176,33 +177,33 @@ func TestIngest(t *testing.T) {
 		wantBatches  int // requests to /event
 	}{
 		{name: "batched", extra: "hec_batch = 2\nindex = \"vigil\"", events: five, wantAccepted: 5, wantBatches: 3},
-		{name: "busy collector is retried", extra: "hec_batch = 5", events: five, wantAccepted: 5, wantBatches: 3, setup: func(f *fakeSplunk) {
-			f.hecReplies = []fakeHECReply{{503, 9, "Server is busy"}, {500, 8, "Internal server error"}}
+		{name: "busy collector is retried", extra: "hec_batch = 5", events: five, wantAccepted: 5, wantBatches: 3, setup: func(f *splunkfake.Fake) {
+			f.SetHECReplies([]splunkfake.HECReply{{Status: 503, Code: 9, Text: "Server is busy"}, {Status: 500, Code: 8, Text: "Internal server error"}})
 		}},
 		{name: "bad events are problems", extra: "hec_batch = 5", events: [][]byte{five[0], []byte(`[1,2]`), []byte(`{"time":"soon"}`), five[1]},
 			wantAccepted: 2, wantBatches: 1, wantProblems: []string{"event 1: not a JSON object", `event 2: time: not a time: "soon"`}},
-		{name: "a batch refused for its data", extra: "hec_batch = 2", events: five, wantAccepted: 3, wantBatches: 3, setup: func(f *fakeSplunk) {
-			f.hecReplies = []fakeHECReply{{400, 6, "Invalid data format"}}
+		{name: "a batch refused for its data", extra: "hec_batch = 2", events: five, wantAccepted: 3, wantBatches: 3, setup: func(f *splunkfake.Fake) {
+			f.SetHECReplies([]splunkfake.HECReply{{Status: 400, Code: 6, Text: "Invalid data format"}})
 		}, wantProblems: []string{"events 0-1: HEC answered HTTP 400: Invalid data format (code 6)"}},
-		{name: "incorrect index", extra: "index = \"secret\"", events: five, setup: func(f *fakeSplunk) { f.hecIndexes = []string{"vigil"} },
+		{name: "incorrect index", extra: "index = \"secret\"", events: five, setup: func(f *splunkfake.Fake) { f.SetHECIndexes([]string{"vigil"}) },
 			wantErr: "splunk: ingest: batch of events 0-4: HEC answered HTTP 400: Incorrect index (code 7) at event 0 of the batch"},
 		{name: "invalid token", events: five, hecToken: "hec-wrong-000000000000",
 			wantErr: "splunk: ingest: batch of events 0-4: HEC answered HTTP 403: Invalid token (code 4)"},
 		{name: "indexer acknowledgement", extra: "hec_ack = true\nhec_batch = 2", events: five, wantAccepted: 5, wantBatches: 3,
-			setup: func(f *fakeSplunk) { f.hecAck, f.ackPolls = true, 2 }},
+			setup: func(f *splunkfake.Fake) { f.EnableHECAck(2) }},
 		{name: "acknowledgement times out", extra: "hec_ack = true\nhec_ack_timeout = \"1s\"", events: five[:1], wantAccepted: 0, wantBatches: 1,
-			setup:        func(f *fakeSplunk) { f.hecAck, f.ackPolls = true, 1000 },
+			setup:        func(f *splunkfake.Fake) { f.EnableHECAck(1000) },
 			wantProblems: []string{"events 0-0: not acknowledged by the indexers within 1s (hec_ack_timeout)"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFake(t)
+			f := splunkfake.New(t)
 			if tc.setup != nil {
 				tc.setup(f)
 			}
-			cfg := f.config(tc.extra)
+			cfg := fakeConfig(f, tc.extra)
 			if tc.hecToken != "" {
-				cfg = strings.Replace(cfg, fakeHECToken, tc.hecToken, 1)
+				cfg = strings.Replace(cfg, splunkfake.HECToken, tc.hecToken, 1)
 			}
 			impl := &SIEM{}
 			s := plugintest.SIEM(t, impl)
@@ -233,15 +234,15 @@ func TestIngest(t *testing.T) {
 			if res.Accepted != tc.wantAccepted || !slices.Equal(probs, tc.wantProblems) {
 				t.Errorf("Ingest = accepted %d problems %q; want %d %q", res.Accepted, probs, tc.wantAccepted, tc.wantProblems)
 			}
-			batches := f.requests(http.MethodPost, "/services/collector/event")
+			batches := f.Requests(http.MethodPost, "/services/collector/event")
 			if len(batches) != tc.wantBatches {
 				t.Errorf("%d HEC requests, want %d", len(batches), tc.wantBatches)
 			}
 			for _, b := range batches {
-				if b.Auth != "Splunk "+fakeHECToken {
+				if b.Auth != "Splunk "+splunkfake.HECToken {
 					t.Errorf("HEC Authorization %q", b.Auth)
 				}
-				if f.hecAck && b.Header.Get("X-Splunk-Request-Channel") == "" {
+				if f.HECAck() && b.Header.Get("X-Splunk-Request-Channel") == "" {
 					t.Error("no request channel with hec_ack")
 				}
 			}
@@ -277,8 +278,8 @@ func TestIngest(t *testing.T) {
 }
 
 func TestIngestWithoutHEC(t *testing.T) {
-	f := newFake(t)
-	cfg := strings.NewReplacer(`hec_url = "`+f.srv.URL+`"`, "", `hec_token = "`+fakeHECToken+`"`, "").Replace(f.config(""))
+	f := splunkfake.New(t)
+	cfg := strings.NewReplacer(`hec_url = "`+f.URL()+`"`, "", `hec_token = "`+splunkfake.HECToken+`"`, "").Replace(fakeConfig(f, ""))
 	s := plugintest.SIEM(t, &SIEM{})
 	ctx := context.Background()
 	if err := s.Configure(ctx, []byte(cfg)); err != nil {
@@ -292,7 +293,7 @@ func TestIngestWithoutHEC(t *testing.T) {
 }
 
 func TestSearchRawEvents(t *testing.T) {
-	f := newFake(t)
+	f := splunkfake.New(t)
 	s, _ := configured(t, f, `indexes = ["vigil", "main"]`+"\nindex = \"vigil\"")
 	ctx := context.Background()
 	at := time.Now().Add(-time.Second).Truncate(time.Millisecond)
@@ -313,7 +314,7 @@ func TestSearchRawEvents(t *testing.T) {
 		e.IngestedAt.Before(at.Truncate(time.Second)) || !bytes.Equal(e.Raw, evs[0]) {
 		t.Errorf("raw event %+v (raw %s)", e, e.Raw)
 	}
-	c := f.jobCreations()
+	c := f.JobCreations()
 	if len(c) != 1 {
 		t.Fatalf("%d jobs", len(c))
 	}
@@ -351,15 +352,15 @@ func TestCloseSignals(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFake(t)
-			f.updateReply = tc.reply
+			f := splunkfake.New(t)
+			f.SetUpdateReply(tc.reply)
 			s, _ := configured(t, f, tc.extra)
 			ctx := context.Background()
 			err := s.CloseSignals(ctx, plugin.CloseSignalsRequest{SignalIDs: tc.ids, Reason: "testing or maintenance (vigil vigil-0123456789ab)"})
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 				t.Errorf("CloseSignals: %v, want error %q", err, tc.wantErr)
 			}
-			upd := f.requests(http.MethodPost, "/services/notable_update")
+			upd := f.Requests(http.MethodPost, "/services/notable_update")
 			if len(tc.wantUIDs) == 0 {
 				if len(upd) != 0 {
 					t.Errorf("notable_update called: %+v", upd)
@@ -388,8 +389,8 @@ func TestCloseSignals(t *testing.T) {
 // TestCloseCancelsJobs: a job whose cancel failed during the poll is
 // cancelled on Close.
 func TestCloseCancelsJobs(t *testing.T) {
-	f := newFake(t)
-	f.cancelStatus = http.StatusInternalServerError
+	f := splunkfake.New(t)
+	f.SetCancelStatus(http.StatusInternalServerError)
 	start := time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
 	s, _ := configured(t, f, "")
 	ctx := context.Background()
@@ -400,19 +401,15 @@ func TestCloseCancelsJobs(t *testing.T) {
 	if st["jobs_live"] != 1 || st["jobs_cancelled"] != 0 {
 		t.Fatalf("Stats after a failed cancel: %v", st)
 	}
-	f.mu.Lock()
-	f.cancelStatus = 0
-	f.mu.Unlock()
+	f.SetCancelStatus(0)
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ctl := f.requests(http.MethodPost, "/control")
+	ctl := f.Requests(http.MethodPost, "/control")
 	if len(ctl) != 2 || ctl[1].Path != "/services/search/v2/jobs/1741083330.1_9C4E3A2B/control" || ctl[1].Form.Get("action") != "cancel" {
 		t.Errorf("control requests %+v", ctl)
 	}
-	f.mu.Lock()
-	cancelled := f.jobs["1741083330.1_9C4E3A2B"].cancelled
-	f.mu.Unlock()
+	cancelled := f.JobCancelled("1741083330.1_9C4E3A2B")
 	if !cancelled {
 		t.Error("the job is still there after Close")
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,15 +17,16 @@ import (
 
 	"github.com/vigilsec/vigil/core/plugin"
 	"github.com/vigilsec/vigil/internal/plugintest"
+	"github.com/vigilsec/vigil/internal/splunkfake"
 )
 
 // configured returns the plugin over gRPC configured against the fake, and
 // its implementation.
-func configured(t *testing.T, f *fakeSplunk, extra string) (plugin.SIEM, *SIEM) {
+func configured(t *testing.T, f *splunkfake.Fake, extra string) (plugin.SIEM, *SIEM) {
 	t.Helper()
 	impl := &SIEM{warn: &bytes.Buffer{}}
 	s := plugintest.SIEM(t, impl)
-	if err := s.Configure(context.Background(), []byte(f.config(extra))); err != nil {
+	if err := s.Configure(context.Background(), []byte(fakeConfig(f, extra))); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
 	t.Cleanup(func() { _ = s.Close(context.Background()) })
@@ -32,10 +34,20 @@ func configured(t *testing.T, f *fakeSplunk, extra string) (plugin.SIEM, *SIEM) 
 	return s, impl
 }
 
+// fakeConfig returns plugin params for the fake (token auth, its CA, HEC
+// on the same server) followed by extra TOML lines.
+func fakeConfig(f *splunkfake.Fake, extra string) string {
+	if !strings.Contains(extra, "quota_wait") {
+		extra = "quota_wait = \"0s\"\n" + extra
+	}
+	return fmt.Sprintf("url = %q\ntoken = %q\nca_cert = %q\nhec_url = %q\nhec_token = %q\n%s\n",
+		f.URL(), splunkfake.Token, f.CAFile(), f.URL(), splunkfake.HECToken, extra)
+}
+
 // noSecrets fails the test when s contains a credential of the fake.
 func noSecrets(t *testing.T, what, s string) {
 	t.Helper()
-	for _, sec := range []string{fakeToken, fakePassword, fakeSession, fakeHECToken} {
+	for _, sec := range []string{splunkfake.Token, splunkfake.Password, splunkfake.Session, splunkfake.HECToken} {
 		if strings.Contains(s, sec) {
 			t.Errorf("%s leaks a credential: %s", what, s)
 		}
@@ -52,7 +64,7 @@ func mustTime(t *testing.T, s string) time.Time {
 }
 
 // loadNotables adds the rows of testdata/notables.json to the fake.
-func loadNotables(t *testing.T, f *fakeSplunk) {
+func loadNotables(t *testing.T, f *splunkfake.Fake) {
 	t.Helper()
 	b, err := os.ReadFile("testdata/notables.json")
 	if err != nil {
@@ -63,7 +75,7 @@ func loadNotables(t *testing.T, f *fakeSplunk) {
 		t.Fatal(err)
 	}
 	for _, r := range page.Results {
-		f.addNotable(r, time.Time{})
+		f.AddNotable(splunkfake.Row(r), time.Time{})
 	}
 }
 
@@ -117,8 +129,8 @@ func TestConfigure(t *testing.T) {
 	if err := os.WriteFile(notPEM, []byte("hello"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f := newFake(t)
-	base := `url = "https://sh.example.com:8089"` + "\n" + `token = "` + fakeToken + `"` + "\n"
+	f := splunkfake.New(t)
+	base := `url = "https://sh.example.com:8089"` + "\n" + `token = "` + splunkfake.Token + `"` + "\n"
 	cases := []struct {
 		name, toml, wantErr string
 		check               func(t *testing.T, c *config)
@@ -126,9 +138,9 @@ func TestConfigure(t *testing.T) {
 		{name: "empty", toml: ``, wantErr: "splunk: config: url is required"},
 		{name: "unknown keys are named", toml: base + "tokn = 1\n[marker_fields]\n\"process.command_line\" = [\"x\"]\n[extra]\na = 1",
 			wantErr: "splunk: config: unknown keys extra, extra.a, tokn (known: api, app,"},
-		{name: "plain http refused", toml: `url = "http://sh:8089"` + "\ntoken = \"" + fakeToken + "\"", wantErr: `url "http://sh:8089": want an https:// URL`},
-		{name: "credentials in the url", toml: `url = "https://admin:` + fakePassword + `@sh:8089"` + "\ntoken = \"x\"", wantErr: "credentials go in token/username/password"},
-		{name: "token and password", toml: base + `username = "u"` + "\n" + `password = "` + fakePassword + `"`, wantErr: "set token, or username and password, not both"},
+		{name: "plain http refused", toml: `url = "http://sh:8089"` + "\ntoken = \"" + splunkfake.Token + "\"", wantErr: `url "http://sh:8089": want an https:// URL`},
+		{name: "credentials in the url", toml: `url = "https://admin:` + splunkfake.Password + `@sh:8089"` + "\ntoken = \"x\"", wantErr: "credentials go in token/username/password"},
+		{name: "token and password", toml: base + `username = "u"` + "\n" + `password = "` + splunkfake.Password + `"`, wantErr: "set token, or username and password, not both"},
 		{name: "no credentials", toml: `url = "https://sh:8089"`, wantErr: "no credentials"},
 		{name: "username alone", toml: `url = "https://sh:8089"` + "\nusername = \"u\"", wantErr: "username and password go together"},
 		{name: "bad api", toml: base + `api = "v3"`, wantErr: `api "v3": want "v2" or "v1"`},
@@ -163,7 +175,7 @@ func TestConfigure(t *testing.T) {
 				t.Errorf("markers %v", c.markers)
 			}
 		}},
-		{name: "the fake's config", toml: f.config(""), check: func(t *testing.T, c *config) {
+		{name: "the fake's config", toml: fakeConfig(f, ""), check: func(t *testing.T, c *config) {
 			if c.hec == nil || c.tls.RootCAs == nil {
 				t.Errorf("hec %v roots %v", c.hec, c.tls.RootCAs)
 			}
@@ -191,7 +203,7 @@ func TestConfigure(t *testing.T) {
 // TestTLS checks that certificates are verified unless
 // insecure_skip_verify is set, which is warned about.
 func TestTLS(t *testing.T) {
-	f := newFake(t)
+	f := splunkfake.New(t)
 	cases := []struct {
 		name      string
 		toml      string
@@ -199,9 +211,9 @@ func TestTLS(t *testing.T) {
 		wantWarn  bool
 		wantLines int
 	}{
-		{name: "ca_cert", toml: f.config("")},
-		{name: "no ca_cert: verified against the system roots", toml: strings.Replace(f.config(""), "ca_cert = ", "# ca_cert = ", 1), wantErr: "certificate"},
-		{name: "insecure_skip_verify", toml: strings.Replace(f.config("insecure_skip_verify = true"), "ca_cert = ", "# ca_cert = ", 1), wantWarn: true},
+		{name: "ca_cert", toml: fakeConfig(f, "")},
+		{name: "no ca_cert: verified against the system roots", toml: strings.Replace(fakeConfig(f, ""), "ca_cert = ", "# ca_cert = ", 1), wantErr: "certificate"},
+		{name: "insecure_skip_verify", toml: strings.Replace(fakeConfig(f, "insecure_skip_verify = true"), "ca_cert = ", "# ca_cert = ", 1), wantWarn: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -247,9 +259,9 @@ func TestSearchNotables(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFake(t)
-			f.exportPreview = true
-			f.runningPolls = tc.running
+			f := splunkfake.New(t)
+			f.SetExportPreview(true)
+			f.SetRunningPolls(tc.running)
 			loadNotables(t, f)
 			s, _ := configured(t, f, tc.extra)
 			req := notablesWindow(t)
@@ -286,14 +298,14 @@ func TestSearchNotables(t *testing.T) {
 
 			// The requests: one search over the window, job polled, results
 			// read, job cancelled.
-			var create []fakeReq
+			var create []splunkfake.Request
 			if tc.export {
-				create = f.requests(http.MethodPost, tc.jobsPath+"/export")
+				create = f.Requests(http.MethodPost, tc.jobsPath+"/export")
 			} else {
-				create = f.requests(http.MethodPost, tc.jobsPath)
+				create = f.Requests(http.MethodPost, tc.jobsPath)
 			}
 			if len(create) != 1 {
-				t.Fatalf("%d search requests, want 1: %+v", len(create), f.reqs)
+				t.Fatalf("%d search requests, want 1: %+v", len(create), f.Requests("", ""))
 			}
 			form := create[0].Form
 			wantForm := map[string]string{
@@ -307,24 +319,24 @@ func TestSearchNotables(t *testing.T) {
 					t.Errorf("form %s = %q, want %q", k, form.Get(k), v)
 				}
 			}
-			if create[0].Auth != "Bearer "+fakeToken {
+			if create[0].Auth != "Bearer "+splunkfake.Token {
 				t.Errorf("Authorization %q", create[0].Auth)
 			}
 			if tc.export {
-				if n := len(f.jobCreations()); n != 0 {
+				if n := len(f.JobCreations()); n != 0 {
 					t.Errorf("%d jobs created in export mode", n)
 				}
 				return
 			}
 			sid := "1741083330.1_9C4E3A2B"
-			if polls := f.requests(http.MethodGet, tc.jobsPath+"/"+sid); len(polls) != 2+tc.running || polls[0].Form.Get("output_mode") != "json" {
+			if polls := f.Requests(http.MethodGet, tc.jobsPath+"/"+sid); len(polls) != 2+tc.running || polls[0].Form.Get("output_mode") != "json" {
 				t.Errorf("%d status polls, want %d (QUEUED, RUNNING x%d, DONE)", len(polls), 2+tc.running, tc.running)
 			}
-			results := f.requests("", tc.jobsPath+"/"+sid+"/results")
+			results := f.Requests("", tc.jobsPath+"/"+sid+"/results")
 			if len(results) != 1 || results[0].Method != tc.resultsVerb || results[0].Form.Get("count") != "5000" || results[0].Form.Get("offset") != "0" {
 				t.Errorf("results requests %+v", results)
 			}
-			ctl := f.requests(http.MethodPost, tc.jobsPath+"/"+sid+"/control")
+			ctl := f.Requests(http.MethodPost, tc.jobsPath+"/"+sid+"/control")
 			if len(ctl) != 1 || ctl[0].Form.Get("action") != "cancel" {
 				t.Errorf("control requests %+v, want one cancel", ctl)
 			}
@@ -357,10 +369,10 @@ func TestResultsPaging(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFake(t)
-			f.resultsCap = tc.cap
+			f := splunkfake.New(t)
+			f.SetResultsCap(tc.cap)
 			for i := 0; i < 7; i++ {
-				f.addNotable(row{"_time": splunkTime(start.Add(time.Duration(i) * time.Second)), "event_id": "n" + string(rune('a'+i)), "annotations.mitre_attack": "T1003"}, time.Time{})
+				f.AddNotable(splunkfake.Row{"_time": splunkfake.FormatTime(start.Add(time.Duration(i) * time.Second)), "event_id": "n" + string(rune('a'+i)), "annotations.mitre_attack": "T1003"}, time.Time{})
 			}
 			s, _ := configured(t, f, tc.extra)
 			ctx := context.Background()
@@ -383,13 +395,13 @@ func TestResultsPaging(t *testing.T) {
 				t.Errorf("signals %v, want %v", ids, want)
 			}
 			var offsets []string
-			for _, r := range f.requests(http.MethodPost, "/results") {
+			for _, r := range f.Requests(http.MethodPost, "/results") {
 				offsets = append(offsets, r.Form.Get("offset"))
 			}
 			if !slices.Equal(offsets, tc.wantOffsets) {
 				t.Errorf("results offsets %v, want %v", offsets, tc.wantOffsets)
 			}
-			if n := len(f.jobCreations()); n != 1 {
+			if n := len(f.JobCreations()); n != 1 {
 				t.Errorf("%d jobs for one poll", n)
 			}
 			// A finished poll's tokens are gone.
@@ -421,11 +433,11 @@ func TestRecordedResultFormats(t *testing.T) {
 			if err := json.Unmarshal(body, &page); err != nil {
 				t.Fatal(err)
 			}
-			f := newFake(t)
-			f.resultsBody = body
+			f := splunkfake.New(t)
+			f.SetResultsBody(body)
 			start := time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
 			for range page.Results { // the job's resultCount
-				f.addNotable(row{"_time": splunkTime(start)}, time.Time{})
+				f.AddNotable(splunkfake.Row{"_time": splunkfake.FormatTime(start)}, time.Time{})
 			}
 			s, _ := configured(t, f, "")
 			res, err := s.Search(context.Background(), plugin.SearchRequest{Start: start, End: start.Add(time.Second), Expectations: []plugin.Expectation{{ID: "e"}}})
@@ -526,61 +538,61 @@ func TestSearchErrors(t *testing.T) {
 	start := time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
 	cases := []struct {
 		name    string
-		setup   func(f *fakeSplunk)
+		setup   func(f *splunkfake.Fake)
 		extra   string
 		token   string
 		wantErr []string
-		check   func(t *testing.T, f *fakeSplunk)
+		check   func(t *testing.T, f *splunkfake.Fake)
 	}{
-		{name: "job FAILED with a FATAL message", setup: func(f *fakeSplunk) { f.fatal = "Unknown search command 'nosuchcmd'." },
+		{name: "job FAILED with a FATAL message", setup: func(f *splunkfake.Fake) { f.SetFatal("Unknown search command 'nosuchcmd'.") },
 			wantErr: []string{"splunk: search: search job 1741083330.1_9C4E3A2B FAILED: FATAL: Unknown search command 'nosuchcmd'. (SPL: search `notable`)"}},
-		{name: "job DONE with a FATAL message", setup: func(f *fakeSplunk) { f.doneFatal = "Error in 'lookup' command" },
+		{name: "job DONE with a FATAL message", setup: func(f *splunkfake.Fake) { f.SetDoneFatal("Error in 'lookup' command") },
 			wantErr: []string{"DONE with errors: FATAL: Error in 'lookup' command (SPL: search `notable`)"}},
-		{name: "garbage results", setup: func(f *fakeSplunk) {
-			f.addNotable(row{"_time": splunkTime(start)}, time.Time{})
-			f.resultsBody = []byte("<html>proxy error</html>")
+		{name: "garbage results", setup: func(f *splunkfake.Fake) {
+			f.AddNotable(splunkfake.Row{"_time": splunkfake.FormatTime(start)}, time.Time{})
+			f.SetResultsBody([]byte("<html>proxy error</html>"))
 		},
 			wantErr: []string{"splunk: search: read results of search job", "malformed answer", "<html>proxy error</html>"}},
-		{name: "results 500", setup: func(f *fakeSplunk) {
-			f.addNotable(row{"_time": splunkTime(start)}, time.Time{})
-			f.resultsStatus = 500
+		{name: "results 500", setup: func(f *splunkfake.Fake) {
+			f.AddNotable(splunkfake.Row{"_time": splunkfake.FormatTime(start)}, time.Time{})
+			f.SetResultsStatus(500)
 		},
 			wantErr: []string{"read results of search job 1741083330.1_9C4E3A2B: HTTP 500 Internal Server Error: ERROR: results unavailable"}},
 		{name: "token rejected", token: "tok-wrong-1234567",
 			wantErr: []string{"splunk: search: create search job: HTTP 401 Unauthorized: WARN: call not properly authenticated"}},
-		{name: "quota, no wait", setup: func(f *fakeSplunk) { f.quota = -1 },
+		{name: "quota, no wait", setup: func(f *splunkfake.Fake) { f.SetQuota(-1) },
 			wantErr: []string{"create search job: still refused after waiting 0s (quota_wait): HTTP 503 Service Unavailable: FATAL: Search not executed: The maximum number of concurrent historical searches"}},
-		{name: "quota outlasts quota_wait", setup: func(f *fakeSplunk) { f.quota = -1 }, extra: `quota_wait = "50ms"`,
+		{name: "quota outlasts quota_wait", setup: func(f *splunkfake.Fake) { f.SetQuota(-1) }, extra: `quota_wait = "50ms"`,
 			wantErr: []string{"still refused after waiting 20ms (quota_wait)"}},
-		{name: "job never finishes", setup: func(f *fakeSplunk) { f.neverDone = true }, extra: `job_timeout = "1s"`,
+		{name: "job never finishes", setup: func(f *splunkfake.Fake) { f.SetNeverDone(true) }, extra: `job_timeout = "1s"`,
 			wantErr: []string{"search job 1741083330.1_9C4E3A2B did not finish within 1s (job_timeout)"},
-			check: func(t *testing.T, f *fakeSplunk) {
-				if n := len(f.requests(http.MethodPost, "/control")); n != 1 {
+			check: func(t *testing.T, f *splunkfake.Fake) {
+				if n := len(f.Requests(http.MethodPost, "/control")); n != 1 {
 					t.Errorf("%d cancel requests for the timed-out job, want 1", n)
 				}
 			}},
-		{name: "over max_rows", extra: "max_rows = 2", setup: func(f *fakeSplunk) {
+		{name: "over max_rows", extra: "max_rows = 2", setup: func(f *splunkfake.Fake) {
 			for i := 0; i < 3; i++ {
-				f.addNotable(row{"_time": splunkTime(start)}, time.Time{})
+				f.AddNotable(splunkfake.Row{"_time": splunkfake.FormatTime(start)}, time.Time{})
 			}
 		}, wantErr: []string{"returned 3 rows, over max_rows 2: narrow the search (SPL: search `notable`)"}},
-		{name: "unreadable _time", setup: func(f *fakeSplunk) {
-			f.addNotable(row{"_time": splunkTime(start)}, time.Time{})
-			f.resultsBody = []byte(`{"preview":false,"results":[{"_time":"yesterday"}]}`)
+		{name: "unreadable _time", setup: func(f *splunkfake.Fake) {
+			f.AddNotable(splunkfake.Row{"_time": splunkfake.FormatTime(start)}, time.Time{})
+			f.SetResultsBody([]byte(`{"preview":false,"results":[{"_time":"yesterday"}]}`))
 		},
 			wantErr: []string{`search: result row 0: _time: not a time: "yesterday"`}},
-		{name: "unknown SPL in a native query", setup: func(f *fakeSplunk) {}, extra: "",
+		{name: "unknown SPL in a native query", setup: func(f *splunkfake.Fake) {}, extra: "",
 			wantErr: []string{"FATAL: Error in 'search' command: unknown query in the fake"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFake(t)
+			f := splunkfake.New(t)
 			if tc.setup != nil {
 				tc.setup(f)
 			}
-			cfg := f.config(tc.extra)
+			cfg := fakeConfig(f, tc.extra)
 			if tc.token != "" {
-				cfg = strings.Replace(cfg, fakeToken, tc.token, 1)
+				cfg = strings.Replace(cfg, splunkfake.Token, tc.token, 1)
 			}
 			impl := &SIEM{warn: &bytes.Buffer{}}
 			s := plugintest.SIEM(t, impl)
@@ -617,10 +629,10 @@ func TestSearchErrors(t *testing.T) {
 // TestQuotaBackoff: the concurrent-search quota is waited out within the
 // poll, then RetryAfter spaces the next polls.
 func TestQuotaBackoff(t *testing.T) {
-	f := newFake(t)
-	f.quota = 2
+	f := splunkfake.New(t)
+	f.SetQuota(2)
 	start := time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
-	f.addNotable(row{"_time": splunkTime(start.Add(time.Second)), "event_id": "n1", "annotations.mitre_attack": "T1003"}, time.Time{})
+	f.AddNotable(splunkfake.Row{"_time": splunkfake.FormatTime(start.Add(time.Second)), "event_id": "n1", "annotations.mitre_attack": "T1003"}, time.Time{})
 	s, _ := configured(t, f, `quota_wait = "5s"`)
 	ctx := context.Background()
 	res, err := s.Search(ctx, plugin.SearchRequest{Start: start, End: start.Add(time.Minute), Expectations: []plugin.Expectation{{ID: "e"}}})
@@ -630,7 +642,7 @@ func TestQuotaBackoff(t *testing.T) {
 	if len(res.Signals) != 1 || res.RetryAfter != 60*time.Millisecond {
 		t.Errorf("Search = %d signals, RetryAfter %s; want 1 and 60ms (20ms + 40ms of backoff)", len(res.Signals), res.RetryAfter)
 	}
-	if n := len(f.jobCreations()); n != 3 {
+	if n := len(f.JobCreations()); n != 3 {
 		t.Errorf("%d job creation attempts, want 3", n)
 	}
 	st, err := s.Stats(ctx)
@@ -645,9 +657,9 @@ func TestQuotaBackoff(t *testing.T) {
 // TestSessionAuth logs in with username and password, uses the session
 // key, and logs in again when it expires.
 func TestSessionAuth(t *testing.T) {
-	f := newFake(t)
+	f := splunkfake.New(t)
 	loadNotables(t, f)
-	userCfg := strings.Replace(f.config(""), `token = "`+fakeToken+`"`, `username = "`+fakeUser+`"`+"\n"+`password = "`+fakePassword+`"`, 1)
+	userCfg := strings.Replace(fakeConfig(f, ""), `token = "`+splunkfake.Token+`"`, `username = "`+splunkfake.User+`"`+"\n"+`password = "`+splunkfake.Password+`"`, 1)
 	impl := &SIEM{warn: &bytes.Buffer{}}
 	s := plugintest.SIEM(t, impl)
 	ctx := context.Background()
@@ -658,16 +670,14 @@ func TestSessionAuth(t *testing.T) {
 	if _, err := s.Search(ctx, notablesWindow(t)); err != nil {
 		t.Fatal(err)
 	}
-	logins := f.requests(http.MethodPost, "/services/auth/login")
-	if len(logins) != 1 || logins[0].Form.Get("username") != fakeUser || logins[0].Form.Get("password") != fakePassword {
+	logins := f.Requests(http.MethodPost, "/services/auth/login")
+	if len(logins) != 1 || logins[0].Form.Get("username") != splunkfake.User || logins[0].Form.Get("password") != splunkfake.Password {
 		t.Fatalf("logins %+v", logins)
 	}
-	if c := f.jobCreations(); len(c) != 1 || c[0].Auth != "Splunk "+fakeSession+"-0" {
+	if c := f.JobCreations(); len(c) != 1 || c[0].Auth != "Splunk "+splunkfake.Session+"-0" {
 		t.Errorf("job creation auth %+v", c)
 	}
-	f.mu.Lock()
-	f.expireSessions = 1
-	f.mu.Unlock()
+	f.ExpireSessions(1)
 	if _, err := s.Search(ctx, notablesWindow(t)); err != nil {
 		t.Fatalf("Search after the session expired: %v", err)
 	}
@@ -677,7 +687,7 @@ func TestSessionAuth(t *testing.T) {
 	}
 
 	// A wrong password is an error that names the user, not the password.
-	bad := strings.Replace(userCfg, fakePassword, "pw-wrong-Zq8x4Lr2Vt", 1)
+	bad := strings.Replace(userCfg, splunkfake.Password, "pw-wrong-Zq8x4Lr2Vt", 1)
 	s2 := plugintest.SIEM(t, &SIEM{})
 	if err := s2.Configure(ctx, []byte(bad)); err != nil {
 		t.Fatal(err)
@@ -693,15 +703,15 @@ func TestSessionAuth(t *testing.T) {
 }
 
 func TestScrub(t *testing.T) {
-	err := scrub(errors.New("a "+fakeToken+" b"), []string{fakeToken, ""})
+	err := scrub(errors.New("a "+splunkfake.Token+" b"), []string{splunkfake.Token, ""})
 	if err.Error() != "a [redacted] b" {
 		t.Errorf("scrub = %q", err)
 	}
-	cfg := Config{Token: fakeToken}
+	cfg := Config{Token: splunkfake.Token}
 	for _, s := range []string{cfg.Token.String(), (&cfg).Token.GoString()} {
 		noSecrets(t, "secret formatting", s)
 	}
-	if s := strings.Join([]string{string(cfg.Token)}, ""); s != fakeToken {
+	if s := strings.Join([]string{string(cfg.Token)}, ""); s != splunkfake.Token {
 		t.Error("string(secret) must give the value")
 	}
 }
@@ -734,16 +744,16 @@ func TestPerExpectationQueries(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFake(t)
-			f.addNotable(row{"_time": splunkTime(start.Add(time.Second)), "event_id": "n1"}, time.Time{})
-			f.queries["search "+qa] = []row{{"_time": splunkTime(start.Add(2 * time.Second)), "event_id": "q1", "process": "x vigil-aaaaaaaaaaaa"}}
-			f.queries[qb] = []row{{"_time": splunkTime(start.Add(3 * time.Second)), "event_id": "q2"}}
+			f := splunkfake.New(t)
+			f.AddNotable(splunkfake.Row{"_time": splunkfake.FormatTime(start.Add(time.Second)), "event_id": "n1"}, time.Time{})
+			f.AddQuery("search "+qa, splunkfake.Row{"_time": splunkfake.FormatTime(start.Add(2 * time.Second)), "event_id": "q1", "process": "x vigil-aaaaaaaaaaaa"})
+			f.AddQuery(qb, splunkfake.Row{"_time": splunkfake.FormatTime(start.Add(3 * time.Second)), "event_id": "q2"})
 			s, _ := configured(t, f, "")
 			res, err := s.Search(context.Background(), plugin.SearchRequest{Start: start, End: start.Add(time.Minute), Expectations: tc.exps})
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := f.jobCreations()
+			c := f.JobCreations()
 			if len(c) != 1 || c[0].Form.Get("search") != tc.wantSPL {
 				t.Fatalf("SPL sent:\n %q\nwant\n %q", c[0].Form.Get("search"), tc.wantSPL)
 			}
@@ -768,9 +778,9 @@ func TestResultsWithBOM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFake(t)
+	f := splunkfake.New(t)
 	loadNotables(t, f)
-	f.resultsBody = append(append([]byte{}, utf8BOM...), b...)
+	f.SetResultsBody(append(append([]byte{}, utf8BOM...), b...))
 	s, _ := configured(t, f, "")
 	res, err := s.Search(context.Background(), notablesWindow(t))
 	if err != nil || len(res.Signals) != 2 {
@@ -789,8 +799,8 @@ func TestHTTPError(t *testing.T) {
 		auth     bool
 		retryAft time.Duration
 	}{
-		{name: "JSON messages", status: 503, body: jsonMessages("FATAL", quotaMessage),
-			want: "HTTP 503 Service Unavailable: FATAL: " + quotaMessage, busy: true},
+		{name: "JSON messages", status: 503, body: jsonMessages("FATAL", splunkfake.QuotaMessage),
+			want: "HTTP 503 Service Unavailable: FATAL: " + splunkfake.QuotaMessage, busy: true},
 		{name: "XML messages", status: 400, body: `<?xml version="1.0" encoding="UTF-8"?>
 <response>
   <messages>
