@@ -14,28 +14,15 @@ import (
 	"time"
 
 	"github.com/DataDog/datadog-api-client-go/v2/api/datadog"
-	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV2"
 
 	"github.com/vigilsec/vigil/core/plugin"
-)
-
-// Operation names of the official client, used to route its calls to the
-// configured hosts and to keep one rate-limit budget per endpoint.
-const (
-	opSearchSignals = "v2.SecurityMonitoringApi.SearchSecurityMonitoringSignals"
-	opListRules     = "v2.SecurityMonitoringApi.ListSecurityMonitoringRules"
-	opSignalState   = "v2.SecurityMonitoringApi.EditSecurityMonitoringSignalState"
-	opListLogs      = "v2.LogsApi.ListLogs"
-	opSubmitLog     = "v2.LogsApi.SubmitLog"
 )
 
 // api is the configured official client plus vigil's retry and rate-limit
 // policy around it. Its methods are safe for concurrent use.
 type api struct {
-	cfg      Config
-	client   *datadog.APIClient
-	security *datadogV2.SecurityMonitoringApi
-	logs     *datadogV2.LogsApi
+	cfg    Config
+	client *datadog.APIClient
 
 	limits *limiter
 	stats  *counters
@@ -72,14 +59,12 @@ func newAPI(cfg Config, hc *http.Client) *api {
 	dc.UserAgent = "vigil-datadog/" + Version + " " + dc.UserAgent
 	client := datadog.NewAPIClient(dc)
 	return &api{
-		cfg:      cfg,
-		client:   client,
-		security: datadogV2.NewSecurityMonitoringApi(client),
-		logs:     datadogV2.NewLogsApi(client),
-		limits:   &limiter{state: map[string]*budget{}},
-		stats:    &counters{},
-		sleep:    sleepCtx,
-		now:      time.Now,
+		cfg:    cfg,
+		client: client,
+		limits: &limiter{state: map[string]*budget{}},
+		stats:  &counters{},
+		sleep:  sleepCtx,
+		now:    time.Now,
 	}
 }
 

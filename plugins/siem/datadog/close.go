@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV2"
-
 	"github.com/vigilsec/vigil/core/plugin"
 )
 
@@ -40,18 +38,12 @@ func (s *SIEM) CloseSignals(ctx context.Context, req plugin.CloseSignalsRequest)
 		if id == "" {
 			continue
 		}
-		attrs := datadogV2.NewSecurityMonitoringSignalStateUpdateAttributes(datadogV2.SECURITYMONITORINGSIGNALSTATE_ARCHIVED)
-		attrs.SetArchiveReason(datadogV2.SECURITYMONITORINGSIGNALARCHIVEREASON_TESTING_OR_MAINTENANCE)
-		attrs.SetArchiveComment(excerpt(comment, 500))
-		body := datadogV2.SecurityMonitoringSignalStateUpdateRequest{
-			Data: datadogV2.SecurityMonitoringSignalStateUpdateData{
-				Attributes: *attrs,
-				Type:       datadogV2.SECURITYMONITORINGSIGNALMETADATATYPE_SIGNAL_METADATA.Ptr(),
-			},
-		}
+		body := signalStateRequest{Data: signalStateData{
+			Attributes: signalStateAttributes{ArchiveComment: excerpt(comment, 500), ArchiveReason: "testing_or_maintenance", State: "archived"},
+			Type:       "signal_metadata",
+		}}
 		_, err := st.api.call(ctx, opSignalState, "archive signal "+id, func(ctx context.Context) (*http.Response, error) {
-			_, resp, err := st.api.security.EditSecurityMonitoringSignalState(ctx, id, body)
-			return resp, err
+			return st.api.send(ctx, epSignalState, request{params: map[string]string{"signal_id": id}, body: &body})
 		})
 		if err != nil {
 			if ctx.Err() != nil {

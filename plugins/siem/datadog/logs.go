@@ -11,9 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/DataDog/datadog-api-client-go/v2/api/datadog"
-	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV2"
-
 	"github.com/vigilsec/vigil/core/plugin"
 )
 
@@ -120,29 +117,24 @@ func (s *SIEM) SearchRawEvents(ctx context.Context, req plugin.RawEventsRequest)
 		return nil, nil
 	}
 	a := st.api
-	filter := datadogV2.LogsQueryFilter{Query: datadog.PtrString(and(st.cfg.LogsQuery, markersQuery(req.Markers)))}
+	filter := logsFilter{Query: and(st.cfg.LogsQuery, markersQuery(req.Markers))}
 	if !req.Start.IsZero() {
-		filter.From = datadog.PtrString(req.Start.Add(-rawWindowSlack).UTC().Format(time.RFC3339Nano))
+		filter.From = req.Start.Add(-rawWindowSlack).UTC().Format(time.RFC3339Nano)
 	}
 	end := req.End
 	if end.IsZero() {
 		end = a.now()
 	}
-	filter.To = datadog.PtrString(end.Add(rawWindowSlack).UTC().Format(time.RFC3339Nano))
+	filter.To = end.Add(rawWindowSlack).UTC().Format(time.RFC3339Nano)
 	if len(st.cfg.LogsIndexes) > 0 {
 		filter.Indexes = st.cfg.LogsIndexes
 	}
-	body := datadogV2.LogsListRequest{
-		Filter: &filter,
-		Page:   &datadogV2.LogsListRequestPage{Limit: datadog.PtrInt32(logsPageLimit)},
-		Sort:   datadogV2.LOGSSORT_TIMESTAMP_ASCENDING.Ptr(),
-	}
+	body := logsRequest{Filter: &filter, Page: &cursorPage{Limit: logsPageLimit}, Sort: sortTimestamp}
 	var out []plugin.RawEvent
 	budget := maxRawEventsBytes
 	for page := 0; page < DefaultLogsPages; page++ {
 		ans, err := a.call(ctx, opListLogs, "search logs", func(ctx context.Context) (*http.Response, error) {
-			_, resp, err := a.logs.ListLogs(ctx, *datadogV2.NewListLogsOptionalParameters().WithBody(body))
-			return resp, err
+			return a.send(ctx, epListLogs, request{body: &body})
 		})
 		if err != nil {
 			return nil, err
@@ -158,10 +150,10 @@ func (s *SIEM) SearchRawEvents(ctx context.Context, req plugin.RawEventsRequest)
 		if after == "" {
 			return out, nil
 		}
-		if body.Page.Cursor != nil && *body.Page.Cursor == after {
+		if body.Page.Cursor != "" && body.Page.Cursor == after {
 			return nil, fmt.Errorf("datadog: search logs: page %d returned the cursor it was given: the paging cursor does not advance", page+1)
 		}
-		body.Page.Cursor = datadog.PtrString(after)
+		body.Page.Cursor = after
 	}
 	return out, nil
 }
@@ -236,7 +228,7 @@ type pendingLog struct {
 	index   int
 	at      time.Time
 	stamped bool // the event carried its own time (else it happens now)
-	item    datadogV2.HTTPLogItem
+	item    logItem
 }
 
 // Ingest replays events through the logs intake (SubmitLog, API key only),
@@ -296,15 +288,13 @@ func (s *SIEM) Ingest(ctx context.Context, req plugin.IngestRequest) (plugin.Ing
 	}
 	a.stats.logsRejected.Add(int64(len(res.Problems)))
 
-	opts := *datadogV2.NewSubmitLogOptionalParameters().WithContentEncoding(datadogV2.CONTENTENCODING_GZIP)
 	for bi, batch := range batches {
-		items := make([]datadogV2.HTTPLogItem, len(batch))
+		items := make([]logItem, len(batch))
 		for i, l := range batch {
 			items[i] = l.item
 		}
 		_, err := a.call(ctx, opSubmitLog, "submit logs", func(ctx context.Context) (*http.Response, error) {
-			_, resp, err := a.logs.SubmitLog(ctx, items, opts)
-			return resp, err
+			return a.send(ctx, epSubmitLog, request{body: items, header: map[string]string{"Content-Encoding": "gzip"}})
 		})
 		if err != nil {
 			if res.Accepted == 0 {
@@ -356,7 +346,7 @@ func retimestamp(logs []pendingLog, now time.Time, res *plugin.IngestResult) []p
 				Message: fmt.Sprintf("stamped %s, older than the intake accepts (%s) even after re-timestamping", l.at.UTC().Format(time.RFC3339), MaxEventAge)})
 			continue
 		}
-		l.item.AdditionalProperties["timestamp"] = l.at.UTC().Format(time.RFC3339Nano)
+		l.item.Attributes["timestamp"] = l.at.UTC().Format(time.RFC3339Nano)
 		out = append(out, l)
 	}
 	return out
@@ -455,18 +445,7 @@ func (c Config) toLog(b []byte, marker string, now time.Time) (pendingLog, error
 		setPath(attrs, []string{"vigil", "marker"}, marker)
 		tags = append([]string{"vigil_marker:" + marker}, tags...)
 	}
-	item := datadogV2.HTTPLogItem{
-		Message:              msg,
-		Ddsource:             datadog.PtrString(source),
-		Service:              datadog.PtrString(c.IngestService),
-		AdditionalProperties: attrs,
-	}
-	if host != "" {
-		item.Hostname = datadog.PtrString(host)
-	}
-	if len(tags) > 0 {
-		item.Ddtags = datadog.PtrString(strings.Join(tags, ","))
-	}
+	item := logItem{Message: msg, Source: source, Service: c.IngestService, Hostname: host, Tags: strings.Join(tags, ","), Attributes: attrs}
 	return pendingLog{at: at, stamped: stamped, item: item}, nil
 }
 

@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
-
-	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV2"
 
 	"github.com/vigilsec/vigil/core/plugin"
 )
@@ -72,10 +72,9 @@ func (a *api) listRules(ctx context.Context, max int) ([]Rule, error) {
 		size = int64(max)
 	}
 	for page := int64(0); page < maxRulePages; page++ {
-		params := datadogV2.NewListSecurityMonitoringRulesOptionalParameters().WithPageSize(size).WithPageNumber(page)
+		query := url.Values{"page[size]": {strconv.FormatInt(size, 10)}, "page[number]": {strconv.FormatInt(page, 10)}}
 		ans, err := a.call(ctx, opListRules, "list rules", func(ctx context.Context) (*http.Response, error) {
-			_, resp, err := a.security.ListSecurityMonitoringRules(ctx, *params)
-			return resp, err
+			return a.send(ctx, epListRules, request{query: query})
 		})
 		if err != nil {
 			return nil, err

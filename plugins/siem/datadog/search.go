@@ -12,9 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/DataDog/datadog-api-client-go/v2/api/datadog"
-	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV2"
-
 	"github.com/vigilsec/vigil/core/plugin"
 )
 
@@ -136,28 +133,16 @@ func (s *SIEM) Search(ctx context.Context, req plugin.SearchRequest) (plugin.Sea
 // searchSignals runs one signals search request through the official
 // client and decodes the answer itself.
 func (a *api) searchSignals(ctx context.Context, query string, req plugin.SearchRequest, limit int, cursor string) ([]plugin.Signal, string, time.Duration, error) {
-	filter := datadogV2.SecurityMonitoringSignalListRequestFilter{}
+	filter := signalsFilter{Query: query}
 	if !req.Start.IsZero() {
-		filter.From = datadog.PtrTime(req.Start.UTC())
+		filter.From = timePtr(req.Start.UTC())
 	}
 	if !req.End.IsZero() {
-		filter.To = datadog.PtrTime(req.End.UTC())
+		filter.To = timePtr(req.End.UTC())
 	}
-	if query != "" {
-		filter.Query = datadog.PtrString(query)
-	}
-	page := datadogV2.SecurityMonitoringSignalListRequestPage{Limit: datadog.PtrInt32(int32(limit))}
-	if cursor != "" {
-		page.Cursor = datadog.PtrString(cursor)
-	}
-	body := datadogV2.SecurityMonitoringSignalListRequest{
-		Filter: &filter,
-		Page:   &page,
-		Sort:   datadogV2.SECURITYMONITORINGSIGNALSSORT_TIMESTAMP_ASCENDING.Ptr(),
-	}
+	body := signalsRequest{Filter: &filter, Page: &cursorPage{Cursor: cursor, Limit: int32(limit)}, Sort: sortTimestamp}
 	ans, err := a.call(ctx, opSearchSignals, "search signals", func(ctx context.Context) (*http.Response, error) {
-		_, resp, err := a.security.SearchSecurityMonitoringSignals(ctx, *datadogV2.NewSearchSecurityMonitoringSignalsOptionalParameters().WithBody(body))
-		return resp, err
+		return a.send(ctx, epSearchSignals, request{body: &body})
 	})
 	if err != nil {
 		return nil, "", 0, err
@@ -179,11 +164,10 @@ func (s *SIEM) Clock(ctx context.Context) (plugin.ClockReading, error) {
 	}
 	a := st.api
 	now := a.now()
-	filter := datadogV2.SecurityMonitoringSignalListRequestFilter{From: datadog.PtrTime(now.Add(-time.Minute).UTC()), To: datadog.PtrTime(now.UTC())}
-	body := datadogV2.SecurityMonitoringSignalListRequest{Filter: &filter, Page: &datadogV2.SecurityMonitoringSignalListRequestPage{Limit: datadog.PtrInt32(1)}}
+	filter := signalsFilter{From: timePtr(now.Add(-time.Minute).UTC()), To: timePtr(now.UTC())}
+	body := signalsRequest{Filter: &filter, Page: &cursorPage{Limit: 1}}
 	ans, err := a.call(ctx, opSearchSignals, "read the clock", func(ctx context.Context) (*http.Response, error) {
-		_, resp, err := a.security.SearchSecurityMonitoringSignals(ctx, *datadogV2.NewSearchSecurityMonitoringSignalsOptionalParameters().WithBody(body))
-		return resp, err
+		return a.send(ctx, epSearchSignals, request{body: &body})
 	})
 	if err != nil {
 		return plugin.ClockReading{}, err
