@@ -42,6 +42,14 @@ var Handshake = goplugin.HandshakeConfig{
 // implement. It travels over gRPC as codes.Unimplemented.
 var ErrUnsupported = errors.New("not supported by this plugin")
 
+// ErrDenied means the SIEM refused vigil's credentials or permissions (a
+// wrong key or password, a missing permission, a locked account): asking
+// again cannot succeed, and may lock the account. A plugin wraps it
+// (fmt.Errorf("datadog: search signals: %w: ...", plugin.ErrDenied)); the
+// engine then stops searching that SIEM and ends its tests as errors at
+// once. It travels over gRPC as codes.PermissionDenied.
+var ErrDenied = errors.New("the SIEM refused the credentials or their permissions")
+
 // Capabilities of SIEM plugins (Description.Capabilities).
 const (
 	CapRawEvents    = "raw_events"

@@ -3,6 +3,7 @@ package plugin_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ type fakeSIEM struct {
 	gotConfig []byte
 	gotSearch plugin.SearchRequest
 	answer    plugin.SearchResult
+	searchErr error
 }
 
 func (f *fakeSIEM) Describe(context.Context) (plugin.Description, error) {
@@ -31,7 +33,7 @@ func (f *fakeSIEM) Describe(context.Context) (plugin.Description, error) {
 func (f *fakeSIEM) Configure(_ context.Context, b []byte) error { f.gotConfig = b; return nil }
 func (f *fakeSIEM) Search(_ context.Context, r plugin.SearchRequest) (plugin.SearchResult, error) {
 	f.gotSearch = r
-	return f.answer, nil
+	return f.answer, f.searchErr
 }
 func (f *fakeSIEM) Ingest(_ context.Context, r plugin.IngestRequest) (plugin.IngestResult, error) {
 	return plugin.IngestResult{Accepted: len(r.Events), Problems: []plugin.Problem{{Subject: "e1", Message: "bad"}}}, nil
@@ -92,6 +94,36 @@ func TestSIEMRoundTrip(t *testing.T) {
 	ir, err := s.Ingest(ctx, plugin.IngestRequest{Events: [][]byte{[]byte(`{}`), []byte(`{}`)}})
 	if err != nil || ir.Accepted != 2 || len(ir.Problems) != 1 || ir.Problems[0].String() != "e1: bad" {
 		t.Fatalf("Ingest = %+v, %v", ir, err)
+	}
+}
+
+// The errors the engine acts on keep their meaning over gRPC, with the
+// plugin's message.
+func TestErrorsRoundTrip(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		is   error
+		msg  string
+	}{
+		{"denied", fmt.Errorf("acme: search: %w: 403 Forbidden: missing security_monitoring_signals_read", plugin.ErrDenied), plugin.ErrDenied,
+			"acme: search: the SIEM refused the credentials or their permissions: 403 Forbidden: missing security_monitoring_signals_read"},
+		{"unsupported", fmt.Errorf("acme: %w", plugin.ErrUnsupported), plugin.ErrUnsupported, plugin.ErrUnsupported.Error()},
+		{"other", errors.New("acme: search: 500 Internal Server Error"), nil, "acme: search: 500 Internal Server Error"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := dispense(t, plugin.KindSIEM, nil, &fakeSIEM{searchErr: tc.err}).(plugin.SIEM)
+			_, err := s.Search(context.Background(), plugin.SearchRequest{})
+			if err == nil || err.Error() != tc.msg {
+				t.Fatalf("error %v, want %q", err, tc.msg)
+			}
+			for _, sentinel := range []error{plugin.ErrDenied, plugin.ErrUnsupported} {
+				if errors.Is(err, sentinel) != (sentinel == tc.is) {
+					t.Errorf("errors.Is(%v, %v) = %v", err, sentinel, !(sentinel == tc.is))
+				}
+			}
+		})
 	}
 }
 

@@ -87,13 +87,16 @@ func timeFromProto(ts *timestamppb.Timestamp) time.Time {
 }
 
 // toStatus turns a plugin error into a gRPC status; ErrUnsupported becomes
-// codes.Unimplemented so that the client side can turn it back.
+// codes.Unimplemented and ErrDenied codes.PermissionDenied, so that the
+// client side can turn them back.
 func toStatus(err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, ErrUnsupported):
 		return status.Error(codes.Unimplemented, err.Error())
+	case errors.Is(err, ErrDenied):
+		return status.Error(codes.PermissionDenied, err.Error())
 	default:
 		if _, ok := status.FromError(err); ok {
 			return err
@@ -103,7 +106,8 @@ func toStatus(err error) error {
 }
 
 // fromStatus turns a gRPC error back into a plain error: Unimplemented
-// becomes ErrUnsupported, a broken connection says the plugin is gone.
+// becomes ErrUnsupported, PermissionDenied wraps ErrDenied (the message is
+// the plugin's), a broken connection says the plugin is gone.
 func fromStatus(err error) error {
 	if err == nil {
 		return nil
@@ -115,6 +119,8 @@ func fromStatus(err error) error {
 	switch st.Code() {
 	case codes.Unimplemented:
 		return ErrUnsupported
+	case codes.PermissionDenied:
+		return deniedError{msg: st.Message()}
 	case codes.Unavailable:
 		return fmt.Errorf("%w: %s", ErrPluginGone, st.Message())
 	case codes.Canceled, codes.DeadlineExceeded:
@@ -123,6 +129,13 @@ func fromStatus(err error) error {
 		return errors.New(st.Message())
 	}
 }
+
+// deniedError is ErrDenied as it comes back over gRPC: the plugin's own
+// message, which already says what was denied.
+type deniedError struct{ msg string }
+
+func (e deniedError) Error() string { return e.msg }
+func (e deniedError) Unwrap() error { return ErrDenied }
 
 // ErrPluginGone means the plugin process stopped answering (crashed or was
 // killed).

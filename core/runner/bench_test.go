@@ -59,7 +59,7 @@ func BenchmarkSearchesPerPoll(b *testing.B) {
 					})
 				}
 				b.StartTimer()
-				res, err := w.poll(context.Background())
+				res, err := w.poll(context.Background(), time.Second)
 				if err != nil {
 					b.Fatal(err)
 				}

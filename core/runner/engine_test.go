@@ -291,6 +291,60 @@ crash_after = 2
 	})
 }
 
+// A SIEM that cannot answer ends its tests as errors by their deadline
+// plus one poll interval (100ms here), whatever the search is doing: the
+// plugin retrying or hanging, or the SIEM refusing the credentials, which
+// is never asked again.
+func TestEngineSearchNeverAnswers(t *testing.T) {
+	const within = 1500 * time.Millisecond
+	tests := []struct {
+		name, config string
+		wantErr      string
+		// by bounds the run's wall time: the deadline, one interval, and
+		// the plugins' start and the injections.
+		by time.Duration
+		// searches bounds the searches made, when > 0.
+		searches int64
+	}{
+		{"failing", "fail_first = 1000000", "scripted failure", within + time.Second, 0},
+		{"hanging", "hang = true", "no answer", within + time.Second, 0},
+		{"denied", `deny = "403 Forbidden: missing security_monitoring_signals_read"`, "missing security_monitoring_signals_read", within / 2, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			eng, siem := setup(t, "hostname = \"testhost\"\n"+tc.config)
+			var cat []*catalog.Test
+			for _, id := range []string{"a", "b", "c"} {
+				cat = append(cat, newTest(t, id, nil, catalog.Expectation{Within: within}))
+			}
+			plan, err := eng.Plan(cat)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			rs := eng.Run(context.Background(), plan)
+			took := time.Since(start)
+			for _, r := range rs {
+				if r.Status != measure.Error || !strings.Contains(r.Error, tc.wantErr) {
+					t.Errorf("%s: status %s error %q, want an error with %q", r.TestID, r.Status, r.Error, tc.wantErr)
+				}
+			}
+			if took > tc.by {
+				t.Errorf("the run took %v: its tests ended long after their deadline (%v) plus one poll interval", took.Round(time.Millisecond), within)
+			}
+			if tc.searches > 0 {
+				st, err := siem.Impl.Stats(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st["searches"] > tc.searches {
+					t.Errorf("%d searches after the SIEM refused the credentials, want at most %d", st["searches"], tc.searches)
+				}
+			}
+		})
+	}
+}
+
 // An interrupt while tests wait for signals ends the wait with errors (not
 // misses), and every injection is still cleaned up.
 func TestEngineInterruptCleansUp(t *testing.T) {

@@ -212,6 +212,9 @@ func (w *watcher) run(ctx context.Context) {
 	var (
 		lastErr  error
 		failures int
+		// denied is the error that ended every search for good (the
+		// plugin is gone, or the SIEM refused the credentials).
+		denied error
 	)
 	timer := time.NewTimer(interval)
 	defer timer.Stop()
@@ -244,8 +247,18 @@ func (w *watcher) run(ctx context.Context) {
 		case <-timer.C:
 		}
 
+		if denied != nil {
+			w.failAll(denied.Error())
+			continue
+		}
+		if lastErr != nil {
+			// The searches are failing: end what is due before asking
+			// again, not after.
+			w.expireFailed(lastErr, interval, grace)
+			w.deliver(ctx)
+		}
 		wait := interval
-		res, err := w.poll(ctx)
+		res, err := w.poll(ctx, interval)
 		switch {
 		case err == nil:
 			lastErr, failures = nil, 0
@@ -253,8 +266,12 @@ func (w *watcher) run(ctx context.Context) {
 			w.expire(res.end)
 		case ctx.Err() != nil:
 			continue // the select above reports the interruption
-		case errors.Is(err, plugin.ErrPluginGone):
-			w.failAll(fmt.Sprintf("siem %q: %v", w.siem.Name, err))
+		case errors.Is(err, plugin.ErrPluginGone), errors.Is(err, plugin.ErrDenied):
+			// Asking again cannot succeed (and a refused login asked again
+			// may lock the account): every test waiting on this SIEM ends,
+			// and so will every later one, without another search.
+			denied = err
+			w.failAll(err.Error())
 			continue
 		default:
 			lastErr = err
@@ -296,8 +313,11 @@ type pollResult struct {
 // the earliest pending injection, less the clock slack, to now (plus the
 // SIEM's measured lead when its clock is ahead: it stamps signals in this
 // host's future). Paging that does not advance (a cursor the SIEM ignores,
-// a page it repeats) or never ends is an error, never a silent stop.
-func (w *watcher) poll(ctx context.Context) (pollResult, error) {
+// a page it repeats) or never ends is an error, never a silent stop. The
+// search must answer by the time a pending test is due to end (see
+// cutoff): a SIEM that hangs, or a plugin that keeps retrying, cannot hold
+// a test past its deadline plus one poll interval.
+func (w *watcher) poll(ctx context.Context, interval time.Duration) (pollResult, error) {
 	w.mu.Lock()
 	exps := make([]plugin.Expectation, 0, len(w.pending))
 	var start time.Time
@@ -307,9 +327,17 @@ func (w *watcher) poll(ctx context.Context) (pollResult, error) {
 			start = p.exp.NotBefore
 		}
 	}
+	cut := w.cutoffLocked(interval)
 	w.polls++
 	w.mu.Unlock()
 	sort.Slice(exps, func(i, j int) bool { return exps[i].ID < exps[j].ID })
+	if !cut.IsZero() {
+		// A timeout from w.now, not a deadline: tests run the watcher on
+		// a clock of their own.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, cut.Sub(w.now()), errSearchCut)
+		defer cancel()
+	}
 
 	res := pollResult{end: w.now()}
 	req := plugin.SearchRequest{Start: start.Add(-w.slack()), End: res.end.Add(w.lead()), Expectations: exps, PageSize: w.siem.PageSize}
@@ -323,6 +351,9 @@ func (w *watcher) poll(ctx context.Context) (pollResult, error) {
 		w.mu.Unlock()
 		r, err := w.siem.Impl.Search(ctx, req)
 		if err != nil {
+			if errors.Is(context.Cause(ctx), errSearchCut) {
+				return res, fmt.Errorf("siem %q: search: no answer %s after it was sent, by the time a pending test was due to end: %w", w.siem.Name, w.now().Sub(res.end).Round(time.Millisecond), err)
+			}
 			return res, fmt.Errorf("siem %q: search: %w", w.siem.Name, err)
 		}
 		if r.NextPageToken != "" && r.NextPageToken == req.PageToken {
@@ -344,6 +375,33 @@ func (w *watcher) poll(ctx context.Context) (pollResult, error) {
 		}
 		req.PageToken = r.NextPageToken
 	}
+}
+
+// errSearchCut is the cause of a search the watcher stopped waiting for.
+var errSearchCut = errors.New("search cut at a pending test's due time")
+
+// cutoffLocked is when the next search must have answered: the earliest
+// time a pending test is due to end (one interval after its deadline; for
+// one in its last look, one interval after that look begins), and at
+// least half an interval from now. Zero when nothing is pending.
+func (w *watcher) cutoffLocked(interval time.Duration) time.Time {
+	var cut time.Time
+	for _, p := range w.pending {
+		due := p.exp.Deadline.Add(interval)
+		if p.closing {
+			due = p.closedAt.Add(2 * interval)
+		}
+		if cut.IsZero() || due.Before(cut) {
+			cut = due
+		}
+	}
+	if cut.IsZero() {
+		return cut
+	}
+	if floor := w.now().Add(interval / 2); cut.Before(floor) {
+		cut = floor
+	}
+	return cut
 }
 
 // repeated reports whether a non-empty page holds only signals already
@@ -506,19 +564,22 @@ func (w *watcher) expireFailed(lastErr error, interval, grace time.Duration) {
 }
 
 // wakeBy shortens wait (a backoff, a rate limit's hint) so that the
-// watcher wakes by the first time expireFailed may end an expectation:
-// one interval past its deadline, or past its last look.
+// watcher wakes when a pending expectation needs it: at its deadline (the
+// search that covers it starts then, and has one interval to answer), one
+// interval past it (when expireFailed may end it), or at its last look.
 func (w *watcher) wakeBy(wait, interval time.Duration) time.Duration {
 	now := w.now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, p := range w.pending {
-		due := p.exp.Deadline.Add(interval)
+		dues := []time.Time{p.exp.Deadline, p.exp.Deadline.Add(interval)}
 		if p.closing {
-			due = p.closedAt.Add(interval)
+			dues = []time.Time{p.closedAt.Add(interval)}
 		}
-		if d := due.Sub(now); d > 0 && d < wait {
-			wait = d
+		for _, due := range dues {
+			if d := due.Sub(now); d > 0 && d < wait {
+				wait = d
+			}
 		}
 	}
 	return max(wait, time.Millisecond)

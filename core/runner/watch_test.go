@@ -63,7 +63,7 @@ func marked(id, marker string, ts time.Time) plugin.Signal {
 // deliver.
 func step(t *testing.T, w *watcher) {
 	t.Helper()
-	res, err := w.poll(context.Background())
+	res, err := w.poll(context.Background(), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,11 @@
 // call answers it; `no_clock = true` makes that call unsupported),
 // `paging = "stuck"` (every page answers the token it was given, "p1" for
 // the first) or `paging = "repeat"` (every page is the first one again,
-// under a new token), and `reject = N` (Ingest rejects the last N events).
+// under a new token), `reject = N` (Ingest rejects the last N events),
+// `hang = true` (every search waits until vigil gives up on it, as a SIEM
+// that never answers or a plugin that keeps retrying) and `deny = "msg"`
+// (every search is refused with plugin.ErrDenied and msg, as a wrong key
+// would be). Stats counts the searches ("searches").
 //
 // The raw-event search answers scripted events of the tests whose markers
 // it is asked about (the test of a marker is learnt from the searches):
@@ -102,6 +106,8 @@ type config struct {
 	NoClock     bool       `toml:"no_clock"`
 	Paging      string     `toml:"paging"`
 	Reject      int        `toml:"reject"`
+	Hang        bool       `toml:"hang"`
+	Deny        string     `toml:"deny"`
 	clockOffset time.Duration
 }
 
@@ -231,10 +237,27 @@ func (s *testSIEM) ClaimedRules(context.Context) ([]plugin.Rule, error) {
 	return out, nil
 }
 
-func (s *testSIEM) Search(_ context.Context, req plugin.SearchRequest) (plugin.SearchResult, error) {
+// Stats counts the searches.
+func (s *testSIEM) Stats(context.Context) (map[string]int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return map[string]int64{"searches": int64(s.searches)}, nil
+}
+
+func (s *testSIEM) Search(ctx context.Context, req plugin.SearchRequest) (plugin.SearchResult, error) {
+	s.mu.Lock()
 	s.searches++
+	hang, deny := s.cfg.Hang, s.cfg.Deny
+	s.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return plugin.SearchResult{}, fmt.Errorf("testsiem: scripted hang: %w", ctx.Err())
+	}
+	if deny != "" {
+		return plugin.SearchResult{}, fmt.Errorf("testsiem: search: %w: %s", plugin.ErrDenied, deny)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.cfg.CrashAfter > 0 && s.searches >= s.cfg.CrashAfter {
 		os.Exit(3)
 	}
