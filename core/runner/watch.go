@@ -179,11 +179,11 @@ func (w *watcher) failAll(msg string) {
 // readClock asks the SIEM for its clock once, when it can tell; an offset
 // beyond the reading's uncertainty is then taken off the timestamps of
 // marker-tied signals stamped outside their window.
-func (w *watcher) readClock(ctx context.Context) {
+func (w *watcher) readClock(ctx context.Context, timeout time.Duration) {
 	if !w.siem.Desc.Has(plugin.CapClock) {
 		return
 	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	r, err := w.siem.Impl.Clock(cctx)
 	if err != nil {
@@ -208,7 +208,12 @@ func (w *watcher) run(ctx context.Context) {
 	if grace < 10*time.Second {
 		grace = 10 * time.Second
 	}
-	w.readClock(ctx)
+	// The first poll is due one interval from now; the clock is read in
+	// that time, and given no more than a second beyond it: a SIEM slow to
+	// answer must not hold the tests' deadlines.
+	timer := time.NewTimer(interval)
+	defer timer.Stop()
+	w.readClock(ctx, min(max(interval, time.Second), 10*time.Second))
 	var (
 		lastErr  error
 		failures int
@@ -216,8 +221,6 @@ func (w *watcher) run(ctx context.Context) {
 		// plugin is gone, or the SIEM refused the credentials).
 		denied error
 	)
-	timer := time.NewTimer(interval)
-	defer timer.Stop()
 	for {
 		w.mu.Lock()
 		idle := len(w.pending) == 0
@@ -351,7 +354,9 @@ func (w *watcher) poll(ctx context.Context, interval time.Duration) (pollResult,
 		w.mu.Unlock()
 		r, err := w.siem.Impl.Search(ctx, req)
 		if err != nil {
-			if errors.Is(context.Cause(ctx), errSearchCut) {
+			// The plugin gets the same deadline over gRPC, so its own
+			// cancellation may arrive a moment before ours fires.
+			if errors.Is(context.Cause(ctx), errSearchCut) || !cut.IsZero() && !w.now().Add(cutSlack).Before(cut) {
 				return res, fmt.Errorf("siem %q: search: no answer %s after it was sent, by the time a pending test was due to end: %w", w.siem.Name, w.now().Sub(res.end).Round(time.Millisecond), err)
 			}
 			return res, fmt.Errorf("siem %q: search: %w", w.siem.Name, err)
@@ -376,6 +381,10 @@ func (w *watcher) poll(ctx context.Context, interval time.Duration) (pollResult,
 		req.PageToken = r.NextPageToken
 	}
 }
+
+// cutSlack is how early before the cut a failed search still counts as
+// cut off (see poll).
+const cutSlack = 50 * time.Millisecond
 
 // errSearchCut is the cause of a search the watcher stopped waiting for.
 var errSearchCut = errors.New("search cut at a pending test's due time")

@@ -115,10 +115,13 @@ type answer struct {
 }
 
 // apiError is a Datadog answer that is not a success. Its message never
-// holds a key.
+// holds a key. A 401 or a 403 is plugin.ErrDenied: asking again cannot
+// succeed.
 type apiError struct {
 	status  int
 	message string
+	// permission is what the operation needs of the application key.
+	permission string
 }
 
 func (e *apiError) Error() string {
@@ -126,11 +129,21 @@ func (e *apiError) Error() string {
 	if e.message != "" {
 		msg += ": " + e.message
 	}
-	switch e.status {
-	case http.StatusUnauthorized, http.StatusForbidden:
+	switch {
+	case e.status == http.StatusForbidden && e.permission != "":
+		msg += " (the application key needs the permission " + e.permission + "; check api_key and app_key and their site)"
+	case e.status == http.StatusUnauthorized, e.status == http.StatusForbidden:
 		msg += " (check api_key and app_key, their site, and the permissions the README lists)"
 	}
 	return msg
+}
+
+// Unwrap makes a refused key or permission plugin.ErrDenied.
+func (e *apiError) Unwrap() error {
+	if e.status == http.StatusUnauthorized || e.status == http.StatusForbidden {
+		return plugin.ErrDenied
+	}
+	return nil
 }
 
 // retryable reports whether a status is worth another attempt.
@@ -193,6 +206,9 @@ func (a *api) call(ctx context.Context, op, what string, fn func(ctx context.Con
 			}
 			lastErr = err
 			if attempt+1 < attempts {
+				if pastDeadline(ctx, backoff(attempt)) {
+					return fail(fmt.Errorf("giving up after %d attempts, the next would come after the caller's deadline: %w", attempt+1, lastErr))
+				}
 				if err := a.sleep(ctx, backoff(attempt)); err != nil {
 					return fail(err)
 				}
@@ -204,7 +220,7 @@ func (a *api) call(ctx context.Context, op, what string, fn func(ctx context.Con
 		if status >= 200 && status < 300 {
 			return answer{status: status, body: body, pace: pace, header: resp.Header, sent: sent, received: received}, nil
 		}
-		apiErr := &apiError{status: status, message: errorMessage(body)}
+		apiErr := &apiError{status: status, message: errorMessage(body), permission: permissions[op]}
 		if !retryable(status) {
 			return fail(apiErr)
 		}
@@ -228,11 +244,22 @@ func (a *api) call(ctx context.Context, op, what string, fn func(ctx context.Con
 			}
 			a.stats.throttledMS.Add(wait.Milliseconds())
 		}
+		if pastDeadline(ctx, wait) {
+			return fail(fmt.Errorf("giving up after %d attempts, the next would come after the caller's deadline: %w", attempt+1, lastErr))
+		}
 		if err := a.sleep(ctx, wait); err != nil {
 			return fail(err)
 		}
 	}
 	return fail(fmt.Errorf("giving up after %d attempts: %w", attempts, lastErr))
+}
+
+// pastDeadline reports whether waiting d would end after ctx's deadline
+// (the engine's: the time a pending test is due to end). Then the plugin
+// answers with the error it has, rather than being cut off with none.
+func pastDeadline(ctx context.Context, d time.Duration) bool {
+	dl, ok := ctx.Deadline()
+	return ok && time.Until(dl) < d
 }
 
 // backoff is the wait before retry attempt+1: 250ms doubled per attempt,

@@ -257,7 +257,7 @@ func TestEngineEndToEnd(t *testing.T) {
 		eng, _ := engine(t, srv, "max_retries = 1", inj, "fakeinj")
 		rs := run(t, eng, e2eTest(t, "broken", "T1059.004", "fakeinj", 500*time.Millisecond))
 		r := rs["broken"]
-		if r.Status != measure.Error || !strings.Contains(r.Error, "datadog: search signals: giving up after 2 attempts: 500 Internal Server Error") {
+		if r.Status != measure.Error || !strings.Contains(r.Error, "datadog: search signals: giving up after") || !strings.Contains(r.Error, "500 Internal Server Error") {
 			t.Fatalf("status %s error %q, want an error naming the call", r.Status, r.Error)
 		}
 		if strings.Contains(r.Error, testAPIKey) || strings.Contains(r.Error, testAppKey) {
@@ -686,4 +686,71 @@ func deref(p *int64) any {
 		return nil
 	}
 	return *p
+}
+
+// A Datadog that keeps failing ends every test by its deadline plus one
+// poll interval, whatever the plugin's retries are doing; a refused key
+// or permission ends them at once and is not asked again.
+func TestEngineSearchFaults(t *testing.T) {
+	const within = time.Second
+	always := func(a ddfake.Answer) ddfake.Fault {
+		return func(r ddfake.Request, _ int) *ddfake.Answer {
+			if r.Path == ddfake.PathSignalsSearch {
+				return &a
+			}
+			return nil
+		}
+	}
+	cases := []struct {
+		name  string
+		extra string
+		fault ddfake.Fault
+		says  string
+		// by bounds the run's wall time.
+		by time.Duration
+		// searches bounds the signals searches the fake saw, when > 0.
+		searches int
+	}{
+		{name: "persistent 500", extra: "max_retries = 6",
+			fault: always(ddfake.Answer{Status: 500, Body: `{"errors":["Internal Server Error"]}`}),
+			says:  "500 Internal Server Error", by: within + time.Second},
+		{name: "no answer", extra: "timeout = \"5s\"\nmax_retries = 6",
+			fault: always(ddfake.Answer{Delay: time.Minute}),
+			says:  "no answer", by: within + time.Second},
+		{name: "429 beyond max_wait", extra: "max_wait = \"1m\"",
+			fault: always(ddfake.Answer{Status: 429, Body: `{"errors":["Rate limit exceeded"]}`, Header: http.Header{"X-Ratelimit-Reset": {"50"}}}),
+			says:  "429 Too Many Requests", by: within + time.Second},
+		{name: "403 missing permission",
+			fault: always(ddfake.Answer{Status: 403, Body: `{"errors":["Forbidden"]}`}),
+			says:  "needs the permission security_monitoring_signals_read", by: within / 2, searches: 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newFake(t, ddfake.Options{})
+			srv.SetFault(tc.fault)
+			eng, _ := engine(t, srv, tc.extra, &eventInjector{}, "fakeinj")
+			var tests []*catalog.Test
+			for _, id := range []string{"a", "b", "c"} {
+				tests = append(tests, e2eTest(t, id, "T1059.004", "fakeinj", within))
+			}
+			start := time.Now()
+			rs := run(t, eng, tests...)
+			took := time.Since(start)
+			for id, r := range rs {
+				if r.Status != measure.Error || !strings.Contains(r.Error, tc.says) {
+					t.Errorf("%s: status %s error %q, want an error saying %q", id, r.Status, r.Error, tc.says)
+				}
+				if strings.Contains(r.Error, testAPIKey) || strings.Contains(r.Error, testAppKey) {
+					t.Errorf("%s: the error shows a key: %s", id, r.Error)
+				}
+			}
+			if took > tc.by {
+				t.Errorf("the tests ended %v after the run began, want by %v (deadline %v plus a poll interval)", took.Round(time.Millisecond), tc.by, within)
+			}
+			if n := srv.Count(http.MethodPost, ddfake.PathSignalsSearch); tc.searches > 0 && n > tc.searches {
+				t.Errorf("%d signals searches, want at most %d (the clock read and one search)", n, tc.searches)
+			}
+		})
+	}
 }

@@ -42,6 +42,15 @@ const (
 	opSubmitLog     = "v2.LogsApi.SubmitLog"
 )
 
+// permissions are what each operation needs of the application key (the
+// logs intake needs only the API key).
+var permissions = map[string]string{
+	opSearchSignals: "security_monitoring_signals_read",
+	opListRules:     "security_monitoring_rules_read",
+	opSignalState:   "security_monitoring_signals_write",
+	opListLogs:      "logs_read_data",
+}
+
 var (
 	epSearchSignals = endpoint{opSearchSignals, http.MethodPost, "/api/v2/security_monitoring/signals/search", true}
 	epListRules     = endpoint{opListRules, http.MethodGet, "/api/v2/security_monitoring/rules", true}

@@ -3,6 +3,7 @@ package datadog
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -243,6 +244,9 @@ type errorCase struct {
 	tries  int
 	ok     bool
 	errHas []string
+	// denied: the error is plugin.ErrDenied (after the gRPC round trip),
+	// so that the engine stops asking.
+	denied bool
 	stats  map[string]int64
 }
 
@@ -280,14 +284,14 @@ func TestSearchFailures(t *testing.T) {
 			fault: always(ddfake.Answer{Status: 502, Body: "<html>bad gateway</html>", ContentType: "text/html"}),
 			waits: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second}, tries: 8,
 			errHas: []string{"502 Bad Gateway: <html>bad gateway</html>"}},
-		{name: "403 text/plain is not retried",
+		{name: "403 text/plain is not retried, names the permission",
 			fault: always(ddfake.Answer{Status: 403, Body: ddfake.ForbiddenBody, ContentType: "text/plain; charset=utf-8"}),
-			tries: 1, errHas: []string{"datadog: search signals: 403 Forbidden: Forbidden (check api_key and app_key"}},
+			tries: 1, denied: true, errHas: []string{"datadog: search signals: 403 Forbidden: Forbidden (the application key needs the permission security_monitoring_signals_read; check api_key and app_key"}},
 		{name: "401 is not retried",
 			fault: always(ddfake.Answer{Status: 401, Body: `{"errors":["Unauthorized"]}`}),
-			tries: 1, errHas: []string{"datadog: search signals: 401 Unauthorized: Unauthorized (check api_key and app_key"}},
+			tries: 1, denied: true, errHas: []string{"datadog: search signals: 401 Unauthorized: Unauthorized (check api_key and app_key"}},
 		{name: "wrong keys", keys: [2]string{"wrongapikey-000000000000", "wrongappkey-11111111111"},
-			tries: 1, errHas: []string{"datadog: search signals: 403 Forbidden: Forbidden"}},
+			tries: 1, denied: true, errHas: []string{"datadog: search signals: 403 Forbidden: Forbidden"}},
 		{name: "400 names Datadog's message",
 			fault: always(ddfake.Answer{Status: 400, Body: `{"errors":["invalid query: unbalanced parenthesis"]}`}),
 			tries: 1, errHas: []string{"datadog: search signals: 400 Bad Request: invalid query: unbalanced parenthesis"}},
@@ -328,6 +332,9 @@ func TestSearchFailures(t *testing.T) {
 					if !strings.Contains(err.Error(), h) {
 						t.Errorf("error %q does not contain %q", err, h)
 					}
+				}
+				if errors.Is(err, plugin.ErrDenied) != tc.denied {
+					t.Errorf("errors.Is(%v, plugin.ErrDenied) = %v, want %v", err, !tc.denied, tc.denied)
 				}
 				for _, k := range []string{testAPIKey, testAppKey, tc.keys[0], tc.keys[1]} {
 					if k != "" && strings.Contains(err.Error(), k) {
