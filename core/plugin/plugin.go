@@ -65,6 +65,11 @@ const (
 	// credential (the local SIEM's Sigma files): vigil validate reads them
 	// without --online.
 	CapRulesOffline = "rules_offline"
+	// CapIngestTime: the raw events the plugin returns carry when the SIEM
+	// received each one (RawEvent.IngestedAt), which is how vigil measures
+	// ingest_latency_ms. Without it the figure is not measured: an event's
+	// own time says nothing about when the SIEM had it.
+	CapIngestTime = "ingest_time"
 )
 
 // MarkerLocation is where an injector plants the run marker, or where a SIEM

@@ -109,7 +109,7 @@ func (jr *jobRun) collect(waits []waiting) {
 		if o.signal != nil {
 			jr.credit(r, &er, o)
 		}
-		if o.raw != nil && r.IngestLatencyMS == nil {
+		if o.raw != nil && r.IngestLatencyMS == nil && w.siem.Desc.Has(plugin.CapIngestTime) {
 			if first := firstArrival(o.raw.events); !first.IsZero() {
 				r.IngestLatencyMS = measure.Millis(nonNegative(first.Sub(jr.injectedAt)))
 			}
@@ -141,15 +141,12 @@ func (jr *jobRun) credit(r *measure.Result, er *measure.ExpectationResult, o out
 }
 
 // firstArrival is when the first of the events reached the SIEM (its
-// ingestion time, else its own time), zero without events.
+// ingestion time), zero when none says. An event's own time is no
+// stand-in: a replayed event is stamped by vigil, a live one by its host.
 func firstArrival(evs []plugin.RawEvent) time.Time {
 	var first time.Time
 	for _, ev := range evs {
-		at := ev.IngestedAt
-		if at.IsZero() {
-			at = ev.Timestamp
-		}
-		if !at.IsZero() && (first.IsZero() || at.Before(first)) {
+		if at := ev.IngestedAt; !at.IsZero() && (first.IsZero() || at.Before(first)) {
 			first = at
 		}
 	}

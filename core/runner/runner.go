@@ -218,7 +218,7 @@ func PairingFor(t *Target, s *SIEM) (Pairing, error) {
 func (e *Engine) Plan(tests []*catalog.Test) (*Plan, error) {
 	p := &Plan{}
 	var errs []error
-	fallbackNoted := map[string]bool{}
+	fallbackNoted, ingestNoted := map[string]bool{}, map[string]bool{}
 	for _, t := range tests {
 		matched := false
 		for _, tg := range e.Targets {
@@ -239,6 +239,10 @@ func (e *Engine) Plan(tests []*catalog.Test) (*Plan, error) {
 				if pr.Fallback && !fallbackNoted[tg.Name+"/"+s.Name] {
 					fallbackNoted[tg.Name+"/"+s.Name] = true
 					p.Notes = append(p.Notes, fmt.Sprintf("target %q and siem %q share no marker field: signals are tied by time window and host only", tg.Name, s.Name))
+				}
+				if s.Desc.Has(plugin.CapRawEvents) && !s.Desc.Has(plugin.CapIngestTime) && !ingestNoted[s.Name] {
+					ingestNoted[s.Name] = true
+					p.Notes = append(p.Notes, fmt.Sprintf("siem %q: ingest_latency_ms is not measured: its plugin cannot tell when the SIEM received an event", s.Name))
 				}
 				job.SIEMs = append(job.SIEMs, s)
 				job.Pairings[s.Name] = pr

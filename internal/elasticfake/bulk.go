@@ -85,10 +85,20 @@ func (f *Fake) bulkItem(op, index string, line []byte) (map[string]any, map[stri
 		}
 	}
 	f.mu.Lock()
+	raw := append([]byte(nil), line...)
+	if f.stampIngested {
+		ev, _ := src["event"].(map[string]any)
+		if ev == nil {
+			ev = map[string]any{}
+			src["event"] = ev
+		}
+		ev["ingested"] = time.Now().Add(f.clockSkew).UTC().Format(time.RFC3339Nano)
+		raw, _ = json.Marshal(src)
+	}
 	f.seq++
 	id := fmt.Sprintf("fakeid%06d", f.seq)
 	seq := f.seq
-	f.indices[index] = append(f.indices[index], &storedDoc{id: id, src: src, raw: append([]byte(nil), line...)})
+	f.indices[index] = append(f.indices[index], &storedDoc{id: id, src: src, raw: raw})
 	f.mu.Unlock()
 	item["_index"] = ".ds-" + index + "-2024.05.01-000001"
 	item["_id"] = id

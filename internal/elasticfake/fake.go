@@ -100,6 +100,8 @@ type Fake struct {
 	// clockSkew is the server's clock minus the real one.
 	clockSkew         time.Duration
 	ignoreSearchAfter bool
+	// stampIngested sets event.ingested on created documents.
+	stampIngested bool
 }
 
 // New starts a fake Elasticsearch and a fake Kibana, both closed when the
@@ -234,6 +236,16 @@ func (f *Fake) SetClockSkew(d time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.clockSkew = d
+}
+
+// SetStampIngested makes bulk-created documents carry event.ingested, the
+// server's time when it indexed them, as the final pipeline of Elastic
+// Agent integrations sets it. Off, documents keep what they were sent
+// with, as the built-in logs-*-* template does.
+func (f *Fake) SetStampIngested(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stampIngested = on
 }
 
 // SetIgnoreSearchAfter makes every search answer from its first hit, as

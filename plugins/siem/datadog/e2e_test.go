@@ -310,8 +310,8 @@ func TestEngineEndToEnd(t *testing.T) {
 		if !strings.HasPrefix(r.Correlation, "marker:") {
 			t.Errorf("correlation %q", r.Correlation)
 		}
-		if r.IngestLatencyMS == nil {
-			t.Errorf("no ingest latency: the replayed logs were not found by marker")
+		if r.IngestLatencyMS != nil {
+			t.Errorf("ingest_latency_ms %d: Datadog does not say when it received a log, so nothing measures it", *r.IngestLatencyMS)
 		}
 		if srv.Logs() != 2 || len(srv.Archived()) != 1 || srv.Archived()[r.Signals[0].ID] != "testing_or_maintenance" {
 			t.Errorf("%d logs ingested, archived %v", srv.Logs(), srv.Archived())
@@ -543,8 +543,8 @@ func TestEnginePackReplay(t *testing.T) {
 		if r.ObservedLatencyMS == nil || *r.ObservedLatencyMS < *r.LatencyMS {
 			t.Errorf("%s: observed_latency_ms %v below latency_ms %v", id, r.ObservedLatencyMS, r.LatencyMS)
 		}
-		if r.IngestLatencyMS == nil {
-			t.Errorf("%s: the replayed logs were not found by marker", id)
+		if r.IngestLatencyMS != nil {
+			t.Errorf("%s: ingest_latency_ms %d: Datadog does not say when it received a log, so nothing measures it", id, *r.IngestLatencyMS)
 		}
 		for _, sg := range r.Signals {
 			if other, dup := credited[sg.ID]; dup {
@@ -752,5 +752,20 @@ func TestEngineSearchFaults(t *testing.T) {
 				t.Errorf("%d signals searches, want at most %d (the clock read and one search)", n, tc.searches)
 			}
 		})
+	}
+}
+
+// Datadog does not say when it received a log: the plan says that
+// ingest_latency_ms is not measured, rather than report the log's own
+// time (which vigil stamps on a replay) as its arrival.
+func TestIngestLatencyNotMeasured(t *testing.T) {
+	eng, _ := engine(t, newFake(t, ddfake.Options{}), "", &eventInjector{}, "fakeinj")
+	plan, err := eng.Plan([]*catalog.Test{e2eTest(t, "a", "T1059.004", "fakeinj", time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `siem "datadog": ingest_latency_ms is not measured: its plugin cannot tell when the SIEM received an event`
+	if !slices.Contains(plan.Notes, want) {
+		t.Errorf("plan notes %q lack %q", plan.Notes, want)
 	}
 }

@@ -128,12 +128,24 @@ func run(t *testing.T, eng *runner.Engine, tests ...*catalog.Test) map[string]me
 func TestEndToEnd(t *testing.T) {
 	const delay = 700 * time.Millisecond
 	const searchPath = "POST /.alerts-security.alerts-default/_search"
+	t.Run("without event.ingested the ingest latency is not measured", func(t *testing.T) {
+		t.Parallel()
+		f := elasticfake.New(t) // the built-in logs-*-* template: no pipeline stamps it
+		inj := &replayInjector{started: map[string]time.Time{}}
+		detectionRule(t, f, inj, delay, nil, nil)
+		r := run(t, e2eEngine(t, f, inj), e2eTest(t, "shell", 3*time.Second))["shell"]
+		if r.Status != measure.Detected || r.IngestLatencyMS != nil {
+			t.Errorf("status %s ingest_latency_ms %v: want detected, and no ingest latency from the event's own time", r.Status, r.IngestLatencyMS)
+		}
+	})
 	t.Run("detected with the alert's latency, closed, one search per poll", func(t *testing.T) {
 		t.Parallel()
 		f := elasticfake.New(t)
+		f.SetStampIngested(true)
 		inj := &replayInjector{started: map[string]time.Time{}}
 		detectionRule(t, f, inj, delay, nil, nil)
 		eng := e2eEngine(t, f, inj)
+		start := time.Now()
 		rs := run(t, eng, e2eTest(t, "shell", 3*time.Second))
 		r := rs["shell"]
 		if r.Status != measure.Detected {
@@ -148,8 +160,9 @@ func TestEndToEnd(t *testing.T) {
 		if r.Correlation != "marker:process.command_line" || len(r.Signals) != 1 || r.Signals[0].Rule != "Unix Shell Execution With Run Marker" {
 			t.Errorf("correlation %q signals %+v", r.Correlation, r.Signals)
 		}
-		if r.IngestLatencyMS == nil {
-			t.Error("no ingest latency: the replayed event was not found by marker")
+		// event.ingested, the server's time of indexing, is within the run.
+		if r.IngestLatencyMS == nil || *r.IngestLatencyMS < 0 || *r.IngestLatencyMS > time.Since(start).Milliseconds() {
+			t.Errorf("ingest_latency_ms = %v, want event.ingested minus the injection", r.IngestLatencyMS)
 		}
 		if st := first(f.Doc(".alerts-security.alerts-default", r.Signals[0].ID), "kibana.alert.workflow_status"); st != "closed" {
 			t.Errorf("matched alert status %q, want closed", st)

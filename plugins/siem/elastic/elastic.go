@@ -110,7 +110,7 @@ func (s *SIEM) Describe(ctx context.Context) (plugin.Description, error) {
 		Summary:         "Elastic Security: detection alerts through Elasticsearch or Kibana; replay through the bulk API.",
 		MarkerLocations: markerLocations(),
 		QueryDialect:    QueryDialect,
-		Capabilities:    []string{plugin.CapRawEvents, plugin.CapCloseSignals, plugin.CapIngest, plugin.CapRules, plugin.CapClock},
+		Capabilities:    []string{plugin.CapRawEvents, plugin.CapIngestTime, plugin.CapCloseSignals, plugin.CapIngest, plugin.CapRules, plugin.CapClock},
 		ReportsHost:     true,
 	}, nil
 }

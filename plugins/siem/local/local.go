@@ -119,7 +119,7 @@ func (s *SIEM) Describe(ctx context.Context) (plugin.Description, error) {
 		Platforms:       []string{"linux"},
 		MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine, plugin.MarkerFilePath, plugin.MarkerLogField},
 		QueryDialect:    QueryDialect,
-		Capabilities:    []string{plugin.CapRawEvents, plugin.CapIngest, plugin.CapRules, plugin.CapClock, plugin.CapRulesOffline},
+		Capabilities:    []string{plugin.CapRawEvents, plugin.CapIngestTime, plugin.CapIngest, plugin.CapRules, plugin.CapClock, plugin.CapRulesOffline},
 		ReportsHost:     true,
 	}, nil
 }

@@ -140,7 +140,7 @@ func (p *SIEM) Describe(context.Context) (plugin.Description, error) {
 		Summary:         "Splunk: Enterprise Security notables or any SPL, through the REST search API; replay through HEC.",
 		MarkerLocations: append([]plugin.MarkerLocation(nil), markerLocations...),
 		QueryDialect:    QueryDialect,
-		Capabilities:    []string{plugin.CapRawEvents, plugin.CapCloseSignals, plugin.CapIngest, plugin.CapRules, plugin.CapClock},
+		Capabilities:    []string{plugin.CapRawEvents, plugin.CapIngestTime, plugin.CapCloseSignals, plugin.CapIngest, plugin.CapRules, plugin.CapClock},
 		ReportsHost:     true,
 	}, nil
 }

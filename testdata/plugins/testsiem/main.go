@@ -132,7 +132,7 @@ func (s *testSIEM) Describe(context.Context) (plugin.Description, error) {
 		Name: "testsiem", Version: "0.0.1", Summary: "scripted SIEM for engine tests",
 		QueryDialect: "none", ReportsHost: true,
 		MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine},
-		Capabilities:    []string{plugin.CapRawEvents, plugin.CapClock, plugin.CapIngest},
+		Capabilities:    []string{plugin.CapRawEvents, plugin.CapIngestTime, plugin.CapClock, plugin.CapIngest},
 	}, nil
 }
 
