@@ -21,11 +21,12 @@ import (
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 )
 
-// RetryOnStatus are the HTTP statuses the clients retry with backoff: the
-// go-elasticsearch defaults (502, 503, 504) plus 429 (Elasticsearch's
-// es_rejected_execution_exception back-pressure, which the client does not
-// retry by default) and 500.
-var RetryOnStatus = []int{http.StatusTooManyRequests, http.StatusInternalServerError,
+// RetryOnStatus are the HTTP statuses the transport retries with backoff:
+// the go-elasticsearch defaults (502, 503, 504) plus 500. A 429
+// (Elasticsearch's es_rejected_execution_exception back-pressure, Kibana's
+// rate limit) is retried as well, up to MaxRetries times, by the clients'
+// interceptor: after the answer's Retry-After, else the same backoff.
+var RetryOnStatus = []int{http.StatusInternalServerError,
 	http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout}
 
 // MaxRetries is how many times a call is retried after its first attempt.
@@ -90,14 +91,19 @@ type clients struct {
 	stats *counters
 	// retryBase is the first retry's backoff.
 	retryBase time.Duration
+	// sleep waits before a 429's retry.
+	sleep func(ctx context.Context, d time.Duration) error
 	// secrets are redacted from every text a server sends back.
 	secrets []string
 }
 
 // newClients builds the clients of cfg. retryBase is the first retry's
 // backoff.
-func newClients(cfg *config, retryBase time.Duration, stats *counters) (*clients, error) {
-	c := &clients{cfg: cfg, stats: stats, retryBase: retryBase, secrets: cfg.secrets()}
+func newClients(cfg *config, retryBase time.Duration, stats *counters, sleep func(context.Context, time.Duration) error) (*clients, error) {
+	if sleep == nil {
+		sleep = sleepCtx
+	}
+	c := &clients{cfg: cfg, stats: stats, retryBase: retryBase, secrets: cfg.secrets(), sleep: sleep}
 	newTransport := func() *http.Transport {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in, warned about
@@ -157,28 +163,65 @@ func newClients(cfg *config, retryBase time.Duration, stats *counters) (*clients
 }
 
 // observe counts the answers that ask to slow down or report a server
-// error, every attempt included, and notes rate limits in the call's note.
+// error, every attempt included, notes rate limits in the call's note, and
+// retries a 429 up to MaxRetries times: after its Retry-After when it has
+// one (Elasticsearch and Kibana say how long to back off), else after the
+// transport's backoff; never past the call's deadline, and only a request
+// whose body can be sent again.
 func (c *clients) observe(next elastictransport.RoundTripFunc) elastictransport.RoundTripFunc {
 	return func(req *http.Request) (*http.Response, error) {
-		res, err := next(req)
-		if res == nil {
-			return res, err
-		}
-		switch {
-		case res.StatusCode == http.StatusTooManyRequests:
-			c.stats.throttled.Add(1)
-			if n, ok := req.Context().Value(noteKey{}).(*throttleNote); ok {
-				n.mu.Lock()
-				n.throttled++
-				if d := parseRetryAfter(res.Header.Get("Retry-After")); d > n.retryAfter {
-					n.retryAfter = d
-				}
-				n.mu.Unlock()
+		for retry := 1; ; retry++ {
+			res, err := next(req)
+			if res == nil {
+				return res, err
 			}
-		case res.StatusCode >= 500:
-			c.stats.serverErrors.Add(1)
+			switch {
+			case res.StatusCode == http.StatusTooManyRequests:
+				c.stats.throttled.Add(1)
+				if n, ok := req.Context().Value(noteKey{}).(*throttleNote); ok {
+					n.mu.Lock()
+					n.throttled++
+					if d := parseRetryAfter(res.Header.Get("Retry-After")); d > n.retryAfter {
+						n.retryAfter = d
+					}
+					n.mu.Unlock()
+				}
+			case res.StatusCode >= 500:
+				c.stats.serverErrors.Add(1)
+			}
+			if res.StatusCode != http.StatusTooManyRequests || retry > MaxRetries || (req.Body != nil && req.GetBody == nil) {
+				return res, err
+			}
+			wait := parseRetryAfter(res.Header.Get("Retry-After"))
+			if wait == 0 {
+				wait = backoff(c.retryBase)(retry)
+			}
+			if dl, ok := req.Context().Deadline(); ok && time.Until(dl) < wait {
+				return res, err
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if err := c.sleep(req.Context(), wait); err != nil {
+				return nil, err
+			}
+			if req.GetBody != nil {
+				if req.Body, err = req.GetBody(); err != nil {
+					return nil, err
+				}
+			}
 		}
-		return res, err
+	}
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-t.C:
+		return nil
 	}
 }
 

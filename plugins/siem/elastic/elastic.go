@@ -79,6 +79,9 @@ type SIEM struct {
 	warnings io.Writer
 	// now is the clock (tests); nil means time.Now.
 	now func() time.Time
+	// sleep waits out a 429 before its retry (tests record the waits);
+	// nil means a real wait that ends with ctx.
+	sleep func(ctx context.Context, d time.Duration) error
 }
 
 // state is what Configure sets up.
@@ -126,7 +129,7 @@ func (s *SIEM) Configure(ctx context.Context, b []byte) error {
 	if base <= 0 {
 		base = defaultRetryBase
 	}
-	cl, err := newClients(cfg, base, &s.stats)
+	cl, err := newClients(cfg, base, &s.stats, s.sleep)
 	if err != nil {
 		return err
 	}

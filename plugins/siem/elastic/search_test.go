@@ -377,9 +377,15 @@ func TestSearchRetriesThenSucceeds(t *testing.T) {
 		name      string
 		fail      elasticfake.Failure
 		wantRetry time.Duration
+		// wantWaits are the waits before the retries of a 429.
+		wantWaits []time.Duration
 	}{
-		{name: "429 twice", fail: elasticfake.Failure{Match: path, N: 2, Status: 429, Body: elasticfake.RejectedBody}, wantRetry: 2 * time.Second},
-		{name: "429 with Retry-After", fail: elasticfake.Failure{Match: path, N: 1, Status: 429, Body: elasticfake.RejectedBody, Header: http.Header{"Retry-After": {"7"}}}, wantRetry: 7 * time.Second},
+		{name: "429 twice", fail: elasticfake.Failure{Match: path, N: 2, Status: 429, Body: elasticfake.RejectedBody}, wantRetry: 2 * time.Second,
+			wantWaits: []time.Duration{time.Millisecond, 2 * time.Millisecond}},
+		{name: "429 with Retry-After", fail: elasticfake.Failure{Match: path, N: 1, Status: 429, Body: elasticfake.RejectedBody, Header: http.Header{"Retry-After": {"7"}}}, wantRetry: 7 * time.Second,
+			wantWaits: []time.Duration{7 * time.Second}},
+		{name: "429 with Retry-After twice", fail: elasticfake.Failure{Match: path, N: 2, Status: 429, Body: elasticfake.RejectedBody, Header: http.Header{"Retry-After": {"2"}}}, wantRetry: 2 * time.Second,
+			wantWaits: []time.Duration{2 * time.Second, 2 * time.Second}},
 		{name: "502 once", fail: elasticfake.Failure{Match: path, N: 1, Status: 502, Body: "Bad Gateway"}, wantRetry: 0},
 		{name: "500 three times", fail: elasticfake.Failure{Match: path, N: 3, Status: 500, Body: elasticfake.InternalErrorBody}, wantRetry: 0},
 	}
@@ -387,7 +393,10 @@ func TestSearchRetriesThenSucceeds(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := elasticfake.New(t)
 			f.Add(".alerts-security.alerts-default", "x", alert8x(t, "x", t0.Add(time.Second), testMarker), time.Time{})
-			s, _ := configured(t, f, esConfig(f, false))
+			var waits []time.Duration
+			s, _ := configured(t, f, esConfig(f, false), func(s *SIEM) {
+				s.sleep = func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }
+			})
 			f.FailWith(tc.fail)
 			res, err := s.Search(context.Background(), plugin.SearchRequest{Start: t0, End: t0.Add(time.Minute)})
 			if err != nil {
@@ -395,6 +404,9 @@ func TestSearchRetriesThenSucceeds(t *testing.T) {
 			}
 			if len(res.Signals) != 1 || res.RetryAfter != tc.wantRetry {
 				t.Errorf("signals %v RetryAfter %s, want 1 signal and %s", ids(res.Signals), res.RetryAfter, tc.wantRetry)
+			}
+			if !slices.Equal(waits, tc.wantWaits) {
+				t.Errorf("waits before the retries %v, want %v (Retry-After when the answer has one)", waits, tc.wantWaits)
 			}
 			st, _ := s.Stats(context.Background())
 			if st["throttled"]+st["server_errors"] != int64(tc.fail.N+0) && tc.fail.N > 0 {
