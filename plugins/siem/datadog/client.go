@@ -16,6 +16,7 @@ import (
 	"github.com/DataDog/datadog-api-client-go/v2/api/datadog"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/core/plugin/sdk"
 )
 
 // api is the configured official client plus vigil's retry and rate-limit
@@ -35,7 +36,9 @@ type api struct {
 // counters are the plugin's Stats.
 type counters struct {
 	requests, rateLimited, retries, serverErrors, throttledMS atomic.Int64
-	signals, logsSent, logsRejected, archived                 atomic.Int64
+	logsSent, logsRejected, archived                          atomic.Int64
+	// signals are the distinct signals returned.
+	signals sdk.SignalCount
 }
 
 func (c *counters) snapshot() map[string]int64 {

@@ -117,7 +117,7 @@ func (s *SIEM) Search(ctx context.Context, req plugin.SearchRequest) (plugin.Sea
 	for i := range signals {
 		signals[i].MatchedExpectations = matched
 	}
-	st.api.stats.signals.Add(int64(len(signals)))
+	st.api.stats.signals.Add(signals)
 	res := plugin.SearchResult{Signals: signals, RetryAfter: pace}
 	// The last page of a query is the empty one (Datadog keeps a cursor on
 	// a short page); then move on to the next native query, if any.

@@ -388,3 +388,24 @@ func TestSearchPacing(t *testing.T) {
 		t.Errorf("stats %v: want 5 requests, no 429, 60s throttled", stats)
 	}
 }
+
+// The engine searches the same window every poll: signals_seen counts each
+// signal once.
+func TestStatsCountDistinctSignals(t *testing.T) {
+	clk := newClock()
+	t0 := clk.now().Add(-time.Minute)
+	srv := newFake(t, ddfake.Options{Now: clk.now})
+	for i, id := range []string{"s1", "s2"} {
+		srv.AddSignal(ddfake.Signal{ID: id, Timestamp: t0.Add(time.Duration(i+1) * time.Second), RuleName: "R", Tags: []string{"technique:t1003-x"}})
+	}
+	s, _ := configured(t, srv, "", clk.use)
+	for poll := 0; poll < 3; poll++ {
+		if res, err := s.Search(context.Background(), plugin.SearchRequest{Start: t0, End: t0.Add(time.Minute)}); err != nil || len(res.Signals) != 2 {
+			t.Fatalf("poll %d: %d signals, %v", poll, len(res.Signals), err)
+		}
+	}
+	st, _ := s.Stats(context.Background())
+	if st["signals_seen"] != 2 {
+		t.Errorf("stats signals_seen = %d after 3 polls of the same 2 signals, want 2", st["signals_seen"])
+	}
+}

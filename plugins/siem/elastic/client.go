@@ -19,6 +19,8 @@ import (
 	"github.com/elastic/elastic-transport-go/v8/elastictransport"
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
+
+	"github.com/vigilsec/vigil/core/plugin/sdk"
 )
 
 // RetryOnStatus are the HTTP statuses the transport retries with backoff:
@@ -49,7 +51,9 @@ func backoff(base time.Duration) func(int) time.Duration {
 
 // counters are the plugin's Stats.
 type counters struct {
-	searches, alerts                            atomic.Int64
+	searches atomic.Int64
+	// alerts are the distinct alerts returned.
+	alerts                                      sdk.SignalCount
 	throttled, serverErrors                     atomic.Int64
 	ingested, ingestRejected, ingestItemRetries atomic.Int64
 	closed, rawSearches, rawEvents              atomic.Int64

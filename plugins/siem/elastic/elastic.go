@@ -166,7 +166,7 @@ func (st *state) close(ctx context.Context) {
 }
 
 // Stats returns the plugin's counters: searches (Search calls, pages
-// included), alerts (signals returned), throttled (429 answers, retries
+// included), alerts (distinct alerts returned), throttled (429 answers, retries
 // included), server_errors (5xx answers), raw_searches, raw_events,
 // ingested, ingest_rejected, ingest_item_retries and closed.
 func (s *SIEM) Stats(ctx context.Context) (map[string]int64, error) {

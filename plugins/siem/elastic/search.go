@@ -77,7 +77,7 @@ func (s *SIEM) Search(ctx context.Context, req plugin.SearchRequest) (plugin.Sea
 	if n, after := note.get(); n > 0 {
 		res.RetryAfter = max(after, min(time.Duration(n)*time.Second, 30*time.Second))
 	}
-	st.stats.alerts.Add(int64(len(res.Signals)))
+	st.stats.alerts.Add(res.Signals)
 	return res, nil
 }
 

@@ -415,3 +415,22 @@ func TestSearchRetriesThenSucceeds(t *testing.T) {
 		})
 	}
 }
+
+// The engine searches the same window every poll: the alerts stat counts
+// each alert once.
+func TestStatsCountDistinctAlerts(t *testing.T) {
+	f := elasticfake.New(t)
+	for i, id := range []string{"a1", "a2"} {
+		f.Add(".alerts-security.alerts-default", id, alert8x(t, id, t0.Add(time.Duration(i+1)*time.Second), testMarker), time.Time{})
+	}
+	s, _ := configured(t, f, esConfig(f, false))
+	for poll := 0; poll < 3; poll++ {
+		if res, err := s.Search(context.Background(), plugin.SearchRequest{Start: t0, End: t0.Add(time.Minute)}); err != nil || len(res.Signals) != 2 {
+			t.Fatalf("poll %d: %d signals, %v", poll, len(res.Signals), err)
+		}
+	}
+	st, _ := s.Stats(context.Background())
+	if st["alerts"] != 2 {
+		t.Errorf("stats alerts = %d after 3 polls of the same 2 alerts, want 2", st["alerts"])
+	}
+}

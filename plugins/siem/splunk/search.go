@@ -75,7 +75,7 @@ func (p *SIEM) Search(ctx context.Context, req plugin.SearchRequest) (plugin.Sea
 	if err != nil {
 		return plugin.SearchResult{}, st.fail(fmt.Errorf("search: %w (SPL: %s)", err, excerpt(s.spl, 300)))
 	}
-	st.counters.signals.Add(int64(len(sigs)))
+	st.counters.signals.Add(sigs)
 	res := st.firstPage(sigs, size)
 	res.RetryAfter = waited
 	return res, nil

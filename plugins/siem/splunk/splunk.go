@@ -37,6 +37,7 @@ import (
 	"sync/atomic"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/core/plugin/sdk"
 )
 
 // Name is the plugin's registered name.
@@ -86,8 +87,10 @@ type state struct {
 // counters are the plugin's Stats.
 type counters struct {
 	jobs, exports, pages, rows, quota, cancelled atomic.Int64
-	signals, closed                              atomic.Int64
-	hecEvents, hecBatches, hecRetries            atomic.Int64
+	closed                                       atomic.Int64
+	// signals are the distinct signals returned.
+	signals                           sdk.SignalCount
+	hecEvents, hecBatches, hecRetries atomic.Int64
 }
 
 func (st *state) track(sid string) {
@@ -175,7 +178,7 @@ func (p *SIEM) Configure(ctx context.Context, b []byte) error {
 
 // Stats returns the plugin's counters: search jobs created and cancelled,
 // exports, results pages and rows read, concurrent-search quota refusals
-// (quota_refusals), signals returned, notables closed, HEC events sent,
+// (quota_refusals), distinct signals returned, notables closed, HEC events sent,
 // batches and retries, and the jobs not cancelled yet.
 func (p *SIEM) Stats(context.Context) (map[string]int64, error) {
 	st, err := p.state()

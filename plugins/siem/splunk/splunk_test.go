@@ -830,3 +830,27 @@ func jsonMessages(typ, text string) string {
 	b, _ := json.Marshal(map[string]any{"messages": []Message{{Type: typ, Text: text}}})
 	return string(b)
 }
+
+// The engine searches the same window every poll: the signals stat counts
+// each notable once.
+func TestStatsCountDistinctSignals(t *testing.T) {
+	f := splunkfake.New(t)
+	start := time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
+	for i, id := range []string{"n1", "n2"} {
+		f.AddNotable(splunkfake.Row{"_time": splunkfake.FormatTime(start.Add(time.Duration(i) * time.Second)), "event_id": id}, time.Time{})
+	}
+	s, _ := configured(t, f, "")
+	req := plugin.SearchRequest{Start: start, End: start.Add(time.Minute), Expectations: []plugin.Expectation{{ID: "e"}}}
+	for poll := 0; poll < 3; poll++ {
+		if res, err := s.Search(context.Background(), req); err != nil || len(res.Signals) != 2 {
+			t.Fatalf("poll %d: %d signals, %v", poll, len(res.Signals), err)
+		}
+	}
+	st, err := s.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st["signals"] != 2 {
+		t.Errorf("stats signals = %d after 3 polls of the same 2 notables, want 2", st["signals"])
+	}
+}
