@@ -58,7 +58,7 @@ func TestSIEMRoundTrip(t *testing.T) {
 		Signals: []plugin.Signal{{
 			ID: "s1", RuleName: "Cron edited", RuleID: "r1", Techniques: []string{"T1053.003"},
 			Timestamp: t0, Host: "h1", Raw: []byte(`{"a":1}`), EventTime: t0.Add(-time.Second),
-			MarkerValues:        []plugin.MarkerValue{{Location: plugin.MarkerCommandLine, Value: "sh -c x vigil-abc"}},
+			MarkerValues:        []plugin.MarkerValue{{Location: plugin.MarkerCommandLine, Value: "sh -c x vigil-abc", Field: "process.command_line"}},
 			MatchedExpectations: []string{"e1"}, Severity: "high",
 		}},
 	}}

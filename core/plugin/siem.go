@@ -87,6 +87,11 @@ type SearchRequest struct {
 type MarkerValue struct {
 	Location MarkerLocation
 	Value    string
+	// Field is the SIEM's own field the value was read from (for example
+	// "vigil.marker" or "process.args" for MarkerLogField or
+	// MarkerCommandLine in Elastic); empty when the plugin does not say.
+	// A result's correlation names it.
+	Field string
 }
 
 // Signal is an alert the SIEM raised.
@@ -442,7 +447,7 @@ func signalToProto(s Signal) *pluginv1.Signal {
 		MatchedExpectations: s.MatchedExpectations, Severity: s.Severity,
 	}
 	for _, mv := range s.MarkerValues {
-		ps.MarkerValues = append(ps.MarkerValues, &pluginv1.MarkerValue{Location: markerToProto[mv.Location], Value: mv.Value})
+		ps.MarkerValues = append(ps.MarkerValues, &pluginv1.MarkerValue{Location: markerToProto[mv.Location], Value: mv.Value, Field: mv.Field})
 	}
 	return ps
 }
@@ -455,7 +460,7 @@ func signalFromProto(ps *pluginv1.Signal) Signal {
 		Severity: ps.GetSeverity(),
 	}
 	for _, mv := range ps.GetMarkerValues() {
-		s.MarkerValues = append(s.MarkerValues, MarkerValue{Location: markerFromProto(mv.GetLocation()), Value: mv.GetValue()})
+		s.MarkerValues = append(s.MarkerValues, MarkerValue{Location: markerFromProto(mv.GetLocation()), Value: mv.GetValue(), Field: mv.GetField()})
 	}
 	return s
 }

@@ -129,13 +129,18 @@ func meetsCriterion(e plugin.Expectation, s plugin.Signal) bool {
 }
 
 // markerTie finds e's marker in one of the signal's marker fields at a
-// location both plugins share.
+// location both plugins share. The correlation names the SIEM's field
+// where it was found when the plugin says (marker:vigil.marker), else the
+// location (marker:process.command_line).
 func markerTie(e plugin.Expectation, markerLocs []plugin.MarkerLocation, s plugin.Signal) (string, bool) {
 	if e.Marker == "" {
 		return "", false
 	}
 	for _, mv := range s.MarkerValues {
 		if slices.Contains(markerLocs, mv.Location) && strings.Contains(mv.Value, e.Marker) {
+			if mv.Field != "" {
+				return "marker:" + mv.Field, true
+			}
 			return "marker:" + string(mv.Location), true
 		}
 	}

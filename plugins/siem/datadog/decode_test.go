@@ -94,8 +94,14 @@ func checkSignal(t *testing.T, got plugin.Signal, w wantSignal) {
 	if !slices.Equal(got.Techniques, w.techniques) {
 		t.Errorf("signal %s: techniques %v, want %v (deduplicated)", w.id, got.Techniques, w.techniques)
 	}
+	// The recorded pages' values, by location (TestMarkerValues checks
+	// the fields they are read from).
+	var locVals []plugin.MarkerValue
+	for _, mv := range got.MarkerValues {
+		locVals = append(locVals, plugin.MarkerValue{Location: mv.Location, Value: mv.Value})
+	}
 	for _, m := range w.marks {
-		if !slices.Contains(got.MarkerValues, m) {
+		if !slices.Contains(locVals, m) {
 			t.Errorf("signal %s: marker value %+v missing from %+v", w.id, m, got.MarkerValues)
 		}
 	}
@@ -273,16 +279,18 @@ func TestMarkerValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []plugin.MarkerValue{
-		{Location: plugin.MarkerHostname, Value: "web-1"},
-		{Location: plugin.MarkerHostname, Value: "web-1.corp"},
-		{Location: plugin.MarkerCommandLine, Value: "-c true " + m},
-		{Location: plugin.MarkerCommandLine, Value: "bash " + m + "-parent"},
-		{Location: plugin.MarkerCommandLine, Value: "sh -c x " + m + "-anc"},
-		{Location: plugin.MarkerCommandLine, Value: "/bin/sh -c id " + m},
-		{Location: plugin.MarkerFilePath, Value: "/tmp/" + m + "/f"},
-		{Location: plugin.MarkerUserAgent, Value: "curl " + m},
-		{Location: plugin.MarkerEnvironment, Value: "VIGIL_MARKER=" + m},
-		{Location: plugin.MarkerLogField, Value: m},
+		{Location: plugin.MarkerHostname, Value: "web-1", Field: "host"},
+		{Location: plugin.MarkerHostname, Value: "web-1.corp", Field: "host"},
+		{Location: plugin.MarkerCommandLine, Value: "-c true " + m, Field: "process.args"},
+		{Location: plugin.MarkerCommandLine, Value: "bash " + m + "-parent", Field: "process.parent.args"},
+		{Location: plugin.MarkerCommandLine, Value: "sh -c x " + m + "-anc", Field: "process.ancestors.args"},
+		{Location: plugin.MarkerCommandLine, Value: "/bin/sh -c id " + m, Field: "process.command_line"},
+		{Location: plugin.MarkerFilePath, Value: "/tmp/" + m + "/f", Field: "file.path"},
+		{Location: plugin.MarkerUserAgent, Value: "curl " + m, Field: "http.useragent"},
+		{Location: plugin.MarkerEnvironment, Value: "VIGIL_MARKER=" + m, Field: "process.envs"},
+		// in the log's attributes and in its vigil_marker tag: the first
+		// field that held it names it
+		{Location: plugin.MarkerLogField, Value: m, Field: "vigil.marker"},
 	}
 	for _, w := range want {
 		if !slices.Contains(s.MarkerValues, w) {

@@ -165,7 +165,8 @@ func TestEngineEndToEnd(t *testing.T) {
 			if r.ObservedLatencyMS == nil || *r.ObservedLatencyMS < d.Milliseconds() || *r.ObservedLatencyMS > d.Milliseconds()+5000 {
 				t.Errorf("%s: observed_latency_ms %v", id, r.ObservedLatencyMS)
 			}
-			if r.Correlation != "marker:process.command_line" || len(r.Signals) != 1 || r.Signals[0].ID != signalOf[id] {
+			// the signal's own field: its sample's process.args
+			if r.Correlation != "marker:process.args" || len(r.Signals) != 1 || r.Signals[0].ID != signalOf[id] {
 				t.Errorf("%s: correlation %q signals %+v, want its own signal %s", id, r.Correlation, r.Signals, signalOf[id])
 			}
 			if r.Signals[0].Rule != "Shell spawned with a suspicious command line" || r.Signals[0].RuleID != "abc-she-ll1" {

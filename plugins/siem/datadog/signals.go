@@ -247,27 +247,28 @@ var markerFields = []struct {
 func markerValues(w wireSignal, custom map[string]any, host string) []plugin.MarkerValue {
 	var out []plugin.MarkerValue
 	seen := map[plugin.MarkerValue]bool{}
-	add := func(loc plugin.MarkerLocation, v string) {
+	add := func(loc plugin.MarkerLocation, v, field string) {
 		if v == "" || len(out) >= maxMarkerValues {
 			return
 		}
 		if len(v) > maxMarkerValueSz {
 			v = v[:maxMarkerValueSz]
 		}
-		mv := plugin.MarkerValue{Location: loc, Value: v}
-		if !seen[mv] {
-			seen[mv] = true
-			out = append(out, mv)
+		// One value per location: the first field that held it names it.
+		key := plugin.MarkerValue{Location: loc, Value: v}
+		if !seen[key] {
+			seen[key] = true
+			out = append(out, plugin.MarkerValue{Location: loc, Value: v, Field: field})
 		}
 	}
 	scan := func(attrs map[string]any) {
 		for _, f := range markerFields {
 			for _, v := range collect(attrs, f.path, f.argv) {
-				add(f.loc, v)
+				add(f.loc, v, strings.Join(f.path, "."))
 			}
 		}
 	}
-	add(plugin.MarkerHostname, host)
+	add(plugin.MarkerHostname, host, "host")
 	scan(custom)
 	samples, _ := custom["samples"].([]any)
 	for _, s := range samples {
@@ -282,16 +283,16 @@ func markerValues(w wireSignal, custom map[string]any, host string) []plugin.Mar
 			scan(c)
 		}
 		scan(content)
-		add(plugin.MarkerHostname, str(content["host"]))
+		add(plugin.MarkerHostname, str(content["host"]), "host")
 		for _, t := range strs(content["tags"]) {
 			if m, ok := strings.CutPrefix(t, "vigil_marker:"); ok {
-				add(plugin.MarkerLogField, m)
+				add(plugin.MarkerLogField, m, "tags:vigil_marker")
 			}
 		}
 	}
 	for _, t := range w.Attributes.Tags {
 		if m, ok := strings.CutPrefix(t, "vigil_marker:"); ok {
-			add(plugin.MarkerLogField, m)
+			add(plugin.MarkerLogField, m, "tags:vigil_marker")
 		}
 	}
 	return out

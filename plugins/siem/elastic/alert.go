@@ -208,10 +208,12 @@ func markerValues(src any) []plugin.MarkerValue {
 				vals = []string{strings.Join(vals, " ")}
 			}
 			for _, v := range vals {
-				mv := plugin.MarkerValue{Location: m.loc, Value: v}
-				if v != "" && !seen[mv] {
-					seen[mv] = true
-					out = append(out, mv)
+				// One value per location: the first field that held it
+				// names it.
+				key := plugin.MarkerValue{Location: m.loc, Value: v}
+				if v != "" && !seen[key] {
+					seen[key] = true
+					out = append(out, plugin.MarkerValue{Location: m.loc, Value: v, Field: f})
 				}
 			}
 		}

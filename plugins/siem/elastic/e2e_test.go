@@ -30,8 +30,10 @@ type replayInjector struct {
 }
 
 func (x *replayInjector) Describe(context.Context) (plugin.Description, error) {
+	// The replay injector's locations: the replayed events carry the
+	// marker in vigil.marker too.
 	return plugin.Description{Name: "replaytest", Kind: plugin.KindInjector, Platforms: []string{"linux"},
-		MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine}}, nil
+		MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine, plugin.MarkerLogField}}, nil
 }
 
 func (x *replayInjector) Configure(context.Context, []byte) error { return nil }
@@ -44,7 +46,7 @@ func (x *replayInjector) Inject(_ context.Context, req plugin.InjectRequest) (pl
 	ev := fmt.Sprintf(`{"@timestamp":%q,"host":{"name":%q},"process":{"name":"bash","command_line":"bash -c 'echo %s'"},"event":{"category":["process"],"type":["start"]}}`,
 		start.Format(time.RFC3339Nano), testHost, req.Marker)
 	res := plugin.InjectResult{StartedAt: start, EndedAt: start.Add(5 * time.Millisecond), Outcome: plugin.OutcomeSucceeded,
-		Host: testHost, MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine}, Events: [][]byte{[]byte(ev)}}
+		Host: testHost, MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine, plugin.MarkerLogField}, Events: [][]byte{[]byte(ev)}}
 	if x.noEvents {
 		res.Events = nil
 	}
@@ -128,6 +130,30 @@ func run(t *testing.T, eng *runner.Engine, tests ...*catalog.Test) map[string]me
 func TestEndToEnd(t *testing.T) {
 	const delay = 700 * time.Millisecond
 	const searchPath = "POST /.alerts-security.alerts-default/_search"
+	t.Run("the correlation names the field that held the marker", func(t *testing.T) {
+		t.Parallel()
+		f := elasticfake.New(t)
+		inj := &replayInjector{started: map[string]time.Time{}}
+		f.SetOnIngest(func(docs []map[string]any) {
+			for _, d := range docs {
+				marker := first(d, MarkerField)
+				inj.mu.Lock()
+				at := inj.started[marker].Add(delay)
+				inj.mu.Unlock()
+				// A rule whose alert keeps the marker only in vigil.marker
+				// (copied from the event), not in the command line.
+				doc := withFields(t, alert8x(t, "alert-"+marker, at, marker), map[string]any{
+					"process": map[string]any{"name": "bash", "command_line": "bash -c id"},
+					"vigil":   map[string]any{"marker": marker},
+				})
+				f.Add(".alerts-security.alerts-default", "alert-"+marker, doc, at)
+			}
+		})
+		r := run(t, e2eEngine(t, f, inj), e2eTest(t, "shell", 3*time.Second))["shell"]
+		if r.Status != measure.Detected || r.Correlation != "marker:"+MarkerField {
+			t.Errorf("status %s correlation %q, want detected by marker:%s", r.Status, r.Correlation, MarkerField)
+		}
+	})
 	t.Run("without event.ingested the ingest latency is not measured", func(t *testing.T) {
 		t.Parallel()
 		f := elasticfake.New(t) // the built-in logs-*-* template: no pipeline stamps it

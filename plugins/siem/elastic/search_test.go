@@ -154,8 +154,8 @@ func TestSearch7x(t *testing.T) {
 		!sig.EventTime.Equal(t0.Add(time.Second)) || sig.Host != testHost || sig.Severity != "high" {
 		t.Errorf("signal = %+v", sig)
 	}
-	if !slices.Contains(sig.MarkerValues, plugin.MarkerValue{Location: plugin.MarkerCommandLine, Value: "cat /etc/shadow " + testMarker}) ||
-		!slices.Contains(sig.MarkerValues, plugin.MarkerValue{Location: plugin.MarkerFilePath, Value: "/etc/shadow"}) {
+	if !slices.Contains(sig.MarkerValues, plugin.MarkerValue{Location: plugin.MarkerCommandLine, Value: "cat /etc/shadow " + testMarker, Field: "process.args"}) ||
+		!slices.Contains(sig.MarkerValues, plugin.MarkerValue{Location: plugin.MarkerFilePath, Value: "/etc/shadow", Field: "file.path"}) {
 		t.Errorf("marker values %v", sig.MarkerValues)
 	}
 	reqs := f.Requests("/_search")

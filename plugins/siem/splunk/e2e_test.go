@@ -133,7 +133,7 @@ func TestEndToEnd(t *testing.T) {
 			if r.LatencyMS == nil || *r.LatencyMS != 700 {
 				t.Errorf("%s: latency_ms %v, want exactly 700 (notable _time - injection start)", id, r.LatencyMS)
 			}
-			if r.Correlation != "marker:process.command_line" || len(r.Signals) != 1 || r.Signals[0].Rule != "Linux Crontab Listing" ||
+			if r.Correlation != "marker:process" || len(r.Signals) != 1 || r.Signals[0].Rule != "Linux Crontab Listing" ||
 				r.Signals[0].RuleID != "ESCU - Linux Crontab Listing - Rule" {
 				t.Errorf("%s: correlation %q signals %+v", id, r.Correlation, r.Signals)
 			}

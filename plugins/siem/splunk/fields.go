@@ -176,7 +176,7 @@ func (c *config) signal(r row) (plugin.Signal, error) {
 	for _, loc := range markerLocations {
 		for _, f := range c.markers[loc] {
 			if v := r.text(f); v != "" {
-				s.MarkerValues = append(s.MarkerValues, plugin.MarkerValue{Location: loc, Value: v})
+				s.MarkerValues = append(s.MarkerValues, plugin.MarkerValue{Location: loc, Value: v, Field: f})
 			}
 		}
 	}

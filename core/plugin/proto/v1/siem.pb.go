@@ -315,6 +315,7 @@ type MarkerValue struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Location      MarkerLocation         `protobuf:"varint,1,opt,name=location,proto3,enum=vigil.plugin.v1.MarkerLocation" json:"location,omitempty"`
 	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	Field         string                 `protobuf:"bytes,3,opt,name=field,proto3" json:"field,omitempty"` // the SIEM's own field the value was read from ("vigil.marker"); empty when not said
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -359,6 +360,13 @@ func (x *MarkerValue) GetLocation() MarkerLocation {
 func (x *MarkerValue) GetValue() string {
 	if x != nil {
 		return x.Value
+	}
+	return ""
+}
+
+func (x *MarkerValue) GetField() string {
+	if x != nil {
+		return x.Field
 	}
 	return ""
 }
@@ -1242,10 +1250,11 @@ const file_vigil_plugin_v1_siem_proto_rawDesc = "" +
 	"\fexpectations\x18\x03 \x03(\v2\x1c.vigil.plugin.v1.ExpectationR\fexpectations\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\x12\x1b\n" +
-	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\"`\n" +
+	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\"v\n" +
 	"\vMarkerValue\x12;\n" +
 	"\blocation\x18\x01 \x01(\x0e2\x1f.vigil.plugin.v1.MarkerLocationR\blocation\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\x9b\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x12\x14\n" +
+	"\x05field\x18\x03 \x01(\tR\x05field\"\x9b\x03\n" +
 	"\x06Signal\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\trule_name\x18\x02 \x01(\tR\bruleName\x12\x17\n" +
