@@ -136,12 +136,15 @@ type Fake struct {
 	exportFatal    string // an inline FATAL frame after the first row
 	expireSessions int    // the next N requests with a session key get 401
 	infoDelay      time.Duration
-	ignoreOffset   bool          // /results answers from offset 0 whatever is asked
+	ignoreOffset   bool          // /results and listings answer from offset 0 whatever is asked
 	clockSkew      time.Duration // the server's clock minus the real one (Date header)
 	// Check data.
 	version       string
 	caps          []string
 	saved         []map[string]any
+	// savedCap is the most saved searches one answer holds, whatever the
+	// count asked (0: no cap).
+	savedCap int
 	savedStatuses []int
 	updateReply   string
 	// HEC.

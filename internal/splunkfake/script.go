@@ -102,8 +102,9 @@ func (f *Fake) ExpireSessions(n int) {
 	f.expireSessions = n
 }
 
-// SetIgnoreOffset makes results answers start at offset 0 whatever the
-// request asks, as a server that drops the paging offset would.
+// SetIgnoreOffset makes results answers and the saved searches listing
+// start at offset 0 whatever the request asks, as a server that drops the
+// paging offset would.
 func (f *Fake) SetIgnoreOffset(on bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -138,6 +139,15 @@ func (f *Fake) SetCapabilities(caps []string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.caps = append([]string(nil), caps...)
+}
+
+// SetSavedSearchesCap makes one answer of the saved searches listing hold
+// at most n entries, whatever count asks (count=0 included), as a server
+// with a lower maximum does; paging.total still says how many there are.
+func (f *Fake) SetSavedSearchesCap(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.savedCap = n
 }
 
 // SetSavedSearches sets the entries of the saved searches listing (see

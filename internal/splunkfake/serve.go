@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -62,7 +63,11 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 // serveREST answers an authenticated REST call.
 func (f *Fake) serveREST(w http.ResponseWriter, r *http.Request, form url.Values) {
 	f.mu.Lock()
-	version, caps, saved, reply, delay := f.version, f.caps, f.saved, f.updateReply, f.infoDelay
+	version, caps, saved, savedCap, reply, delay := f.version, f.caps, f.saved, f.savedCap, f.updateReply, f.infoDelay
+	if f.ignoreOffset {
+		form = cloneValues(form)
+		form.Del("offset")
+	}
 	f.mu.Unlock()
 	switch p := r.URL.Path; {
 	case p == "/services/server/info":
@@ -81,7 +86,7 @@ func (f *Fake) serveREST(w http.ResponseWriter, r *http.Request, form url.Values
 			writeMessages(w, status, "ERROR", http.StatusText(status))
 			return
 		}
-		writeJSON(w, 200, map[string]any{"entry": saved})
+		writeJSON(w, 200, savedPage(saved, savedCap, form))
 	case p == "/services/notable_update":
 		if reply == "" {
 			n := len(form["ruleUIDs"])
@@ -160,4 +165,37 @@ func (f *Fake) login(w http.ResponseWriter, form url.Values) {
 		return
 	}
 	_, _ = fmt.Fprintf(w, "<response>\n<sessionKey>%s</sessionKey>\n</response>\n", key)
+}
+
+// savedPage is one page of the saved searches listing, as splunkd pages
+// a collection: count entries (default 30, 0 for all, capped by cap) from
+// offset, and paging with the total.
+func savedPage(saved []map[string]any, cap int, form url.Values) map[string]any {
+	count, offset := 30, 0
+	if v, err := strconv.Atoi(form.Get("count")); err == nil && v >= 0 {
+		count = v
+	}
+	if v, err := strconv.Atoi(form.Get("offset")); err == nil && v >= 0 {
+		offset = v
+	}
+	if count == 0 {
+		count = len(saved)
+	}
+	if cap > 0 && count > cap {
+		count = cap
+	}
+	start := min(offset, len(saved))
+	end := min(start+count, len(saved))
+	return map[string]any{
+		"entry":  saved[start:end],
+		"paging": map[string]any{"total": len(saved), "perPage": count, "offset": offset},
+	}
+}
+
+func cloneValues(v url.Values) url.Values {
+	out := url.Values{}
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
 }

@@ -65,27 +65,63 @@ func (p *SIEM) Rules(ctx context.Context) ([]Rule, error) {
 	return out, nil
 }
 
-// savedSearches lists every saved search visible to the user, in all apps.
+// Paging of the saved searches listing.
+const (
+	savedSearchesPage     = 100
+	maxSavedSearchesPages = 1000
+)
+
+// savedEntry is one entry of the saved searches listing.
+type savedEntry struct {
+	Name string `json:"name"`
+	ACL  struct {
+		App string `json:"app"`
+	} `json:"acl"`
+	Content map[string]json.RawMessage `json:"content"`
+}
+
+// savedSearches lists every saved search visible to the user, in all apps,
+// following the listing's paging to its total: a server answers at most
+// its own maximum per request, whatever count asks. An offset the server
+// ignores, or a total it never reaches, is an error, never a short list.
 func (st *state) savedSearches(ctx context.Context) ([]Rule, error) {
-	q := url.Values{"output_mode": {"json"}, "count": {"0"}, "f": savedSearchFields}
-	b, _, err := st.client.do(ctx, request{method: http.MethodGet, path: "/servicesNS/-/-/saved/searches", query: q, retry: true})
-	if err != nil {
-		return nil, fmt.Errorf("list saved searches: %w", err)
+	var entries []savedEntry
+	for page := 0; ; page++ {
+		if page == maxSavedSearchesPages {
+			return nil, fmt.Errorf("list saved searches: more than %d pages", maxSavedSearchesPages)
+		}
+		q := url.Values{"output_mode": {"json"}, "count": {strconv.Itoa(savedSearchesPage)}, "offset": {strconv.Itoa(len(entries))}, "f": savedSearchFields}
+		b, _, err := st.client.do(ctx, request{method: http.MethodGet, path: "/servicesNS/-/-/saved/searches", query: q, retry: true})
+		if err != nil {
+			return nil, fmt.Errorf("list saved searches: %w", err)
+		}
+		var j struct {
+			Entry  []savedEntry `json:"entry"`
+			Paging *struct {
+				Total  int `json:"total"`
+				Offset int `json:"offset"`
+			} `json:"paging"`
+		}
+		if err := decodeJSON(b, &j); err != nil {
+			return nil, fmt.Errorf("list saved searches: %w", err)
+		}
+		if j.Paging == nil { // an answer without paging is the whole list
+			entries = append(entries, j.Entry...)
+			break
+		}
+		switch {
+		case j.Paging.Offset != len(entries):
+			return nil, fmt.Errorf("list saved searches: asked for offset %d, answered from offset %d: the paging offset is ignored, so the list would be incomplete", len(entries), j.Paging.Offset)
+		case len(j.Entry) == 0 && len(entries) < j.Paging.Total:
+			return nil, fmt.Errorf("list saved searches: no entries at offset %d of %d", len(entries), j.Paging.Total)
+		}
+		entries = append(entries, j.Entry...)
+		if len(entries) >= j.Paging.Total {
+			break
+		}
 	}
-	var j struct {
-		Entry []struct {
-			Name string `json:"name"`
-			ACL  struct {
-				App string `json:"app"`
-			} `json:"acl"`
-			Content map[string]json.RawMessage `json:"content"`
-		} `json:"entry"`
-	}
-	if err := decodeJSON(b, &j); err != nil {
-		return nil, fmt.Errorf("list saved searches: %w", err)
-	}
-	out := make([]Rule, 0, len(j.Entry))
-	for _, e := range j.Entry {
+	out := make([]Rule, 0, len(entries))
+	for _, e := range entries {
 		boolean := func(k string) bool {
 			var f flexBool
 			if raw, ok := e.Content[k]; ok && json.Unmarshal(raw, &f) == nil {

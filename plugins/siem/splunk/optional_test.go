@@ -142,7 +142,7 @@ func TestRules(t *testing.T) {
 		t.Errorf("Rules =\n %+v\nwant\n %+v", rules, want)
 	}
 	list := f.Requests(http.MethodGet, "/servicesNS/-/-/saved/searches")
-	if len(list) != 1 || list[0].Form.Get("count") != "0" || !slices.Contains(list[0].Form["f"], "action.correlationsearch.annotations") {
+	if len(list) != 1 || list[0].Form.Get("count") != "100" || list[0].Form.Get("offset") != "0" || !slices.Contains(list[0].Form["f"], "action.correlationsearch.annotations") {
 		t.Errorf("saved searches request %+v", list)
 	}
 }
