@@ -122,13 +122,17 @@ func (e *HTTPError) Error() string {
 	return s
 }
 
-// Is makes errors.Is(err, ErrBusy) and errors.Is(err, ErrAuth) work.
+// Is makes errors.Is(err, ErrBusy), errors.Is(err, ErrAuth) and
+// errors.Is(err, plugin.ErrDenied) work: a 401 or a 403 cannot succeed on
+// retry.
 func (e *HTTPError) Is(target error) bool {
 	switch target {
 	case ErrBusy:
 		return e.Status == http.StatusServiceUnavailable || e.Status == http.StatusTooManyRequests
 	case ErrAuth:
 		return e.Status == http.StatusUnauthorized
+	case plugin.ErrDenied:
+		return e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden
 	}
 	return false
 }
@@ -141,6 +145,10 @@ type client struct {
 	mu      sync.Mutex
 	session plugin.Secret // session key (username/password auth)
 	logins  int64
+	// refused is the answer that refused the credentials: a failed login,
+	// or a 401 to the token. Every later call returns it without asking
+	// Splunk again: repeated failed logins can lock the account.
+	refused error
 }
 
 func newClient(cfg *config) *client {
@@ -189,11 +197,14 @@ type request struct {
 // stripped). Other answers are *HTTPError.
 func (c *client) do(ctx context.Context, r request) ([]byte, int, error) {
 	body, status, err := c.doOnce(ctx, r)
-	if errors.Is(err, ErrAuth) && c.cfg.Token == "" {
+	if errors.Is(err, ErrAuth) && c.cfg.Token == "" && !c.isRefused() {
 		c.mu.Lock()
 		c.session = ""
 		c.mu.Unlock()
 		body, status, err = c.doOnce(ctx, r)
+	}
+	if errors.Is(err, ErrAuth) && c.cfg.Token != "" {
+		c.refuse(fmt.Errorf("token: %w (not sent again in this run)", err))
 	}
 	for attempt, wait := 0, 200*time.Millisecond; err != nil && r.retry && attempt < 3 && transient(err); attempt++ {
 		if err := sleep(ctx, max(wait, retryAfter(err))); err != nil {
@@ -310,16 +321,40 @@ func (c *client) send(ctx context.Context, r request, auth string) (*http.Respon
 	return resp, cancel, nil
 }
 
+// isRefused reports whether Splunk has refused the credentials.
+func (c *client) isRefused() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.refused != nil
+}
+
+// refuse remembers the first refusal of the credentials.
+func (c *client) refuse(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refused == nil {
+		c.refused = err
+	}
+}
+
 // authorization returns the Authorization header value, logging in first
-// with username and password when there is no session key yet.
+// with username and password when there is no session key yet. Once
+// Splunk has refused the credentials it returns that refusal instead.
 func (c *client) authorization(ctx context.Context) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refused != nil {
+		return "", c.refused
+	}
 	if c.cfg.Token != "" {
 		return "Bearer " + c.cfg.Token.Reveal(), nil
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.session == "" {
 		key, err := c.login(ctx)
+		if errors.Is(err, ErrAuth) || errors.Is(err, plugin.ErrDenied) {
+			c.refused = fmt.Errorf("%w (not tried again in this run: repeated failed logins can lock the account)", err)
+			return "", c.refused
+		}
 		if err != nil {
 			return "", err
 		}

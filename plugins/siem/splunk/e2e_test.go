@@ -1,6 +1,7 @@
 package splunk
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/vigilsec/vigil/core/plugin"
 	"github.com/vigilsec/vigil/core/plugin/sdk"
 	"github.com/vigilsec/vigil/core/runner"
+	"github.com/vigilsec/vigil/internal/plugintest"
 	"github.com/vigilsec/vigil/internal/splunkfake"
 )
 
@@ -332,6 +334,92 @@ func TestEndToEndDiagnoses(t *testing.T) {
 			default:
 				if r.Diagnosis == nil || r.Diagnosis.Class != tc.class || !strings.Contains(r.Diagnosis.Summary, tc.says) {
 					t.Errorf("diagnosis %+v\nwant %s saying %q", r.Diagnosis, tc.class, tc.says)
+				}
+			}
+		})
+	}
+}
+
+// A Splunk that cannot answer ends every test by its deadline plus one
+// poll interval; refused credentials end them at once, and a refused
+// password is never tried again (repeated failed logins lock accounts).
+func TestEngineSearchFaults(t *testing.T) {
+	const within = 1500 * time.Millisecond
+	password := func(pw string) func(string) string {
+		return func(cfg string) string {
+			return strings.Replace(cfg, `token = "`+splunkfake.Token+`"`, `username = "`+splunkfake.User+`"`+"\n"+`password = "`+pw+`"`, 1)
+		}
+	}
+	cases := []struct {
+		name  string
+		cfg   func(string) string
+		setup func(*splunkfake.Fake)
+		says  string
+		by    time.Duration
+		// logins bounds the login attempts, when >= 0.
+		logins int
+		// restRequests bounds the authenticated requests, when > 0.
+		restRequests int
+	}{
+		{name: "wrong password", cfg: password("wrong-password-0000"), says: `login as "` + splunkfake.User + `": HTTP 401 Unauthorized: WARN: Login failed (not tried again`,
+			by: within / 2, logins: 1},
+		{name: "wrong token", cfg: func(cfg string) string { return strings.Replace(cfg, splunkfake.Token, "tok-wrong-00000000000000", 1) },
+			says: "HTTP 401 Unauthorized", by: within / 2, logins: -1, restRequests: 2},
+		{name: "jobs keep failing", setup: func(f *splunkfake.Fake) { f.SetFatal("Error in 'search' command: the search head is broken") },
+			says: "the search head is broken", by: within + time.Second, logins: -1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := splunkfake.New(t)
+			if tc.setup != nil {
+				tc.setup(f)
+			}
+			cfg := fakeConfig(f, "")
+			if tc.cfg != nil {
+				cfg = tc.cfg(cfg)
+			}
+			impl := &SIEM{warn: &bytes.Buffer{}}
+			s := plugintest.SIEM(t, impl)
+			if err := s.Configure(context.Background(), []byte(cfg)); err != nil {
+				t.Fatal(err)
+			}
+			d, _ := s.Describe(context.Background())
+			inj := &replayInjector{host: "lab-host"}
+			id, _ := inj.Describe(context.Background())
+			eng := &runner.Engine{
+				SIEMs:   []*runner.SIEM{{Name: "splunk", Plugin: Name, Impl: s, Desc: d, PollInterval: 200 * time.Millisecond, Timeout: within}},
+				Targets: []*runner.Target{{Name: "lab", Plugin: "replaytest", Impl: inj, Desc: id, Host: "lab-host", TmpRoot: t.TempDir()}},
+				Opts:    runner.Options{Concurrency: 4},
+			}
+			var tests []*catalog.Test
+			for _, name := range []string{"a", "b", "c"} {
+				tests = append(tests, e2eTest(t, name, "T1053.003", "crontab -l"))
+			}
+			start := time.Now()
+			rs := run(t, eng, tests...)
+			took := time.Since(start)
+			for name, r := range rs {
+				if r.Status != measure.Error || !strings.Contains(r.Error, tc.says) {
+					t.Errorf("%s: status %s error %q, want an error saying %q", name, r.Status, r.Error, tc.says)
+				}
+				noSecrets(t, name+" error", r.Error)
+			}
+			if took > tc.by {
+				t.Errorf("the tests ended %v after the run began, want by %v (deadline %v plus a poll interval)", took.Round(time.Millisecond), tc.by, within)
+			}
+			if n := len(f.Requests(http.MethodPost, "/services/auth/login")); tc.logins >= 0 && n > tc.logins {
+				t.Errorf("%d login attempts, want at most %d", n, tc.logins)
+			}
+			if tc.restRequests > 0 {
+				n := 0
+				for _, r := range f.Requests("", "") {
+					if r.Auth != "" && !strings.HasPrefix(r.Path, "/services/collector") {
+						n++
+					}
+				}
+				if n > tc.restRequests {
+					t.Errorf("%d requests with the refused token, want at most %d", n, tc.restRequests)
 				}
 			}
 		})

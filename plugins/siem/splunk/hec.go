@@ -50,6 +50,22 @@ func (e *HECError) retryable() bool {
 	return false
 }
 
+// Is makes errors.Is(err, plugin.ErrDenied) true for a refused token:
+// token disabled (1), missing (2), invalid authorization (3) or invalid
+// token (4), or HTTP 401/403 without a code.
+func (e *HECError) Is(target error) bool {
+	if target != plugin.ErrDenied {
+		return false
+	}
+	switch e.Code {
+	case 1, 2, 3, 4:
+		return true
+	case -1:
+		return e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden
+	}
+	return false
+}
+
 // fatal reports replies that no other batch can escape: token, index,
 // channel and acknowledgement set-up problems. Others (bad data in a batch)
 // only concern their batch.

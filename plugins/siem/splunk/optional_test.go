@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"reflect"
 	"slices"
@@ -219,6 +220,9 @@ func TestIngest(t *testing.T) {
 					t.Fatalf("Ingest: %v, want %q", err, tc.wantErr)
 				}
 				noSecrets(t, "ingest error", err.Error())
+				if tc.hecToken != "" && !errors.Is(err, plugin.ErrDenied) {
+					t.Errorf("a refused HEC token is not plugin.ErrDenied: %v", err)
+				}
 				if tc.hecToken != "" && strings.Contains(err.Error(), tc.hecToken) {
 					t.Errorf("the error leaks the HEC token: %v", err)
 				}
