@@ -146,6 +146,9 @@ func (p *SIEM) Ingest(ctx context.Context, req plugin.IngestRequest) (plugin.Ing
 		switch {
 		case err == nil && channel != "" && reply.AckID != nil:
 			acks = append(acks, pending{*reply.AckID, start, end})
+		case err == nil && channel != "":
+			// Counting the batch would claim what hec_ack exists to prove.
+			return res, st.fail(fmt.Errorf("ingest: batch of events %d-%d: hec_ack = true, but HEC answered without an ackId: indexer acknowledgement is not enabled on the token, so whether the indexers kept the events cannot be told (enable it on the token, or set hec_ack = false)", first[start], first[end-1]))
 		case err == nil:
 			res.Accepted += end - start
 		case errors.As(err, &he) && !he.fatal():

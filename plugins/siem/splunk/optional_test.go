@@ -192,6 +192,8 @@ func TestIngest(t *testing.T) {
 			wantErr: "splunk: ingest: batch of events 0-4: HEC answered HTTP 403: Invalid token (code 4)"},
 		{name: "indexer acknowledgement", extra: "hec_ack = true\nhec_batch = 2", events: five, wantAccepted: 5, wantBatches: 3,
 			setup: func(f *splunkfake.Fake) { f.EnableHECAck(2) }},
+		{name: "hec_ack on a token without acknowledgement", extra: "hec_ack = true", events: five, wantBatches: 1,
+			wantErr: "splunk: ingest: batch of events 0-4: hec_ack = true, but HEC answered without an ackId"},
 		{name: "acknowledgement times out", extra: "hec_ack = true\nhec_ack_timeout = \"1s\"", events: five[:1], wantAccepted: 0, wantBatches: 1,
 			setup:        func(f *splunkfake.Fake) { f.EnableHECAck(1000) },
 			wantProblems: []string{"events 0-0: not acknowledged by the indexers within 1s (hec_ack_timeout)"}},
