@@ -20,6 +20,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
+	"github.com/vigilsec/vigil/core/plugin"
 	"github.com/vigilsec/vigil/core/plugin/sdk"
 )
 
@@ -270,6 +271,12 @@ func (e *HTTPError) Error() string {
 		s += " (the credentials lack a privilege: see the plugin's README)"
 	}
 	return s
+}
+
+// Is makes a refused credential or privilege (401, 403) plugin.ErrDenied:
+// asking again cannot succeed.
+func (e *HTTPError) Is(target error) bool {
+	return target == plugin.ErrDenied && (e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden)
 }
 
 // esDo performs an Elasticsearch API request bounded by the config timeout

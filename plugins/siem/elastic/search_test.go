@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -316,6 +317,8 @@ func TestSearchFailures(t *testing.T) {
 		token    string
 		wantErr  []string
 		attempts int
+		// denied: the error is plugin.ErrDenied, so the engine stops asking.
+		denied bool
 	}{
 		{name: "429 persists", setup: func(f *elasticfake.Fake) { f.Fail(path, -1, 429, elasticfake.RejectedBody) },
 			wantErr: []string{"elastic: search alerts: HTTP 429 Too Many Requests: es_rejected_execution_exception: rejected execution of coordinating operation"}, attempts: 1 + MaxRetries},
@@ -339,7 +342,7 @@ func TestSearchFailures(t *testing.T) {
 		{name: "index missing", cfg: `space = "nope"`,
 			wantErr: []string{"HTTP 404 Not Found: index_not_found_exception: no such index [.alerts-security.alerts-nope]"}, attempts: 1},
 		{name: "credentials refused, key echoed", setup: func(f *elasticfake.Fake) { f.SetAuth("ApiKey c29tZW9uZTplbHNl"); f.SetEchoAuth(true) },
-			wantErr: []string{"HTTP 401 Unauthorized: security_exception", "[REDACTED]", "check api_key"}, attempts: 1},
+			wantErr: []string{"HTTP 401 Unauthorized: security_exception", "[REDACTED]", "check api_key"}, attempts: 1, denied: true},
 		{name: "no answer in time", cfg: `timeout = "1s"`, setup: func(f *elasticfake.Fake) {
 			f.FailWith(elasticfake.Failure{Match: path, N: -1, Status: 200, Body: `{}`, Delay: 5 * time.Second})
 		}, wantErr: []string{"elastic: search alerts:", "deadline exceeded"}, attempts: 1},
@@ -357,6 +360,9 @@ func TestSearchFailures(t *testing.T) {
 			_, err := s.Search(context.Background(), plugin.SearchRequest{Start: t0, End: t0.Add(time.Minute), PageToken: tc.token})
 			if err == nil {
 				t.Fatal("Search succeeded")
+			}
+			if errors.Is(err, plugin.ErrDenied) != tc.denied {
+				t.Errorf("errors.Is(%v, plugin.ErrDenied) = %v, want %v", err, !tc.denied, tc.denied)
 			}
 			for _, w := range tc.wantErr {
 				if !strings.Contains(err.Error(), w) {
