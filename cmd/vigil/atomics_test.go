@@ -31,7 +31,7 @@ func TestImportAtomics(t *testing.T) {
 				"skipped   33  no linux platform",
 				"skipped    5  unsupported executor",
 				"skipped    9  unknown technique",
-				"imported   36  safe 8, reversible 17, destructive 11; tagged network 4, payload 4",
+				"imported   36  safe 9, reversible 14, destructive 13; tagged network 4, payload 4",
 			},
 			details: []string{
 				`core/atomic/testdata/atomic-red-team/atomics/T1048.003/T1048.003.yaml:28: T1048.003 #1 "Exfiltration Over Alternative Protocol - HTTP" unsupported executor: executor "manual": steps for a person, nothing to run`,
@@ -60,7 +60,7 @@ func TestImportAtomics(t *testing.T) {
 				"skipped  474  no linux platform",
 				"skipped   10  unsupported executor",
 				"skipped   54  unknown technique",
-				"imported  243  safe 56, reversible 157, destructive 30; tagged network 74, payload 38",
+				"imported  243  safe 63, reversible 107, destructive 73; tagged network 77, payload 38",
 			},
 		})
 	} else {

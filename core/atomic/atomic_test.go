@@ -356,32 +356,78 @@ func TestWrite(t *testing.T) {
 	}
 }
 
+// TestClassify: a test is reversible only when its cleanup undoes what its
+// command changes, destructive when classify cannot tell, and safe only
+// when the command changes nothing.
 func TestClassify(t *testing.T) {
 	cases := []struct {
-		command string
-		cleanup bool
-		want    string
+		name, command, cleanup string
+		want                   string
+		why                    string // in the reason
 	}{
-		{"cat /etc/passwd\nid", false, "safe"},
-		{"ps aux | grep -v grep | grep sshd > /dev/null 2>&1", false, "safe"},
-		{"uname -a > /tmp/T1082.txt", false, "reversible"},
-		{"cp /etc/passwd /tmp/x; tar -czf /tmp/a.tgz /etc", false, "reversible"},
-		{"echo x > out.txt", false, "reversible"}, // the working directory
-		{"echo x >> ~/.bashrc", false, "destructive"},
-		{"cat ~/.bash_history > $HOME/loot.txt", false, "destructive"},
-		{"rm -rf /var/log/*", false, "destructive"},
-		{"useradd -M -N -r -s /bin/bash art", false, "destructive"},
-		{"if [ -x $(which at) ]; then echo id | at now; fi", false, "destructive"},
-		{"echo look at this", false, "safe"}, // "at" is not a command here
-		{"dd if=/dev/zero of=/etc/x bs=1 count=1", false, "destructive"},
-		{"dd if=/dev/zero of=/tmp/x bs=1 count=1", false, "reversible"},
-		{"useradd art", true, "reversible"},
-		{"curl -o /usr/local/bin/x https://example.com/x", false, "destructive"},
+		{"discovery", "cat /etc/passwd\nid", "", "safe", ""},
+		{"discovery to /dev/null", "ps aux | grep -v grep | grep sshd > /dev/null 2>&1", "", "safe", ""},
+		{"a cleanup with nothing to undo", "systemctl list-units --type=service --all", `echo "No cleanup required"`, "safe", ""},
+		{"not the at command", "echo look at this", "", "safe", ""},
+		{"temporary output", "uname -a > /tmp/T1082.txt", "", "reversible", "temporary"},
+		{"temporary copies", "cp /etc/passwd /tmp/x; tar -czf /tmp/a.tgz /etc", "", "reversible", "temporary"},
+		{"the working directory", "echo x > out.txt", "", "reversible", "temporary"},
+		{"dd into /tmp", "dd if=/dev/zero of=/tmp/x bs=1 count=1", "", "reversible", "temporary"},
+		{"cron file removed", `echo "* * * * * id" > /etc/cron.d/persistevil`, "rm /etc/cron.d/persistevil -f", "reversible", "removes /etc/cron.d/persistevil"},
+		{"directory and file removed", "mkdir $HOME/...\ncp $(which sh) $HOME/...\n$HOME/.../sh -c id", "rm -f $HOME/.../sh\nrmdir $HOME/.../", "reversible", "removes ~/..."},
+		{"account created and deleted", "useradd -M -N -r -s /bin/bash -c evil_account art", "userdel art", "reversible", "useradd art / userdel art"},
+		{"password of the account it created", `useradd -g 0 -M -d /root -s /bin/bash butter` + "\n" + `echo "butter:BetterWithButter" | sudo chpasswd`, "userdel butter", "reversible", ""},
+		{"useradd -p with a substitution", "useradd -G sudo -s /bin/bash -p $(openssl passwd -1 password123) art", "userdel -f art", "reversible", "userdel art"},
+		{"userdel -r of a home it did not create", "useradd -G sudo -s /bin/bash art", "userdel -fr art", "destructive", "/home/art"},
+		{"home directory left", "useradd --create-home --shell /bin/bash art", "userdel art", "destructive", "home directory"},
+		{"own service unit", "echo '[Service]' > /etc/systemd/system/art.service\nsystemctl daemon-reload\nsystemctl enable art.service\nsystemctl start art", "systemctl stop art\nsystemctl disable art.service\nrm -f /etc/systemd/system/art.service\nsystemctl daemon-reload", "reversible", "removes /etc/systemd/system/art.service"},
+		{"own background process", "sleep 100 &\necho $! > /tmp/pid\nkill $!", "", "reversible", ""},
+
+		// What the issue found labelled reversible or safe.
+		{"password of an existing account", `echo "nobody:Atomic123" | chpasswd`, "usermod -s /usr/sbin/nologin nobody", "destructive", "an account it did not create (chpasswd)"},
+		{"passwd", "passwd nobody", "", "destructive", "passwd"},
+		{"usermod", "usermod -aG sudo nobody", "usermod -G nogroup nobody", "destructive", "usermod"},
+		{"authorized_keys rewritten", `echo "ssh-rsa AAAA art" > ~/.ssh/authorized_keys`, "rm -f /tmp/art-key", "destructive", "~/.ssh/authorized_keys"},
+		{"authorized_keys appended, cleanup edits", `echo "ssh-rsa AAAA art" >> ~/.ssh/authorized_keys`, `sed -i '/art$/d' ~/.ssh/authorized_keys`, "destructive", "in place"},
+		{"cpan", "PERL_MM_USE_DEFAULT=1 cpan", "", "destructive", "software (cpan)"},
+		{"pip", "pip3 install --user impacket", "pip3 uninstall -y impacket", "destructive", "software (pip3)"},
+		{"gem", "gem install evil-winrm", "", "destructive", "gem"},
+		{"npm", "npm install -g left-pad", "", "destructive", "npm"},
+		{"go install", "go install example.com/x@latest", "", "destructive", "go install"},
+		{"apt", "sudo apt-get install -y zip", "", "destructive", "apt-get"},
+		{"vim on sudoers", "sudo vim /etc/sudoers", "", "destructive", "editor"},
+		{"ee", "sudo ee /etc/sudoers", "", "destructive", "editor"},
+		{"visudo", "visudo -c", "", "destructive", "visudo"},
+		{"service stopped and started", "sudo systemctl stop cron", "sudo systemctl start cron", "destructive", "service cron"},
+		{"killed by name", "sudo pkill -SIGTERM cron", "sudo systemctl start cron", "destructive", "kills"},
+		{"crontab replaced", "crontab -l > /tmp/notevil\necho '* * * * * id' > /tmp/persistevil && crontab /tmp/persistevil", "crontab /tmp/notevil", "destructive", "crontab"},
+		{"appended, head -n -2 in cleanup", "echo 'id' >> ~/.bashrc", "head -n '-2' ~/.bashrc > /tmp/T1546.004\nmv /tmp/T1546.004 ~/.bashrc", "destructive", "~/.bashrc"},
+		{"appended, sed in cleanup", "echo '# art' >> /etc/profile", `sed -i "s/# art//" /etc/profile`, "destructive", "/etc/profile"},
+		{"backup of a file that may not exist", "sudo cp /etc/pam.d/password-auth /tmp/pa.bk\necho x >> /etc/pam.d/password-auth", "sudo cp -f /tmp/pa.bk /etc/pam.d/password-auth", "destructive", "/etc/pam.d/password-auth"},
+		{"backup of a system file restored", "cp /etc/hosts /tmp/hosts.bak\necho '10.0.0.1 evil' >> /etc/hosts", "cp /tmp/hosts.bak /etc/hosts", "reversible", "restores /etc/hosts"},
+		{"system file overwritten, then removed", "echo evil > /etc/hosts", "rm -f /etc/hosts", "destructive", "overwrites /etc/hosts"},
+		{"clock set", "date 010100001971\ntouch /tmp/x", "rm -f /tmp/x", "destructive", "clock"},
+		{"audit rules", "auditctl -a always,exit -F arch=b64 -S execve -k CMDS", "systemctl restart auditd", "destructive", "audit"},
+		{"bind mount left", "sudo mount -B /proc/1 /proc/$(cat /tmp/evil_pid.txt)", "kill $(cat /tmp/evil_pid.txt)", "destructive", "mount"},
+		{"cleanup deletes what it did not create", "echo x > /tmp/x", "rm -rf /opt/app", "destructive", "cleanup changes or deletes /opt/app"},
+		{"cleanup deletes a user it did not create", "ssh testuser1@localhost -T hostname", "userdel -f testuser1", "destructive", "cleanup"},
+		{"history file linked to /dev/null", "ln -sf /dev/null ~/.bash_history", "", "destructive", "~/.bash_history"},
+		{"logs deleted", "rm -rf /var/log/*", "", "destructive", "/var/log/*"},
+		{"writes under a variable", "cat ~/.bash_history > $HOME/loot.txt", "", "destructive", "~/loot.txt"},
+		{"useradd without cleanup", "useradd -M -N -r -s /bin/bash art", "", "destructive", "account art"},
+		{"at job", "if [ -x $(which at) ]; then echo id | at now; fi", "", "destructive", "at job"},
+		{"dd outside /tmp", "dd if=/dev/zero of=/etc/x bs=1 count=1", "", "destructive", "/etc/x"},
+		{"download outside /tmp", "curl -o /usr/local/bin/x https://example.com/x", "", "destructive", "/usr/local/bin/x"},
+		{"the atomics folder is never temporary", "echo x > " + AtomicsFolder + "/T1/out.txt", "", "destructive", AtomicsFolder},
+		{"sudo sh -c", `sudo sh -c 'echo evil >> /etc/ld.so.preload'`, "", "destructive", "/etc/ld.so.preload"},
 	}
 	for _, tc := range cases {
-		if got, why := classify(tc.command, tc.cleanup); got != tc.want {
-			t.Errorf("classify(%q, %v) = %s (%s), want %s", tc.command, tc.cleanup, got, why, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			got, why := classify(tc.command, tc.cleanup)
+			if got != tc.want || !strings.Contains(why, tc.why) {
+				t.Errorf("classify(%q, %q) = %s (%s), want %s (%q)", tc.command, tc.cleanup, got, why, tc.want, tc.why)
+			}
+		})
 	}
 }
 
@@ -391,6 +437,8 @@ func TestNeedsNetwork(t *testing.T) {
 		"wget x":                     true,
 		"(which apt-get && apt-get install -y zip)": true,
 		"pip3 install impacket":                     true,
+		"PERL_MM_USE_DEFAULT=1 cpan":                true,
+		"python3 -m pip install x":                  true,
 		"cat /etc/hosts":                            false,
 		"echo curly":                                false,
 	} {

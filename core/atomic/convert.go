@@ -105,6 +105,9 @@ func convert(at atomicTest, tech attack.Technique, shell, atomicsDir string, ori
 	slugs := map[string]string{} // lower-case input argument name -> arg name
 	args := map[string]string{}
 	defaults := map[string]string{} // arg name -> default, for the heuristics
+	// classDefaults are the defaults with AtomicsFolder for the atomics
+	// directory: a safety label never depends on where it is.
+	classDefaults := map[string]string{}
 	names := make([]string, 0, len(at.InputArguments))
 	for name := range at.InputArguments {
 		names = append(names, name)
@@ -119,6 +122,7 @@ func convert(at atomicTest, tech attack.Technique, shell, atomicsDir string, ori
 		ia := at.InputArguments[name]
 		v := paths(defaultString(ia.Default))
 		args[slug], defaults[slug] = v, v
+		classDefaults[slug] = pathVarRE.ReplaceAllLiteralString(defaultString(ia.Default), AtomicsFolder)
 		slugs[strings.ToLower(name)] = slug
 		if strings.EqualFold(ia.Type, "url") {
 			network = true
@@ -140,6 +144,16 @@ func convert(at atomicTest, tech attack.Technique, shell, atomicsDir string, ori
 		return inputArgRE.ReplaceAllStringFunc(s, func(m string) string {
 			if slug, ok := slugs[strings.ToLower(m[2:len(m)-1])]; ok {
 				return defaults[slug]
+			}
+			return m
+		})
+	}
+	// classText is s as classify reads it.
+	classText := func(s string) string {
+		s = pathVarRE.ReplaceAllLiteralString(s, AtomicsFolder)
+		return inputArgRE.ReplaceAllStringFunc(s, func(m string) string {
+			if slug, ok := slugs[strings.ToLower(m[2:len(m)-1])]; ok {
+				return classDefaults[slug]
 			}
 			return m
 		})
@@ -201,7 +215,7 @@ func convert(at atomicTest, tech attack.Technique, shell, atomicsDir string, ori
 	if !network {
 		network = needsNetwork(texts...)
 	}
-	sp.safety, sp.safetyWhy = classify(expand(at.Executor.Command), strings.TrimSpace(at.Executor.CleanupCommand) != "")
+	sp.safety, sp.safetyWhy = classify(classText(at.Executor.Command), classText(at.Executor.CleanupCommand))
 
 	sp.tags = []string{TagAtomic}
 	if payload {
