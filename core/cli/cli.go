@@ -4,7 +4,8 @@
 //
 // Exit codes (ExitCode): 0 every expectation met, 1 some expectation missed
 // (or a negative test was noisy), 2 usage or config error, 3 runtime error
-// (an injection or a plugin failed, so part of the run proves nothing).
+// (an injection or a plugin failed, so part of the run proves nothing), 4
+// the run left this host changed.
 package cli
 
 import (
@@ -29,6 +30,9 @@ const (
 	ExitMissed  ExitCode = 1
 	ExitUsage   ExitCode = 2
 	ExitRuntime ExitCode = 3
+	// ExitHostChanged: the run left this host changed (the host-integrity
+	// check); it wins over every other outcome.
+	ExitHostChanged ExitCode = 4
 )
 
 // exitError carries an exit code through cobra.

@@ -94,6 +94,10 @@ func runRecord(ctx context.Context, io IO, o *RecordOptions) error {
 		}
 		fmt.Fprintf(io.Out, "%s: %s (%s in the live run)\n", r.TestID, path, r.Status)
 	}
+	printHostChanges(io.Out, run)
+	if len(run.HostChanged) > 0 {
+		return silentExit{ExitHostChanged}
+	}
 	if failed > 0 {
 		return runtimeErr(fmt.Errorf("%d test(s) not recorded", failed))
 	}

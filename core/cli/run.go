@@ -36,6 +36,8 @@ type RunOptions struct {
 	Formats []string
 	// Baseline is "last" or a stored run's ID (--baseline).
 	Baseline string
+	// NoIntegrityCheck turns off the host-integrity check.
+	NoIntegrityCheck bool
 
 	// sink receives the run's metadata and its results as they are
 	// measured (history and results.json); nil for `vigil record`.
@@ -43,6 +45,9 @@ type RunOptions struct {
 	// claims are the rules of the SIEMs with the rules call, read before
 	// the plugins close, for coverage.json in Out.
 	claims []coverage.Claims
+	// hostCheckFailed: the host-integrity check could not read the host
+	// after the run.
+	hostCheckFailed bool
 }
 
 func newCmdRun(io IO, runF func(*RunOptions) error) *cobra.Command {
@@ -78,6 +83,7 @@ Ctrl-C stops firing and cleans up; a second Ctrl-C aborts the cleanup.`,
 	f.BoolVarP(&o.Quiet, "quiet", "q", false, "print the summary only")
 	f.StringArrayVarP(&o.Formats, "format", "f", nil, "also write these reports into --out: navigator, junit, html, markdown, csv or all (comma-separated, repeatable)")
 	f.StringVar(&o.Baseline, "baseline", "", "compare with a stored run, `last` (the newest complete run of this config) or a run ID: exit 1 on a regression")
+	f.BoolVar(&o.NoIntegrityCheck, "no-integrity-check", false, "do not check that this host is left as it was (the check reads it before, during and after the run)")
 	o.addHistoryFlags(cmd, true)
 	o.addRegressionFlags(cmd)
 	return cmd
@@ -166,6 +172,7 @@ func runRun(ctx context.Context, io IO, o *RunOptions) error {
 	printSummary(io.Out, run)
 	printDiagnoses(io.Out, run)
 	printBreaches(io.Out, run)
+	printHostChanges(io.Out, run)
 	if o.Out != "" {
 		fmt.Fprintf(io.Out, "\nresults: %s\n", filepath.Join(o.Out, "results.json"))
 		for _, p := range written {
@@ -181,8 +188,14 @@ func runRun(ctx context.Context, io IO, o *RunOptions) error {
 		fmt.Fprintln(io.Out)
 		report.WriteRegressions(io.Out, base.RunID, regressions)
 	}
+	if len(run.HostChanged) > 0 {
+		return silentExit{ExitHostChanged}
+	}
 	if ctx.Err() != nil {
 		fmt.Fprintln(io.Err, "vigil: interrupted; the results above are what was measured before it")
+		return silentExit{ExitRuntime}
+	}
+	if o.hostCheckFailed {
 		return silentExit{ExitRuntime}
 	}
 	if o.Baseline != "" {
@@ -274,6 +287,13 @@ func execute(ctx context.Context, io IO, l *session.Loaded, o *RunOptions) (*mea
 		Schema: measure.Schema, RunID: runID(startedAt), Vigil: Version,
 		StartedAt: startedAt, Config: l.Config.Redacted(), Notes: append(l.Notes, plan.Notes...),
 	}
+	hc, err := startHostCheck(ctx, plan, o.NoIntegrityCheck)
+	if err != nil {
+		return nil, err
+	}
+	if hc != nil {
+		eng.Opts.HostStep = hc.step
+	}
 	prog := newProgress(io, len(plan.Jobs), o.Quiet)
 	eng.Opts.Progress = prog.update
 	if o.sink != nil {
@@ -287,6 +307,9 @@ func execute(ctx context.Context, io IO, l *session.Loaded, o *RunOptions) (*mea
 	}
 	results := eng.Run(ctx, plan)
 	prog.done()
+	if hc != nil && hc.finish(run) != nil {
+		o.hostCheckFailed = true
+	}
 	run.FinishedAt = time.Now().UTC()
 	run.Results, run.Summary = results, measure.Summarise(results)
 	run.SIEMStats = map[string]map[string]int64{}

@@ -42,6 +42,7 @@ func TestConsoleGolden(t *testing.T) {
 	printSummary(&out, &run)
 	printDiagnoses(&out, &run)
 	printBreaches(&out, &run)
+	printHostChanges(&out, &run)
 	golden := filepath.Join("testdata", "golden", "console.txt")
 	if *update {
 		if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {

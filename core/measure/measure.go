@@ -46,6 +46,34 @@ type Run struct {
 	Summary    Summary                     `json:"summary"`
 	SIEMStats  map[string]map[string]int64 `json:"siem_stats,omitempty"`
 	Notes      []string                    `json:"notes,omitempty"`
+	// HostChanged are the differences the host-integrity check found on
+	// this host after the cleanups; IntegrityCheck says what it read (nil:
+	// it did not run).
+	HostChanged    []HostChange    `json:"host_changed,omitempty"`
+	IntegrityCheck *IntegrityCheck `json:"integrity_check,omitempty"`
+}
+
+// HostChange is a difference left on the host after a run.
+type HostChange struct {
+	// Path is a file, or user:NAME, group:NAME, module:NAME,
+	// listen:PROTO ADDR:PORT or clock.
+	Path string `json:"path"`
+	// Change says what changed: "created (file)", "content changed",
+	// "mode -rw-r--r-- -> -rwxrwxrwx", "truncated from 1200 to 0 bytes".
+	Change string `json:"change"`
+	// Tests were changing the host (prerequisites, injection or cleanup)
+	// when it appeared; Attribution says so in words, including when it
+	// cannot tell them apart or no test was.
+	Tests       []string `json:"tests,omitempty"`
+	Attribution string   `json:"attribution"`
+}
+
+// IntegrityCheck is what the host-integrity check read.
+type IntegrityCheck struct {
+	Host      string `json:"host"`
+	Entries   int    `json:"entries"`   // paths and items in a snapshot
+	Snapshots int    `json:"snapshots"` // before, after each test step, after
+	CostMS    int64  `json:"cost_ms"`   // their total time
 }
 
 // Result is one (test, target, SIEM) outcome.

@@ -50,7 +50,7 @@ var ErrUnsupported = errors.New("not supported by this plugin")
 // once. It travels over gRPC as codes.PermissionDenied.
 var ErrDenied = errors.New("the SIEM refused the credentials or their permissions")
 
-// Capabilities of SIEM plugins (Description.Capabilities).
+// Capabilities of plugins (Description.Capabilities).
 const (
 	CapRawEvents    = "raw_events"
 	CapCloseSignals = "close_signals"
@@ -70,6 +70,10 @@ const (
 	// ingest_latency_ms. Without it the figure is not measured: an event's
 	// own time says nothing about when the SIEM had it.
 	CapIngestTime = "ingest_time"
+	// CapLocalHost: an injector that changes the host vigil runs on (the
+	// exec injector): the host-integrity check reads this host around its
+	// steps.
+	CapLocalHost = "local_host"
 )
 
 // MarkerLocation is where an injector plants the run marker, or where a SIEM

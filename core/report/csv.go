@@ -16,7 +16,21 @@ var CSVHeader = []string{
 	"run_id", "test_id", "test_name", "technique", "technique_name", "tactics", "target", "host", "siem",
 	"status", "latency_ms", "observed_latency_ms", "ingest_latency_ms", "budget_ms", "budget_breached",
 	"correlation", "rules", "rule_ids", "signal_ids", "marker", "injected_at", "detected_at", "reason", "error",
-	"diagnosis", "clock_offset_ms",
+	"diagnosis", "clock_offset_ms", "host_changed",
+}
+
+// HostChangesOf lists the host changes the integrity check tied to a test
+// ("PATH: CHANGE"), alone or with others it could not tell apart.
+func HostChangesOf(run *measure.Run, testID string) []string {
+	var out []string
+	for _, c := range run.HostChanged {
+		for _, t := range c.Tests {
+			if t == testID {
+				out = append(out, c.Path+": "+c.Change)
+			}
+		}
+	}
+	return out
 }
 
 // WriteCSV writes one row per result under CSVHeader (RFC 4180). Lists
@@ -45,7 +59,7 @@ func WriteCSV(w io.Writer, run *measure.Run) error {
 			num(r.LatencyMS), num(r.ObservedLatencyMS), num(r.IngestLatencyMS), budget, breached,
 			text(r.Correlation), text(strings.Join(rules, "; ")), text(strings.Join(ruleIDs, "; ")), text(strings.Join(sigIDs, "; ")),
 			text(r.Marker), stamp(r.InjectedAt), stamp(r.DetectedAt), text(oneLine(r.Reason)), text(oneLine(r.Error)),
-			diagnosisClass(r), num(r.ClockOffsetMS),
+			diagnosisClass(r), num(r.ClockOffsetMS), text(strings.Join(HostChangesOf(run, r.TestID), "; ")),
 		}
 		if err := cw.Write(row); err != nil {
 			return fmt.Errorf("write csv: %w", err)

@@ -136,6 +136,11 @@ func WriteJUnit(w io.Writer, run *measure.Run) error {
 		doc.Errors += s.Errors
 		doc.Suites = append(doc.Suites, s)
 	}
+	if s, ok := integritySuite(run, len(doc.Suites)); ok {
+		doc.Tests += s.Tests
+		doc.Failures += s.Failures
+		doc.Suites = append(doc.Suites, s)
+	}
 	doc.Time = seconds(total)
 	if _, err := io.WriteString(w, xml.Header); err != nil {
 		return fmt.Errorf("write junit: %w", err)
@@ -149,6 +154,29 @@ func WriteJUnit(w io.Writer, run *measure.Run) error {
 		return fmt.Errorf("write junit: %w", err)
 	}
 	return nil
+}
+
+// integritySuite is the host-integrity check as a suite: one passing case
+// when the host was left unchanged, else a failing case per change.
+func integritySuite(run *measure.Run, id int) (junitSuite, bool) {
+	ic := run.IntegrityCheck
+	if ic == nil {
+		return junitSuite{}, false
+	}
+	s := junitSuite{Name: "host-integrity", ID: fmt.Sprint(id), Package: "vigil.host-integrity", Timestamp: run.StartedAt.UTC().Format("2006-01-02T15:04:05")}
+	s.Properties.Props = []junitProperty{{"run_id", run.RunID}, {"host", ic.Host}, {"entries", fmt.Sprint(ic.Entries)}, {"snapshots", fmt.Sprint(ic.Snapshots)}}
+	if len(run.HostChanged) == 0 {
+		s.Cases = []junitCase{{Name: ic.Host + " left unchanged", Classname: "host-integrity"}}
+	}
+	for _, c := range run.HostChanged {
+		text := "path: " + c.Path + "\nchange: " + c.Change + "\nby: " + c.Attribution + "\n"
+		s.Cases = append(s.Cases, junitCase{Name: c.Path, Classname: "host-integrity",
+			Failure: &junitProblem{Message: c.Change + " (by " + c.Attribution + ")", Type: "host_changed", Text: text}})
+		s.Failures++
+	}
+	s.Tests = len(s.Cases)
+	s.Time = seconds(0)
+	return s, true
 }
 
 // caseText is the evidence of a result, one fact a line.

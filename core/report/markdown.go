@@ -108,6 +108,15 @@ func WriteMarkdown(w io.Writer, run *measure.Run) error {
 		}
 	}
 
+	if ic := run.IntegrityCheck; ic != nil && len(run.HostChanged) == 0 {
+		p("\nHost-integrity check: %s left unchanged (%d paths and items, %d snapshots).\n", mdText(ic.Host), ic.Entries, ic.Snapshots)
+	} else if ic != nil {
+		p("\n### Host changed (%d)\n\nThe run left %s different after the cleanups.\n\n| Path | Change | By |\n| --- | --- | --- |\n", len(run.HostChanged), mdText(ic.Host))
+		for _, c := range run.HostChanged {
+			p("| `%s` | %s | %s |\n", mdCode(c.Path), mdText(c.Change), mdText(c.Attribution))
+		}
+	}
+
 	if len(run.Results) > 0 {
 		p("\n<details><summary>All results (%d)</summary>\n\n", len(run.Results))
 		p("| Test | Technique | Target | SIEM | Status | Latency | Rule / reason |\n| --- | --- | --- | --- | --- | ---: | --- |\n")

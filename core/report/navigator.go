@@ -164,6 +164,10 @@ func buildLayer(run *measure.Run, siem string, results []measure.Result) Layer {
 			{Name: "latency_p95", Value: optMS(sum.LatencyP95MS)},
 		},
 	}
+	if ic := run.IntegrityCheck; ic != nil {
+		l.Metadata = append(l.Metadata, LayerMetadata{Divider: true},
+			LayerMetadata{Name: "host_changed", Value: fmt.Sprintf("%d change(s) left on %s", len(run.HostChanged), ic.Host)})
+	}
 	stats := ByTechnique(results)
 	scored := map[string]bool{}
 	for _, t := range stats {

@@ -44,11 +44,11 @@ func (e *Engine) runJob(ctx context.Context, j *Job) []measure.Result {
 	if j.Test.Safety == catalog.SafetyDestructive && !e.Opts.AllowDestructive {
 		return setAll(jr.rs, measure.Skipped, "destructive test refused: pass --allow-destructive to run it")
 	}
-	if !jr.prerequisites(ctx) || !jr.render() {
+	if !jr.hostStep(func() bool { return jr.prerequisites(ctx) }) || !jr.render() {
 		return jr.rs
 	}
-	defer jr.cleanup(ctx)
-	if !jr.inject(ctx) {
+	defer jr.hostStep(func() bool { jr.cleanup(ctx); return true })
+	if !jr.hostStep(func() bool { return jr.inject(ctx) }) {
 		return jr.rs
 	}
 	failed := jr.replay(ctx)
@@ -78,6 +78,16 @@ func (e *Engine) newJobRun(j *Job) *jobRun {
 		jr.rs[i].Marker = jr.marker
 	}
 	return jr
+}
+
+// hostStep runs a step that may change the target between the engine's
+// HostStep calls.
+func (jr *jobRun) hostStep(step func() bool) bool {
+	if h := jr.e.Opts.HostStep; h != nil {
+		h(jr.j, true)
+		defer h(jr.j, false)
+	}
+	return step()
 }
 
 // fail sets every result to st with msg and reports false, for steps that

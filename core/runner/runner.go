@@ -96,6 +96,11 @@ type Options struct {
 	// Progress, if set, is called (from several goroutines, serialised by the
 	// runner) as jobs start and finish.
 	Progress func(Progress)
+	// HostStep, if set, is called as a job begins (begin true) and ends
+	// (false) each step that may change its target: prerequisites,
+	// injection and cleanup. The host-integrity check reads the host at
+	// each end, so that a change is tied to the tests in such a step.
+	HostStep func(j *Job, begin bool)
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 }

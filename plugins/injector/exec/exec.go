@@ -117,6 +117,7 @@ func (x *Injector) Describe(ctx context.Context) (plugin.Description, error) {
 		Platforms:       []string{"linux", "macos"},
 		Params:          shellstep.ParamSpecs(""),
 		MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine, plugin.MarkerEnvironment, plugin.MarkerFilePath},
+		Capabilities:    []string{plugin.CapLocalHost},
 	}, nil
 }
 
