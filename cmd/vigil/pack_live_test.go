@@ -75,6 +75,20 @@ func checkPackRun(t *testing.T, run *measure.Run, negative map[string]bool) {
 	if lost := run.SIEMStats["local"]["lost"]; lost != 0 {
 		t.Errorf("kernel lost %d audit events", lost)
 	}
+	checkHostUnchanged(t, run)
+}
+
+// checkHostUnchanged asserts that the run's host-integrity check ran and
+// found the host as it was.
+func checkHostUnchanged(t *testing.T, run *measure.Run) {
+	t.Helper()
+	if run.IntegrityCheck == nil {
+		t.Error("the host-integrity check did not run")
+		return
+	}
+	for _, c := range run.HostChanged {
+		t.Errorf("host changed: %s: %s (by %s)", c.Path, c.Change, c.Attribution)
+	}
 }
 
 // TestLinuxPackLive is the out-of-the-box run: no config, the whole Linux
