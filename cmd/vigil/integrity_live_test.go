@@ -8,6 +8,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/core/measure"
 )
 
 // cleanTest cleans up after itself; brokenCleanupTest's cleanup forgets
@@ -105,5 +108,51 @@ func TestIntegrityCatchesBrokenCleanup(t *testing.T) {
 	_, _, code = vigil(t, "run", "--config", cfg, "--catalog", cat, "--id", "integrity-broken-cleanup", "--out", out2, "--no-history", "--no-integrity-check", "-q")
 	if run2 := readResults(t, out2); code == 4 || run2.IntegrityCheck != nil || run2.HostChanged != nil {
 		t.Errorf("--no-integrity-check: exit %d, integrity_check %+v", code, run2.IntegrityCheck)
+	}
+}
+
+// TestAtomicsLeaveHostUnchangedLive proves the converter's safety labels
+// on the project's corpus: every atomic that imports as safe or
+// reversible, without the network or payload tag, runs as root under the
+// host-integrity check, which must find the host as it was. The
+// destructive ones are refused by the runner (skipped), never run.
+func TestAtomicsLeaveHostUnchangedLive(t *testing.T) {
+	needsLiveAudit(t)
+	if _, err := os.Stat(filepath.Join("../..", corpusDir, "atomics")); err != nil {
+		t.Fatalf("no Atomic Red Team corpus at %s", corpusDir)
+	}
+	cfg := filepath.Join(t.TempDir(), "vigil.toml")
+	if err := os.WriteFile(cfg, []byte("[run]\nconcurrency = 4\ntimeout = \"3s\"\n\n[[siem]]\nname = \"local\"\nplugin = \"local\"\npoll_interval = \"500ms\"\n\n[[target]]\nname = \"localhost\"\nplugin = \"exec\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	stdout, stderr, code := vigil(t, "run", "--config", cfg, "--atomics", corpusDir, "--tag", "atomic-red-team",
+		"--exclude-tag", "network", "--exclude-tag", "payload", "--out", out, "--no-history", "-q")
+	run := readResults(t, out)
+	if code == 4 || code == 2 || len(run.Results) == 0 {
+		t.Errorf("exit %d with %d results\nstdout:\n%s\nstderr:\n%s", code, len(run.Results), stdout, stderr)
+	}
+	checkHostUnchanged(t, run)
+	ran, refused, unmet := 0, 0, 0
+	for _, r := range run.Results {
+		switch {
+		case r.Status == measure.Skipped && strings.HasPrefix(r.Reason, "destructive test refused"):
+			refused++
+		case r.Status == measure.Skipped:
+			unmet++
+		default:
+			ran++
+			if r.Status == measure.Error {
+				t.Logf("%s: error: %s", r.TestID, r.Error)
+			}
+		}
+	}
+	if ran < 60 {
+		t.Errorf("only %d atomics ran (%d refused as destructive, %d with a prerequisite unmet)", ran, refused, unmet)
+	}
+	ic := run.IntegrityCheck
+	if ic != nil {
+		t.Logf("%d safe or reversible atomics ran (%d destructive refused, %d with a prerequisite unmet): host unchanged over %d entries, %d snapshots, %d ms of checking in a %s run",
+			ran, refused, unmet, ic.Entries, ic.Snapshots, ic.CostMS, run.FinishedAt.Sub(run.StartedAt).Round(time.Second))
 	}
 }
