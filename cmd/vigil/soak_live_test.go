@@ -4,70 +4,15 @@ package main_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"sort"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/vigilsec/vigil/core/integrity"
 	"github.com/vigilsec/vigil/core/measure"
 )
-
-// soakPaths are the places the Linux pack's tests touch, or sit next to:
-// after any number of runs they must be byte for byte what they were.
-var soakPaths = []string{
-	"/var/spool/cron", "/etc/cron.d", "/etc/crontab", "/etc/sudoers", "/etc/sudoers.d",
-	"/etc/ld.so.preload", "/etc/profile.d", "/etc/systemd/system", "/etc/security/limits.conf",
-	"/etc/security/limits.d", "/usr/local/share/ca-certificates", "/root/.ssh", "/boot",
-	"/etc/passwd", "/etc/group", "/etc/shadow",
-}
-
-// snapshot hashes every file under paths (missing paths are recorded as
-// such), with its mode and modification time; a directory is its mode and,
-// through the walk, its entries (its own modification time moves whenever
-// a test adds and removes a decoy in it).
-func snapshot(t *testing.T, paths []string) map[string]string {
-	t.Helper()
-	snap := map[string]string{}
-	for _, root := range paths {
-		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if os.IsNotExist(err) {
-				snap[p] = "absent"
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			fi, err := os.Lstat(p)
-			if err != nil {
-				return err
-			}
-			meta := fi.Mode().String()
-			if fi.Mode().IsRegular() {
-				meta += fmt.Sprintf(" %d", fi.ModTime().UnixNano())
-				b, err := os.ReadFile(p)
-				if err != nil {
-					return err
-				}
-				sum := sha256.Sum256(b)
-				meta += " " + hex.EncodeToString(sum[:])
-			}
-			snap[p] = meta
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return snap
-}
 
 // TestLinuxPackSoak fires the whole Linux pack again and again, as a
 // nightly job would: every run must detect every test and keep every
@@ -93,7 +38,14 @@ func TestLinuxPackSoak(t *testing.T) {
 		t.Log("stress-ng --cpu 4 is loading the CPUs")
 	}
 	negative := negativeTests(t)
-	before := snapshot(t, soakPaths)
+	// Besides each run's own check, the host after all rounds is compared
+	// with the host before the first: the same paths and items, by content,
+	// type, mode and owner.
+	sc := &integrity.Scanner{}
+	before, err := sc.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	var missed, errored, noisy int
 	for i := 1; i <= rounds; i++ {
 		out := t.TempDir()
@@ -116,27 +68,12 @@ func TestLinuxPackSoak(t *testing.T) {
 		}
 	}
 	t.Logf("%d rounds: %d missed, %d error, %d noisy", rounds, missed, errored, noisy)
-	after := snapshot(t, soakPaths)
-	var changed []string
-	for p, v := range before {
-		if after[p] != v {
-			changed = append(changed, fmt.Sprintf("%s: %s -> %s", p, v, nonEmpty(after[p], "gone")))
-		}
+	after, err := sc.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
 	}
-	for p := range after {
-		if _, ok := before[p]; !ok {
-			changed = append(changed, p+": new")
-		}
+	for _, c := range integrity.Diff(before, after) {
+		t.Errorf("the host changed after %d rounds: %s: %s", rounds, c.Path, c.What)
 	}
-	sort.Strings(changed)
-	if len(changed) > 0 {
-		t.Errorf("the host changed after %d rounds:\n%s", rounds, strings.Join(changed, "\n"))
-	}
-}
-
-func nonEmpty(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
+	t.Logf("host compared after %d rounds: %d paths and items unchanged", rounds, after.Entries())
 }
