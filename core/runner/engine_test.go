@@ -769,3 +769,43 @@ marker = true
 		})
 	}
 }
+
+// HostStep brackets each step of a job that may change its target
+// (prerequisites, injection, cleanup), in order, so that the
+// host-integrity check reads the host after each; a refused destructive
+// test has no step.
+func TestEngineHostSteps(t *testing.T) {
+	eng, _ := setup(t, `
+hostname = "testhost"
+[[rule]]
+test_id = "fast"
+delay = "50ms"
+marker = true
+`)
+	rec := &hostRecorder{}
+	eng.Targets = []*runner.Target{{
+		Name: "fleet", Plugin: "fleet", Impl: rec, Desc: plugin.Description{MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine}},
+		Hosts: []string{"web-1"}, Runs: []string{"testinjector"}, TmpRoot: "/tmp",
+	}}
+	eng.Opts.HostStep = func(j *runner.Job, begin bool) {
+		rec.record(j.Host, map[bool]string{true: "begin " + j.Test.ID, false: "end " + j.Test.ID}[begin])
+	}
+	destructive := newTest(t, "wiper", nil)
+	destructive.Safety = catalog.SafetyDestructive
+	plan, err := eng.Plan([]*catalog.Test{newTest(t, "fast", nil), destructive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng.Run(context.Background(), plan)
+	var got []string
+	for _, c := range rec.calls["web-1"] {
+		if f := strings.Fields(c); len(f) >= 2 && strings.HasPrefix(f[1], "vigil-") {
+			c = f[0] // the injector's own calls, without the marker
+		}
+		got = append(got, c)
+	}
+	want := []string{"begin fast", "prereq", "end fast", "begin fast", "inject", "end fast", "begin fast", "cleanup", "end fast"}
+	if !slices.Equal(got, want) {
+		t.Errorf("calls %q, want %q", got, want)
+	}
+}
