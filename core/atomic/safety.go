@@ -1068,15 +1068,6 @@ func substitutions(s string) string {
 	return strings.Join(append([]string{s}, subs...), "\n")
 }
 
-// pathLike says whether a word may name a file outside the working
-// directory.
-func pathLike(w string) bool {
-	if strings.Contains(w, "://") {
-		return false // a URL
-	}
-	return strings.HasPrefix(w, "/") || strings.HasPrefix(w, "~") || strings.HasPrefix(w, "$") || strings.Contains(w, "/")
-}
-
 // temporary says whether a path is in a temporary directory or the
 // working directory (a relative path).
 func temporary(t string) bool {
