@@ -35,7 +35,7 @@ func Diff(a, b *Snapshot) []Change {
 			out = append(out, c)
 		}
 	}
-	out = append(out, diffLogs(a.logs, b.logs)...)
+	out = append(out, diffLogs(a.logs, b.logs, a.logs)...)
 	if c, ok := diffClock(a.clock, b.clock); ok {
 		out = append(out, c)
 	}
@@ -117,14 +117,17 @@ func kindName(k byte) string {
 }
 
 // diffLogs finds logs truncated, removed or replaced between two
-// snapshots. A log that shrank or was replaced while a sibling appeared or
-// changed (syslog.1, syslog-20261207, system@...journal) was rotated, which
-// is not a change.
-func diffLogs(a, b map[string]logState) []Change {
+// snapshots, among those of base (the host before the run: a log a test
+// created and removed again is no change). A log that shrank or was
+// replaced while a sibling appeared or changed (syslog.1, syslog-20261207,
+// system@...journal) was rotated, which is not a change.
+func diffLogs(a, b, base map[string]logState) []Change {
 	var out []Change
 	names := make([]string, 0, len(a))
 	for k := range a {
-		names = append(names, k)
+		if _, ok := base[k]; ok {
+			names = append(names, k)
+		}
 	}
 	sort.Strings(names)
 	for _, k := range names {

@@ -148,6 +148,13 @@ func TestTracker(t *testing.T) {
 	tr.Begin("f")
 	h.write("/root/.bashrc", "evil again\n")
 	tr.End(ctx, "f")
+	// g creates a log of its own, and its cleanup removes it: no change.
+	tr.Begin("g")
+	h.write("/var/log/vigil-decoy.log", "")
+	tr.End(ctx, "g")
+	tr.Begin("g")
+	os.Remove(h.path("/var/log/vigil-decoy.log"))
+	tr.End(ctx, "g")
 	// Between tests, something else adds an account.
 	h.write("/etc/group", "root:x:0:\nintruder:x:1000:\n")
 
@@ -169,8 +176,8 @@ func TestTracker(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("findings:\n%v\nwant\n%v", got, want)
 	}
-	if r.Snapshots != 9 || r.Entries == 0 || r.Cost <= 0 {
-		t.Errorf("snapshots %d entries %d cost %v; want 9 snapshots", r.Snapshots, r.Entries, r.Cost)
+	if r.Snapshots != 11 || r.Entries == 0 || r.Cost <= 0 {
+		t.Errorf("snapshots %d entries %d cost %v; want 11 snapshots", r.Snapshots, r.Entries, r.Cost)
 	}
 }
 

@@ -125,7 +125,7 @@ func (t *Tracker) snapshot(ctx context.Context) {
 	t.steps = append(t.steps, st)
 	// Logs are compared with the snapshot before: one truncated and grown
 	// again since is still found.
-	for _, c := range diffLogs(t.last.logs, s.logs) {
+	for _, c := range diffLogs(t.last.logs, s.logs, t.base.logs) {
 		t.logs = append(t.logs, Finding{Change: c, Tests: tests})
 	}
 	t.last = s
