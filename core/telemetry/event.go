@@ -44,6 +44,20 @@ var (
 	FileEvent       = Logsource{Product: "linux", Category: "file_event"}
 )
 
+// Platforms are the ATT&CK platforms whose telemetry a logsource is
+// (nil when it cannot tell): a rule reading it claims techniques there.
+func (l Logsource) Platforms() []string {
+	switch l.Product {
+	case "linux":
+		return []string{"Linux"}
+	case "kubernetes":
+		return []string{"Containers"}
+	case "aws":
+		return []string{"IaaS"}
+	}
+	return nil
+}
+
 // Event is one normalised telemetry record.
 type Event struct {
 	// Time is the event's own timestamp (the kernel's audit timestamp for live
