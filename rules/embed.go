@@ -5,7 +5,7 @@
 //
 // Sigma rules for the local SIEM live next to it under sigma/ (Sigma):
 // vigil's own rules in sigma/linux and sigma/kubernetes, and an unmodified
-// copy of the SigmaHQ Linux and Kubernetes audit rules in sigma/sigmahq. Recorded telemetry for replays lives under
+// copy of the SigmaHQ Linux, Kubernetes audit and AWS CloudTrail rules in sigma/sigmahq. Recorded telemetry for replays lives under
 // telemetry/ (Telemetry): one <test-id>.jsonl per test, written by
 // `vigil record` and read by the replay injector.
 package rules
@@ -32,7 +32,7 @@ const (
 	// SigmaKubernetesRoot holds vigil's own rules for Kubernetes audit
 	// events (logsource product kubernetes, service audit).
 	SigmaKubernetesRoot = "sigma/kubernetes"
-	// SigmaHQRoot holds the SigmaHQ Linux and Kubernetes audit rules (DRL
+	// SigmaHQRoot holds the SigmaHQ Linux, Kubernetes audit and AWS CloudTrail rules (DRL
 	// 1.1), with upstream paths kept below it.
 	SigmaHQRoot = "sigma/sigmahq"
 )

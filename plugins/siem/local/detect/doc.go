@@ -12,13 +12,16 @@
 // values the evaluator cannot handle, and evaluator construction failures
 // (panics included). Loading never panics on bad input.
 //
-// Four logsources are accepted: the three the local sensor produces,
+// Five logsources are accepted: the three the local sensor produces,
 // linux/auditd ([event.Auditd]), linux/process_creation
-// ([event.ProcessCreation]) and linux/file_event ([event.FileEvent]), and
+// ([event.ProcessCreation]) and linux/file_event ([event.FileEvent]),
 // Kubernetes API server audit events, kubernetes/audit
 // ([event.KubernetesAudit], which SigmaHQ's rules also write with category
 // application; see [NormalizeLogsource]), whose fields are the audit event
-// flattened with dotted keys ([event.FromAudit]).
+// flattened with dotted keys ([event.FromAudit]), and AWS CloudTrail
+// records, aws/cloudtrail ([telemetry.AWSCloudTrail], flattened the same way
+// by [telemetry.FromCloudTrail]). Sigma's null value is supported (the field
+// is absent) without modifiers.
 //
 // # Matching
 //

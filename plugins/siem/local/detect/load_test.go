@@ -30,7 +30,7 @@ func loadReport(rs *Ruleset) string {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	b.WriteString("# SigmaHQ Linux and Kubernetes audit rules (rules/sigma/sigmahq): outcome counts\n")
+	b.WriteString("# SigmaHQ Linux, Kubernetes audit and AWS CloudTrail rules (rules/sigma/sigmahq): outcome counts\n")
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s: %d\n", k, sum[k])
 	}
@@ -52,10 +52,11 @@ func TestLoadSigmaHQ(t *testing.T) {
 
 	// Exact numbers per outcome.
 	want := map[string]int{
-		"loaded":                154, // 140 Linux, 14 Kubernetes audit
+		"loaded":                210, // 140 Linux, 14 Kubernetes audit, 56 AWS CloudTrail
 		string(ReasonLogsource): 27,
 		string(ReasonKeywords):  3,
 		string(ReasonValue):     2, // Kubernetes audit: field: '*' for "exists"
+		string(ReasonModifier):  1, // CloudTrail: fieldref
 	}
 	if got := rs.Summary(); !mapsEqual(got, want) {
 		t.Errorf("summary = %v, want %v", got, want)
@@ -250,7 +251,7 @@ func TestParseRuleReasons(t *testing.T) {
 		{"base64offset", rule(plc, "detection:\n    selection:\n        CommandLine|base64offset|contains: 'curl'\n    condition: selection\n"), ReasonModifier, "modifier base64offset"},
 		{"all not last", rule(plc, "detection:\n    selection:\n        CommandLine|all|contains:\n            - a\n    condition: selection\n"), ReasonModifier, "all must come last"},
 		{"comparator not last", rule(plc, "detection:\n    selection:\n        CommandLine|contains|base64: a\n    condition: selection\n"), ReasonEvaluator, "probe"},
-		{"null value", rule(plc, "detection:\n    selection:\n        CommandLine: null\n    condition: selection\n"), ReasonValue, "null value"},
+		{"null value with a modifier", rule(plc, "detection:\n    selection:\n        CommandLine|contains: null\n    condition: selection\n"), ReasonValue, "null value with modifiers"},
 		{"placeholder", rule(plc, "detection:\n    selection:\n        User: '%admins%'\n    condition: selection\n"), ReasonValue, "placeholder"},
 		{"nested map value", rule(plc, "detection:\n    selection:\n        User:\n            a: b\n    condition: selection\n"), ReasonValue, "non-scalar"},
 		{"1 of identifier", rule(plc, "detection:\n    selection:\n        a: b\n    condition: 1 of selection\n"), ReasonEvaluator, "1 of selection"},

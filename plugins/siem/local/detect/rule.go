@@ -31,9 +31,10 @@ const SigmaHQCommit = "8eaafff1f2845a696050e05e72ba1140ee190698"
 const SigmaHQLinkBase = "https://github.com/SigmaHQ/sigma/blob/" + SigmaHQCommit + "/"
 
 // SupportedLogsources lists the logsources the local SIEM evaluates, the
-// only ones whose rules are loaded: the three the local sensor produces, and
-// Kubernetes audit events (replayed or ingested; see telemetry.FromAudit).
-var SupportedLogsources = []telemetry.Logsource{telemetry.Auditd, telemetry.ProcessCreation, telemetry.FileEvent, telemetry.KubernetesAudit}
+// only ones whose rules are loaded: the three the local sensor produces,
+// Kubernetes audit events (replayed or ingested; see telemetry.FromAudit)
+// and AWS CloudTrail records (see telemetry.FromCloudTrail).
+var SupportedLogsources = []telemetry.Logsource{telemetry.Auditd, telemetry.ProcessCreation, telemetry.FileEvent, telemetry.KubernetesAudit, telemetry.AWSCloudTrail}
 
 // NormalizeLogsource returns the logsource a rule written for ls is
 // evaluated on: SigmaHQ's Kubernetes audit rules say product kubernetes,
@@ -364,7 +365,7 @@ func ParseRule(path string, data []byte, link string) (*Rule, *Problem) {
 		return r, p
 	}
 
-	eval, err := buildEvaluator(expandWildcards(sr))
+	eval, err := buildEvaluator(nullAsAbsent(expandWildcards(sr)))
 	if err != nil {
 		return fail(ReasonEvaluator, "%v", err)
 	}
@@ -474,7 +475,10 @@ func checkMatchers(r sigma.Rule, lines ruleLines) *searchProblem {
 				for _, v := range fm.Values {
 					switch v := v.(type) {
 					case nil:
-						return &searchProblem{ReasonValue, fmt.Sprintf("null value for %s in search %q", key, name), line}
+						// Sigma's null: the field is absent (see nullAsAbsent).
+						if len(fm.Modifiers) > 0 {
+							return &searchProblem{ReasonValue, fmt.Sprintf("null value with modifiers for %s in search %q", key, name), line}
+						}
 					case string:
 						if isRe {
 							if _, err := regexp.Compile(v); err != nil {
@@ -652,6 +656,48 @@ func fieldConfig(r sigma.Rule) sigma.Config {
 		}
 	}
 	return sigma.Config{Title: "vigil local identity mapping", FieldMappings: fm}
+}
+
+// nullAsAbsent returns r with Sigma's null values written as "null", which
+// sigma-go's comparator matches exactly when the field is absent (CloudTrail
+// records leave errorCode out on success; the normalised events drop JSON
+// nulls). The engine's index builds its shadow from the rule as written,
+// where a null value is not modelled ("maybe").
+func nullAsAbsent(r sigma.Rule) sigma.Rule {
+	has := false
+	for _, s := range r.Detection.Searches {
+		for _, em := range s.EventMatchers {
+			for _, fm := range em {
+				has = has || slices.Contains(fm.Values, any(nil))
+			}
+		}
+	}
+	if !has {
+		return r
+	}
+	out := r
+	out.Detection.Searches = make(map[string]sigma.Search, len(r.Detection.Searches))
+	for name, s := range r.Detection.Searches {
+		ns := s
+		ns.EventMatchers = make([]sigma.EventMatcher, len(s.EventMatchers))
+		for i, em := range s.EventMatchers {
+			nem := make(sigma.EventMatcher, len(em))
+			for j, fm := range em {
+				nfm := fm
+				nfm.Values = make([]any, len(fm.Values))
+				for k, v := range fm.Values {
+					if v == nil {
+						v = "null"
+					}
+					nfm.Values[k] = v
+				}
+				nem[j] = nfm
+			}
+			ns.EventMatchers[i] = nem
+		}
+		out.Detection.Searches[name] = ns
+	}
+	return out
 }
 
 // buildEvaluator constructs the sigma-go evaluator and probes it once on an
