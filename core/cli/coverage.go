@@ -275,7 +275,7 @@ func claimsOf(siem string, rules []plugin.Rule) coverage.Claims {
 			c.Refused++
 			continue
 		}
-		c.Rules = append(c.Rules, coverage.Rule{ID: r.ID, Name: r.Name, Techniques: r.Techniques, Enabled: r.Enabled, Source: r.Source})
+		c.Rules = append(c.Rules, coverage.Rule{ID: r.ID, Name: r.Name, Techniques: r.Techniques, Enabled: r.Enabled, Source: r.Source, Platforms: r.Platforms})
 	}
 	return c
 }

@@ -98,6 +98,10 @@ type Rule struct {
 	Techniques []string
 	Enabled    bool
 	Source     string
+	// Platforms are the ATT&CK platforms whose telemetry the rule reads;
+	// empty means any. A rule claims nothing outside the report's scope
+	// (a CloudTrail rule tagged T1005 is not a claim on Linux hosts).
+	Platforms []string
 }
 
 // Claims are one SIEM's rules. Known is false when they could not be read
@@ -281,7 +285,7 @@ func Compute(in Input) *Report {
 				results = append(results, r)
 			}
 		}
-		rep.SIEMs = append(rep.SIEMs, computeSIEM(table, ids, inScope, testsOf, c, results))
+		rep.SIEMs = append(rep.SIEMs, computeSIEM(table, platforms, ids, inScope, testsOf, c, results))
 	}
 	return rep
 }
@@ -293,7 +297,7 @@ type verdicts struct {
 	firedIDs         map[string]bool // rule IDs and names, lower-case
 }
 
-func computeSIEM(table *attack.Table, ids []attack.TechniqueID, inScope map[attack.TechniqueID]attack.Technique,
+func computeSIEM(table *attack.Table, platforms []string, ids []attack.TechniqueID, inScope map[attack.TechniqueID]attack.Technique,
 	testsOf map[attack.TechniqueID][]string, c Claims, results []measure.Result) SIEM {
 	s := SIEM{Name: c.SIEM, ClaimsKnown: c.Known, ClaimsNote: c.Note, Rules: len(c.Rules), Counts: map[Class]int{}}
 
@@ -327,12 +331,17 @@ func computeSIEM(table *attack.Table, ids []attack.TechniqueID, inScope map[atta
 	}
 
 	var enabled []Rule
+	n := 0
 	for _, r := range c.Rules {
-		if r.Enabled {
+		if !r.Enabled {
+			continue
+		}
+		n++
+		if len(r.Platforms) == 0 || slices.ContainsFunc(r.Platforms, func(p string) bool { return containsFold(platforms, p) }) {
 			enabled = append(enabled, r)
 		}
 	}
-	s.EnabledRules = len(enabled)
+	s.EnabledRules = n
 	s.RefusedRules = c.Refused
 	fired := func(r Rule, v *verdicts) bool {
 		return v != nil && (v.firedIDs[strings.ToLower(r.ID)] || (r.Name != "" && v.firedIDs[strings.ToLower(r.Name)]))

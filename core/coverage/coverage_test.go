@@ -2,6 +2,7 @@ package coverage_test
 
 import (
 	"maps"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -278,3 +279,32 @@ func TestSIEMOrder(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestRulePlatforms: a rule claims techniques only within its platforms
+// (a CloudTrail rule tagged T1053.003 is no claim on Linux hosts); a rule
+// without platforms claims everywhere.
+func TestRulePlatforms(t *testing.T) {
+	iaas := rule("ct", "T1053.003")
+	iaas.Platforms = []string{"IaaS"}
+	linux := rule("lx", "T1003.008")
+	linux.Platforms = []string{"linux"} // compared case-insensitively
+	rep := coverage.Compute(coverage.Input{
+		Tests:  []coverage.Test{{ID: "cron", Technique: "T1053.003"}},
+		Claims: []coverage.Claims{{SIEM: "s", Known: true, Rules: []coverage.Rule{iaas, linux, rule("any", "T1610")}}},
+		Table:  table(t),
+	})
+	s := rep.SIEMs[0]
+	claimed := map[string][]string{}
+	for _, tech := range s.Techniques {
+		for _, r := range tech.Rules {
+			claimed[tech.ID] = append(claimed[tech.ID], r.ID)
+		}
+	}
+	want := map[string][]string{"T1003.008": {"lx"}, "T1610": {"any"}}
+	if !reflect.DeepEqual(claimed, want) {
+		t.Errorf("claims %v, want %v (the IaaS rule claims nothing on Linux and Containers)", claimed, want)
+	}
+	if s.EnabledRules != 3 {
+		t.Errorf("enabled rules %d, want 3: a rule outside the scope still counts as enabled", s.EnabledRules)
+	}
+}

@@ -182,6 +182,11 @@ type Rule struct {
 	// Source is where the rule lives: a file path, a URL, or a saved
 	// search's name.
 	Source string
+	// Platforms are the ATT&CK platforms whose telemetry the rule reads
+	// ("Linux", "Containers", "IaaS"); empty means any. Coverage counts
+	// the rule's claims only within them: a CloudTrail rule tagged T1005
+	// says nothing of T1005 on Linux hosts.
+	Platforms []string
 	// Query and Language are the rule's query and its language ("sigma",
 	// "kuery", "eql", "spl", ...), when the plugin gives them.
 	Query    string

@@ -153,7 +153,7 @@ func rulesToProto(rs []Rule) []*pluginv1.Rule {
 	for i, r := range rs {
 		out[i] = &pluginv1.Rule{
 			Id: r.ID, Name: r.Name, Techniques: r.Techniques, Enabled: r.Enabled,
-			Source: r.Source, Query: r.Query, Language: r.Language, Refused: r.Refused, Broken: r.Broken,
+			Source: r.Source, Query: r.Query, Language: r.Language, Refused: r.Refused, Broken: r.Broken, Platforms: r.Platforms,
 		}
 	}
 	return out
@@ -165,7 +165,7 @@ func rulesFromProto(rs []*pluginv1.Rule) []Rule {
 		out = append(out, Rule{
 			ID: r.GetId(), Name: r.GetName(), Techniques: r.GetTechniques(), Enabled: r.GetEnabled(),
 			Source: r.GetSource(), Query: r.GetQuery(), Language: r.GetLanguage(),
-			Refused: r.GetRefused(), Broken: r.GetBroken(),
+			Refused: r.GetRefused(), Broken: r.GetBroken(), Platforms: r.GetPlatforms(),
 		})
 	}
 	return out

@@ -12,7 +12,8 @@ import (
 // (attack.execution) claim no technique. Source is the rule's file
 // (sigma/linux/... for vigil's own, embedded, rules; the path under an
 // extra directory) or, for SigmaHQ's, its link to the SigmaHQ repository.
-// Every loaded rule runs, so all are enabled. The files that did not load
+// Every loaded rule runs, so all are enabled. Platforms come from the
+// rule's logsource (Linux, Containers, IaaS). The files that did not load
 // follow, refused with the reason and line (never enabled, claiming
 // nothing): Broken when the rule cannot work as written.
 func (s *SIEM) ClaimedRules(context.Context) ([]plugin.Rule, error) {
@@ -29,7 +30,7 @@ func (s *SIEM) ClaimedRules(context.Context) ([]plugin.Rule, error) {
 		}
 		out = append(out, plugin.Rule{
 			ID: r.ID, Name: r.Title, Techniques: append([]string(nil), r.Techniques...),
-			Enabled: true, Source: src, Language: QueryDialect,
+			Enabled: true, Source: src, Language: QueryDialect, Platforms: r.Logsource.Platforms(),
 		})
 	}
 	for _, p := range st.problems {

@@ -119,7 +119,7 @@ func TestClaimedRules(t *testing.T) {
 	got := byID["6c1f0d3a-2b7e-4f10-9a44-0d5e7c9b1a02"]
 	want := plugin.Rule{ID: "6c1f0d3a-2b7e-4f10-9a44-0d5e7c9b1a02", Name: "vigil test - tagged rule",
 		Techniques: []string{"T1059.004", "T1070"}, Enabled: true, Source: filepath.Join(dir, "tagged.yml"), Language: "sigma"}
-	if got.ID != want.ID || got.Name != want.Name || !slices.Equal(got.Techniques, want.Techniques) || got.Source != want.Source {
+	if got.ID != want.ID || got.Name != want.Name || !slices.Equal(got.Techniques, want.Techniques) || got.Source != want.Source || !slices.Equal(got.Platforms, []string{"Linux"}) {
 		t.Errorf("tagged rule = %+v\nwant %+v", got, want)
 	}
 }

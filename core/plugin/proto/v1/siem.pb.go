@@ -1018,7 +1018,11 @@ type Rule struct {
 	Refused string `protobuf:"bytes,8,opt,name=refused,proto3" json:"refused,omitempty"`
 	// broken is set on a refused rule that cannot work as written (as
 	// opposed to a valid rule outside the SIEM's scope).
-	Broken        bool `protobuf:"varint,9,opt,name=broken,proto3" json:"broken,omitempty"`
+	Broken bool `protobuf:"varint,9,opt,name=broken,proto3" json:"broken,omitempty"`
+	// platforms are the ATT&CK platforms whose telemetry the rule reads
+	// ("Linux", "Containers", "IaaS"); empty: any. Coverage counts a rule's
+	// claims only within its platforms.
+	Platforms     []string `protobuf:"bytes,10,rep,name=platforms,proto3" json:"platforms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1114,6 +1118,13 @@ func (x *Rule) GetBroken() bool {
 		return x.Broken
 	}
 	return false
+}
+
+func (x *Rule) GetPlatforms() []string {
+	if x != nil {
+		return x.Platforms
+	}
+	return nil
 }
 
 type RulesResponse struct {
@@ -1306,7 +1317,7 @@ const file_vigil_plugin_v1_siem_proto_rawDesc = "" +
 	"\rCountersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x0e\n" +
-	"\fRulesRequest\"\xe0\x01\n" +
+	"\fRulesRequest\"\xfe\x01\n" +
 	"\x04Rule\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1e\n" +
@@ -1318,7 +1329,9 @@ const file_vigil_plugin_v1_siem_proto_rawDesc = "" +
 	"\x05query\x18\x06 \x01(\tR\x05query\x12\x1a\n" +
 	"\blanguage\x18\a \x01(\tR\blanguage\x12\x18\n" +
 	"\arefused\x18\b \x01(\tR\arefused\x12\x16\n" +
-	"\x06broken\x18\t \x01(\bR\x06broken\"<\n" +
+	"\x06broken\x18\t \x01(\bR\x06broken\x12\x1c\n" +
+	"\tplatforms\x18\n" +
+	" \x03(\tR\tplatforms\"<\n" +
 	"\rRulesResponse\x12+\n" +
 	"\x05rules\x18\x01 \x03(\v2\x15.vigil.plugin.v1.RuleR\x05rules\"j\n" +
 	"\fClockReading\x12\x1b\n" +
