@@ -27,7 +27,7 @@ type entry struct {
 	// fired are the rules that fire on rec, by title.
 	fired []firing
 	// claiming are the rules tagged with the test's technique (or its
-	// parent) that do not fire on rec.
+	// parent) that read rec's logsources and do not fire on it.
 	claiming []*detect.Rule
 }
 
@@ -152,8 +152,16 @@ func (e *entry) evaluate(eng *detect.Engine, all []*detect.Rule) {
 		}
 		return ruleLess(a.rule, b.rule)
 	})
+	// Only rules that read what the recording holds can be silent on it:
+	// a CloudTrail rule tagged T1005 says nothing of a Linux recording.
+	products := map[string]bool{}
+	if e.rec != nil {
+		for i := range e.rec.Events {
+			products[e.rec.Events[i].Source.Product] = true
+		}
+	}
 	for _, r := range all {
-		if count[r] == 0 && tagged(r, e.test.Technique.ID) {
+		if count[r] == 0 && tagged(r, e.test.Technique.ID) && (len(products) == 0 || products[r.Logsource.Product]) {
 			e.claiming = append(e.claiming, r)
 		}
 	}
