@@ -177,9 +177,17 @@ func diffClock(a, b time.Duration) (Change, bool) {
 	return Change{"clock", "the wall clock was set: it moved " + d.Round(time.Millisecond).String() + " against the boot clock"}, true
 }
 
-// listening lists the TCP sockets listening and the UDP sockets bound to a
-// port below the ephemeral range, as "tcp 0.0.0.0:22".
+// listening lists the TCP sockets listening and the UDP sockets bound, on
+// a port below the ephemeral range (ip_local_port_range): a backdoor binds
+// a port of its choosing, while test servers and clients come and go on
+// ephemeral ones. As "tcp 0.0.0.0:22".
 func listening(root string) []string {
+	ephemeral := 32768
+	if f := strings.Fields(strings.Join(readLines(filepath.Join(root, "/proc/sys/net/ipv4/ip_local_port_range")), " ")); len(f) > 0 {
+		if n, err := strconv.Atoi(f[0]); err == nil {
+			ephemeral = n
+		}
+	}
 	var out []string
 	for _, proto := range []string{"tcp", "tcp6", "udp", "udp6"} {
 		for i, line := range readLines(filepath.Join(root, "/proc/net", proto)) {
@@ -188,13 +196,13 @@ func listening(root string) []string {
 				continue
 			}
 			addr, port, ok := hexAddr(f[1])
-			if !ok {
+			if !ok || port >= ephemeral {
 				continue
 			}
 			switch {
 			case strings.HasPrefix(proto, "tcp") && f[3] != "0A": // LISTEN
 				continue
-			case strings.HasPrefix(proto, "udp") && (f[3] != "07" || port >= 32768):
+			case strings.HasPrefix(proto, "udp") && f[3] != "07":
 				continue
 			}
 			out = append(out, strings.TrimSuffix(proto, "6")+" "+net.JoinHostPort(addr, strconv.Itoa(port)))

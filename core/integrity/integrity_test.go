@@ -93,6 +93,9 @@ func TestDiff(t *testing.T) {
 			h.write("/proc/modules", "ext4 1000 1 - Live 0x0\ndiamorphine 16384 0 - Live 0x0\n")
 			h.write("/proc/net/tcp", "  sl  local_address rem_address   st\n   0: 00000000:0016 00000000:0000 0A\n   1: 00000000:115C 00000000:0000 0A\n")
 		}, []Change{{"listen:tcp 0.0.0.0:4444", "now listening"}, {"module:diamorphine", "loaded"}}},
+		{"a listener on an ephemeral port", func(h *host) {
+			h.write("/proc/net/tcp", "  sl  local_address rem_address   st\n   0: 00000000:0016 00000000:0000 0A\n   1: 0100007F:8CF5 00000000:0000 0A\n")
+		}, nil},
 		{"a log grows", func(h *host) { h.write("/var/log/syslog", strings.Repeat("x", 200)) }, nil},
 		{"a log truncated", func(h *host) { os.Truncate(h.path("/var/log/auth.log"), 0) },
 			[]Change{{"/var/log/auth.log", "truncated from 50 to 0 bytes"}}},
