@@ -24,10 +24,10 @@ func newCmdImport(io IO) *cobra.Command {
 		Short: "Convert other test libraries into catalog files",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageErr(fmt.Errorf("import what? (vigil import atomics DIR)"))
+			return usageErr(fmt.Errorf("import what? (vigil import atomics DIR, vigil import cloudtrail FILE...)"))
 		},
 	}
-	cmd.AddCommand(newCmdImportAtomics(io, nil))
+	cmd.AddCommand(newCmdImportAtomics(io, nil), newCmdImportCloudTrail(io, nil))
 	return cmd
 }
 
