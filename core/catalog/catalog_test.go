@@ -282,7 +282,7 @@ func TestSelect(t *testing.T) {
 				"technique filter: T1009 \"Binary Padding\": revoked ATT&CK technique, use T1027.001 instead\n" +
 				"technique filter: \"T99\": not an ATT&CK technique ID (want T1234 or T1234.567)\n" +
 				"tactic filter: unknown ATT&CK tactic \"evasion\"\n" +
-				"platform filter: unknown platform \"solaris\" (known: linux, macos, windows, esxi, network-devices, containers, kubernetes, iaas, iaas:aws, iaas:azure, iaas:gcp, saas, office-suite, identity-provider)",
+				"platform filter: unknown platform \"solaris\" (known: linux, macos, windows, esxi, network-devices, containers, kubernetes, iaas, iaas:aws, iaas:azure, iaas:gcp, saas, office-suite, identity-provider, and aws, azure, gcp for iaas:...)",
 		},
 	}
 	for _, tc := range cases {

@@ -75,8 +75,8 @@ func (c *Catalog) Select(f Filter) (selected, skipped []*Test, err error) {
 		tactics = append(tactics, tac.ShortName)
 	}
 	for _, p := range f.Platforms {
-		if !knownPlatform(p) {
-			errs = append(errs, fmt.Errorf("platform filter: unknown platform %q (known: %s)", p, strings.Join(knownPlatforms, ", ")))
+		if !knownPlatform(p) && platformAliases[p] == "" {
+			errs = append(errs, fmt.Errorf("platform filter: unknown platform %q (known: %s, and aws, azure, gcp for iaas:...)", p, strings.Join(knownPlatforms, ", ")))
 		}
 	}
 	if len(errs) > 0 {
@@ -106,6 +106,18 @@ func (c *Catalog) Select(f Filter) (selected, skipped []*Test, err error) {
 	return selected, skipped, nil
 }
 
+// platformAliases are the cloud providers a filter may name alone
+// (--platform aws for the tests of platform iaas:aws).
+var platformAliases = map[string]string{"aws": "iaas:aws", "azure": "iaas:azure", "gcp": "iaas:gcp"}
+
+// onPlatform says whether t runs on the filter's platform p: p itself, its
+// alias (aws: iaas:aws), or any provider of iaas.
+func onPlatform(t *Test, p string) bool {
+	return slices.ContainsFunc(t.Platforms, func(tp string) bool {
+		return tp == p || tp == platformAliases[p] || p == "iaas" && strings.HasPrefix(tp, "iaas:")
+	})
+}
+
 func (f Filter) matches(t *Test, techniques []attack.TechniqueID, tactics []string) bool {
 	if len(f.IDs) > 0 && !slices.Contains(f.IDs, t.ID) {
 		return false
@@ -116,7 +128,7 @@ func (f Filter) matches(t *Test, techniques []attack.TechniqueID, tactics []stri
 	if len(tactics) > 0 && !slices.ContainsFunc(tactics, func(tac string) bool { return slices.Contains(t.Tactics, tac) }) {
 		return false
 	}
-	if len(f.Platforms) > 0 && !slices.ContainsFunc(f.Platforms, func(p string) bool { return slices.Contains(t.Platforms, p) }) {
+	if len(f.Platforms) > 0 && !slices.ContainsFunc(f.Platforms, func(p string) bool { return onPlatform(t, p) }) {
 		return false
 	}
 	if len(f.Tags) > 0 && !slices.ContainsFunc(f.Tags, func(tag string) bool { return slices.Contains(t.Tags, tag) }) {
