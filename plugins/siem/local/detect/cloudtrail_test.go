@@ -68,3 +68,38 @@ func TestCloudTrailRules(t *testing.T) {
 		})
 	}
 }
+
+// An escaped wildcard is a literal: principal '\*' matches the principal
+// "*" only, through the engine and sigma-go alike.
+func TestEscapedWildcard(t *testing.T) {
+	r, p := ParseRule("x.yml", []byte(`title: Any principal
+id: 0b7c1f52-3a9d-4c55-9e1a-6f0d2b8c4e11
+status: test
+logsource:
+    product: aws
+    service: cloudtrail
+detection:
+    selection:
+        requestParameters.principal: '\*'
+        requestParameters.statementId: 'a\?b'
+    condition: selection
+level: high
+`), "")
+	if p != nil {
+		t.Fatal(p)
+	}
+	e := NewEngine([]*Rule{r})
+	for _, tc := range []struct {
+		principal, sid string
+		want           bool
+	}{
+		{"*", "a?b", true},
+		{"arn:aws:iam::111122223333:root", "a?b", false},
+		{"*", "axb", false},
+	} {
+		ev := telemetry.Event{Source: telemetry.AWSCloudTrail, Fields: map[string]any{"requestParameters.principal": tc.principal, "requestParameters.statementId": tc.sid}}
+		if got, plain := len(e.Match(&ev)) == 1, r.Matches(&ev); got != tc.want || plain != tc.want {
+			t.Errorf("principal %q sid %q: engine %v, sigma-go %v, want %v", tc.principal, tc.sid, got, plain, tc.want)
+		}
+	}
+}

@@ -128,6 +128,12 @@ func wildcardMatcher(fm sigma.FieldMatcher) bool {
 			if _, w, _, _ := wildcardSegments(v); w {
 				wild = true
 			}
+			// An escaped wildcard (principal: '\*', a literal asterisk):
+			// sigma-go would compare the backslash too; the expansion
+			// unescapes it.
+			if strings.Contains(v, `\*`) || strings.Contains(v, `\?`) || strings.Contains(v, `\\`) {
+				wild = true
+			}
 		case int, float32, float64, bool:
 		default:
 			return false
