@@ -224,6 +224,8 @@ func (e *Engine) Plan(tests []*catalog.Test) (*Plan, error) {
 	p := &Plan{}
 	var errs []error
 	fallbackNoted, ingestNoted := map[string]bool{}, map[string]bool{}
+	// unplanned are the tests of each injector no target uses.
+	unplanned, unplannedOrder := map[string][]string{}, []string(nil)
 	for _, t := range tests {
 		matched := false
 		for _, tg := range e.Targets {
@@ -266,8 +268,20 @@ func (e *Engine) Plan(tests []*catalog.Test) (*Plan, error) {
 			}
 		}
 		if !matched {
-			p.Notes = append(p.Notes, fmt.Sprintf("test %s needs an injector %q but no target uses it", t.ID, t.Inject.Plugin))
+			if unplanned[t.Inject.Plugin] == nil {
+				unplannedOrder = append(unplannedOrder, t.Inject.Plugin)
+			}
+			unplanned[t.Inject.Plugin] = append(unplanned[t.Inject.Plugin], t.ID)
 		}
+	}
+	// One note per injector no target uses, naming its tests.
+	for _, inj := range unplannedOrder {
+		ids := unplanned[inj]
+		if len(ids) == 1 {
+			p.Notes = append(p.Notes, fmt.Sprintf("test %s needs an injector %q but no target uses it", ids[0], inj))
+			continue
+		}
+		p.Notes = append(p.Notes, fmt.Sprintf("%d tests need an injector %q but no target uses it: %s", len(ids), inj, strings.Join(ids, ", ")))
 	}
 	return p, errors.Join(errs...)
 }
