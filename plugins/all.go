@@ -4,6 +4,7 @@
 package plugins
 
 import (
+	_ "github.com/vigilsec/vigil/plugins/injector/aws"    // injector "aws": performs AWS techniques in one allowed account and region
 	_ "github.com/vigilsec/vigil/plugins/injector/exec"   // injector "exec": runs shell commands on the local host
 	_ "github.com/vigilsec/vigil/plugins/injector/k8s"    // injector "k8s": performs Kubernetes techniques in one namespace of a cluster
 	_ "github.com/vigilsec/vigil/plugins/injector/replay" // injector "replay": replays recorded telemetry instead of performing the technique

@@ -139,12 +139,12 @@ type Fake struct {
 	ignoreOffset   bool          // /results and listings answer from offset 0 whatever is asked
 	clockSkew      time.Duration // the server's clock minus the real one (Date header)
 	// Check data.
-	version       string
-	caps          []string
-	saved         []map[string]any
+	version string
+	caps    []string
+	saved   []map[string]any
 	// savedCap is the most saved searches one answer holds, whatever the
 	// count asked (0: no cap).
-	savedCap int
+	savedCap      int
 	savedStatuses []int
 	updateReply   string
 	// HEC.
