@@ -32,6 +32,9 @@ const (
 	// SigmaKubernetesRoot holds vigil's own rules for Kubernetes audit
 	// events (logsource product kubernetes, service audit).
 	SigmaKubernetesRoot = "sigma/kubernetes"
+	// SigmaAWSRoot holds vigil's own rules for AWS CloudTrail records
+	// (logsource product aws, service cloudtrail).
+	SigmaAWSRoot = "sigma/aws"
 	// SigmaHQRoot holds the SigmaHQ Linux, Kubernetes audit and AWS CloudTrail rules (DRL
 	// 1.1), with upstream paths kept below it.
 	SigmaHQRoot = "sigma/sigmahq"
@@ -39,7 +42,7 @@ const (
 
 // SigmaOwnRoots are the directories of vigil's own rules, all loaded by
 // default.
-var SigmaOwnRoots = []string{SigmaOwnRoot, SigmaKubernetesRoot}
+var SigmaOwnRoots = []string{SigmaOwnRoot, SigmaKubernetesRoot, SigmaAWSRoot}
 
 // Telemetry holds the recorded telemetry the replay injector replays,
 // rooted at "telemetry": one <test-id>.jsonl file per test.

@@ -99,6 +99,8 @@ func testPage(e *entry) []byte {
 	if t.Cleanup != nil {
 		b.WriteString("Runs after every injection, whatever its outcome:\n\n")
 		writeStep(&b, *t.Cleanup)
+	} else if t.Safety == catalog.SafetyReversible && cleansByMarker[t.Inject.Plugin] {
+		fmt.Fprintf(&b, "No cleanup params: the `%s` injector's cleanup deletes what the injection created, found again by the run marker, whatever the injection got to.\n", t.Inject.Plugin)
 	} else {
 		b.WriteString("No cleanup step: the injector removes the injection's temporary directory, and nothing else is changed.\n")
 	}
@@ -122,6 +124,11 @@ func testPage(e *entry) []byte {
 
 // writeStep renders an injector step: a shell command as a code block,
 // the other params as TOML.
+// cleansByMarker are the injectors whose cleanup deletes what an
+// injection created by its run marker, with no cleanup params (their
+// READMEs say so).
+var cleansByMarker = map[string]bool{"k8s": true, "aws": true}
+
 func writeStep(b *bytes.Buffer, s catalog.Step) {
 	params := map[string]any{}
 	for k, v := range s.Params {

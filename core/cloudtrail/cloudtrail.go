@@ -13,6 +13,8 @@ package cloudtrail
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -177,4 +179,54 @@ func testTOML(r *Result, tech attack.Technique, files []File, o Options) []byte 
 func quote(s string) string {
 	q, _ := json.Marshal(s)
 	return string(q)
+}
+
+// DerivedMarker is the run marker of the recording Derive makes for a
+// test: fixed, so that a derivation can be checked again.
+func DerivedMarker(testID string) string {
+	sum := sha256.Sum256([]byte("vigil aws recording " + testID))
+	return "vigil-" + hex.EncodeToString(sum[:])[:12]
+}
+
+// Derive makes a test's recording from a real detonation's records (a
+// Stratus Red Team detonation log): the records keep kept, in time order,
+// with the User-Agent the aws injector sends (the SDK's, with the marker
+// as its app ID) and "stratus-red-team" in resource names replaced by the
+// marker. Times, identities, addresses and parameters stay those of the
+// detonation.
+func Derive(testID string, records []json.RawMessage, keep func(eventSource, eventName string) bool) ([]byte, error) {
+	marker := DerivedMarker(testID)
+	var events []telemetry.Event
+	for i, rec := range records {
+		var doc map[string]any
+		if err := json.Unmarshal(rec, &doc); err != nil {
+			return nil, fmt.Errorf("cloudtrail: record %d: %w", i+1, err)
+		}
+		src, _ := doc["eventSource"].(string)
+		name, _ := doc["eventName"].(string)
+		if !keep(src, name) {
+			continue
+		}
+		doc["userAgent"] = "aws-sdk-go-v2/1.48.0 ua/2.1 os/linux lang/go#1.26 md/GOOS#linux md/GOARCH#amd64 api/" +
+			strings.TrimSuffix(src, ".amazonaws.com") + " m/E app/" + marker
+		b, err := json.Marshal(doc)
+		if err != nil {
+			return nil, err
+		}
+		b = bytes.ReplaceAll(b, []byte("stratus-red-team"), []byte(marker))
+		ev, err := telemetry.FromCloudTrail(b, "")
+		if err != nil {
+			return nil, fmt.Errorf("cloudtrail: record %d: %w", i+1, err)
+		}
+		events = append(events, ev)
+	}
+	if len(events) == 0 {
+		return nil, fmt.Errorf("cloudtrail: no record of %s kept", testID)
+	}
+	sort.SliceStable(events, func(i, j int) bool { return events[i].Time.Before(events[j].Time) })
+	var out bytes.Buffer
+	if err := telemetry.Record(&out, testID, marker, events[0].Host, events); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
 }
