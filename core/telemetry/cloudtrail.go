@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 )
 
@@ -95,4 +97,55 @@ func ReadCloudTrail(b []byte) ([]json.RawMessage, error) {
 		recs = append(recs, json.RawMessage(line))
 	}
 	return recs, nil
+}
+
+// CloudTrailRecord reads raw, an event as the replay injector hands it to
+// SIEM plugins, and when it is a CloudTrail record (logsource
+// aws/cloudtrail) returns it with the record nested again from its dotted
+// fields, as CloudTrail delivers it to SIEMs: the shape their CloudTrail
+// integrations parse. Values collected below arrays stay lists; eventTime
+// is the event's time (a replay's, re-timestamped).
+func CloudTrailRecord(raw []byte) (Event, map[string]any, bool) {
+	var ev Event
+	if err := json.Unmarshal(raw, &ev); err != nil || ev.Source != AWSCloudTrail || len(ev.Fields) == 0 {
+		return ev, nil, false
+	}
+	rec := map[string]any{}
+	keys := make([]string, 0, len(ev.Fields))
+	for k := range ev.Fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // a parent before its children
+	for _, k := range keys {
+		parts := strings.Split(k, ".")
+		m := rec
+		ok := true
+		for _, p := range parts[:len(parts)-1] {
+			next, exists := m[p]
+			switch n := next.(type) {
+			case map[string]any:
+				m = n
+			case nil:
+				if exists {
+					ok = false
+					break
+				}
+				child := map[string]any{}
+				m[p] = child
+				m = child
+			default:
+				ok = false // a leaf and a parent at once: keep the leaf
+			}
+			if !ok {
+				break
+			}
+		}
+		if ok {
+			m[parts[len(parts)-1]] = ev.Fields[k]
+		}
+	}
+	// A replay re-timestamps the event: the record says when it happened
+	// this time.
+	rec["eventTime"] = ev.Time.UTC().Format(time.RFC3339)
+	return ev, rec, true
 }

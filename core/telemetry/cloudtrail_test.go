@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"encoding/json"
 	"os"
 	"reflect"
 	"strings"
@@ -78,5 +79,31 @@ func TestReadCloudTrail(t *testing.T) {
 		if _, err := FromCloudTrail([]byte(bad.in), "h"); err == nil || !strings.HasPrefix(err.Error(), bad.want) {
 			t.Errorf("FromCloudTrail(%s): %v, want %q", bad.in, err, bad.want)
 		}
+	}
+}
+
+// TestCloudTrailRecord: a replayed CloudTrail event is nested again as
+// CloudTrail delivers it; other events are not records.
+func TestCloudTrailRecord(t *testing.T) {
+	b, _ := os.ReadFile("testdata/stratus-iam-create-admin-user.json")
+	recs, _ := ReadCloudTrail(b)
+	ev, err := FromCloudTrail(recs[2], "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(ev)
+	got, rec, ok := CloudTrailRecord(raw)
+	if !ok || got.Source != AWSCloudTrail {
+		t.Fatalf("not a record: %s", raw)
+	}
+	ui, _ := rec["userIdentity"].(map[string]any)
+	rp, _ := rec["requestParameters"].(map[string]any)
+	tags, _ := rp["tags"].(map[string]any)
+	if rec["eventName"] != "CreateUser" || ui["type"] != "IAMUser" || rp["userName"] != "malicious-iam-user" || !reflect.DeepEqual(tags["key"], []string{"StratusRedTeam"}) {
+		t.Errorf("record %v", rec)
+	}
+	other, _ := json.Marshal(Event{Source: ProcessCreation, Fields: map[string]any{"CommandLine": "id"}})
+	if _, _, ok := CloudTrailRecord(other); ok {
+		t.Error("a process event taken for a CloudTrail record")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -485,5 +486,30 @@ func TestSearchRawEventsBounded(t *testing.T) {
 	}
 	if total > maxRawEventsBytes+400*200 || summaries < 100 {
 		t.Errorf("%d bytes of raw logs, %d summaries", total, summaries)
+	}
+}
+
+// A replayed CloudTrail record goes to the logs intake as Datadog's AWS
+// integration forwards it: source cloudtrail, the record's keys as
+// attributes, whatever ingest_source says.
+func TestIngestCloudTrail(t *testing.T) {
+	raw, err := os.ReadFile("../../../core/telemetry/testdata/replayed-stop-logging.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := Config{IngestSource: "vigil", IngestTags: []string{"env:lab"}}.toLog(raw, "vigil-0123456789ab", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	it := pl.item
+	ui, _ := it.Attributes["userIdentity"].(map[string]any)
+	evt, _ := it.Attributes["evt"].(map[string]any)
+	if it.Source != "cloudtrail" || it.Service != "cloudtrail" || it.Hostname != "replay-host" || it.Message != "cloudtrail.amazonaws.com StopLogging" ||
+		it.Attributes["eventName"] != "StopLogging" || evt["name"] != "StopLogging" || ui["arn"] != "arn:aws:iam::111122223333:user/ci" ||
+		it.Tags != "vigil_marker:vigil-0123456789ab,env:lab" || !pl.stamped || !pl.at.Equal(time.Date(2026, 12, 7, 10, 0, 0, 250e6, time.UTC)) {
+		t.Errorf("log %+v at %v", it, pl.at)
+	}
+	if _, ok := it.Attributes["sigma"]; ok {
+		t.Error("a CloudTrail log carries sigma attributes: it is not vigil's format")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/core/telemetry"
 )
 
 // Limits of the logs intake (SubmitLog): entries per payload, bytes per
@@ -355,6 +356,9 @@ func retimestamp(logs []pendingLog, now time.Time, res *plugin.IngestResult) []p
 // toLog maps one event (vigil's recorded telemetry, or any JSON object) to
 // an intake item.
 func (c Config) toLog(b []byte, marker string, now time.Time) (pendingLog, error) {
+	if ev, rec, ok := telemetry.CloudTrailRecord(b); ok {
+		return c.cloudTrailLog(ev, rec, marker), nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var obj map[string]any
@@ -447,6 +451,30 @@ func (c Config) toLog(b []byte, marker string, now time.Time) (pendingLog, error
 	}
 	item := logItem{Message: msg, Source: source, Service: c.IngestService, Hostname: host, Tags: strings.Join(tags, ","), Attributes: attrs}
 	return pendingLog{at: at, stamped: stamped, item: item}, nil
+}
+
+// CloudTrailSource is the ddsource of CloudTrail logs, as Datadog's AWS
+// integration sends them and Cloud SIEM's CloudTrail rules query them
+// (source:cloudtrail).
+const CloudTrailSource = "cloudtrail"
+
+// cloudTrailLog is a replayed CloudTrail record as Datadog's AWS
+// integration forwards it: the record's keys as the log's attributes
+// (which the CloudTrail pipeline remaps: eventName to evt.name, and so on;
+// evt.name is set here too), ddsource and service cloudtrail whatever
+// ingest_source says, hostname the account, the run marker as for every
+// replay.
+func (c Config) cloudTrailLog(ev telemetry.Event, rec map[string]any, marker string) pendingLog {
+	attrs := rec
+	setPath(attrs, []string{"evt", "name"}, rec["eventName"])
+	tags := append([]string(nil), c.IngestTags...)
+	if marker != "" {
+		setPath(attrs, []string{"vigil", "marker"}, marker)
+		tags = append([]string{"vigil_marker:" + marker}, tags...)
+	}
+	msg := fmt.Sprintf("%v %v", rec["eventSource"], rec["eventName"])
+	item := logItem{Message: msg, Source: CloudTrailSource, Service: CloudTrailSource, Hostname: ev.Host, Tags: strings.Join(tags, ","), Attributes: attrs}
+	return pendingLog{at: ev.Time, stamped: !ev.Time.IsZero(), item: item}
 }
 
 // commandLine returns the command line of a recorded event: the

@@ -152,6 +152,21 @@ type dataStream struct{ Type, Dataset, Namespace string }
 // String returns the data stream's name.
 func (d dataStream) String() string { return d.Type + "-" + d.Dataset + "-" + d.Namespace }
 
+// dataset is the dataset of a document: its own (a CloudTrail record's
+// aws.cloudtrail), else the stream's.
+func (d dataStream) dataset(own string) string {
+	if own != "" {
+		return own
+	}
+	return d.Dataset
+}
+
+// index is the data stream a document goes to: the stream's type and
+// namespace, with the document's dataset.
+func (d dataStream) index(own string) string {
+	return d.Type + "-" + d.dataset(own) + "-" + d.Namespace
+}
+
 var (
 	spaceRE       = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
 	streamPartRE  = regexp.MustCompile(`^[a-z0-9_.]+$`)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"path"
 	"strconv"
@@ -51,6 +52,10 @@ func (s *SIEM) Ingest(ctx context.Context, req plugin.IngestRequest) (plugin.Ing
 		docs []bulkDoc
 	)
 	for i, b := range req.Events {
+		if ev, rec, ok := telemetry.CloudTrailRecord(b); ok {
+			docs = append(docs, bulkDoc{index: i, doc: fromCloudTrail(&ev, rec), dataset: CloudTrailDataset})
+			continue
+		}
 		d, err := toECS(b)
 		if err != nil {
 			res.Problems = append(res.Problems, plugin.Problem{Subject: eventSubject(i), Message: err.Error()})
@@ -85,6 +90,9 @@ type bulkDoc struct {
 	index int
 	doc   map[string]any
 	line  []byte // the encoded source line, with its newline
+	// dataset is the data stream dataset of the document ("" for the
+	// configured replay stream's).
+	dataset string
 }
 
 // toECS decodes one event: a JSON object, mapped to ECS when it is an
@@ -137,7 +145,7 @@ func (st *state) prepare(docs []bulkDoc, marker string) {
 		deletePath(d.doc, "data_stream.dataset")
 		deletePath(d.doc, "data_stream.namespace")
 		setPath(d.doc, "data_stream.type", st.cfg.stream.Type)
-		setPath(d.doc, "data_stream.dataset", st.cfg.stream.Dataset)
+		setPath(d.doc, "data_stream.dataset", st.cfg.stream.dataset(d.dataset))
 		setPath(d.doc, "data_stream.namespace", st.cfg.stream.Namespace)
 	}
 }
@@ -235,8 +243,8 @@ func (st *state) bulk(ctx context.Context, docs []bulkDoc) (int, []plugin.Proble
 // in order.
 func (st *state) bulkOnce(ctx context.Context, docs []bulkDoc) ([]bulkItem, error) {
 	var buf bytes.Buffer
-	action, _ := json.Marshal(obj{"create": obj{"_index": st.cfg.stream.String()}})
 	for _, d := range docs {
+		action, _ := json.Marshal(obj{"create": obj{"_index": st.cfg.stream.index(d.dataset)}})
 		buf.Write(action)
 		buf.WriteByte('\n')
 		buf.Write(d.line) // ends with the final newline the bulk API requires
@@ -305,6 +313,67 @@ func deletePath(d map[string]any, p string) {
 	if sub, ok := d[head].(map[string]any); ok {
 		deletePath(sub, rest)
 	}
+}
+
+// CloudTrailDataset is the dataset of Elastic's AWS integration for
+// CloudTrail: replayed records go to logs-aws.cloudtrail-<namespace>, where
+// Elastic's CloudTrail rules look.
+const CloudTrailDataset = "aws.cloudtrail"
+
+// fromCloudTrail maps a replayed CloudTrail record to the document Elastic's
+// AWS integration makes of it: event.dataset aws.cloudtrail, event.provider
+// (eventSource), event.action (eventName), event.outcome (failure when
+// errorCode is set), cloud.*, source.address (and source.ip when it is an
+// address), user_agent.original, user.*, aws.cloudtrail.* with the request
+// parameters and response elements as JSON text and under
+// aws.cloudtrail.flattened, and the record itself in event.original.
+func fromCloudTrail(ev *telemetry.Event, rec map[string]any) map[string]any {
+	d := map[string]any{"@timestamp": ev.Time.UTC().Format(time.RFC3339Nano)}
+	get := func(k string) string { return ev.Get(k) }
+	set := func(p, v string) {
+		if v != "" {
+			setPath(d, p, v)
+		}
+	}
+	raw, _ := json.Marshal(rec)
+	set("event.original", string(raw))
+	set("event.kind", "event")
+	set("event.module", "aws")
+	set("event.dataset", CloudTrailDataset)
+	set("event.provider", get("eventSource"))
+	set("event.action", get("eventName"))
+	set("event.id", get("eventID"))
+	outcome := "success"
+	if get("errorCode") != "" {
+		outcome = "failure"
+	}
+	set("event.outcome", outcome)
+	set("cloud.provider", "aws")
+	set("cloud.region", get("awsRegion"))
+	set("cloud.account.id", get("recipientAccountId"))
+	set("source.address", get("sourceIPAddress"))
+	if ip := net.ParseIP(get("sourceIPAddress")); ip != nil {
+		set("source.ip", ip.String())
+	}
+	set("user_agent.original", get("userAgent"))
+	set("host.name", ev.Host) // the replay's host, which raw-event searches filter on
+	set("user.name", get("userIdentity.userName"))
+	set("user.id", get("userIdentity.principalId"))
+	for k, v := range map[string]string{
+		"user_identity.type": "userIdentity.type", "user_identity.arn": "userIdentity.arn", "user_identity.access_key_id": "userIdentity.accessKeyId",
+		"event_version": "eventVersion", "event_type": "eventType", "event_category": "eventCategory", "error_code": "errorCode",
+		"error_message": "errorMessage", "recipient_account_id": "recipientAccountId", "request_id": "requestID",
+	} {
+		set("aws.cloudtrail."+k, get(v))
+	}
+	for k, v := range map[string]string{"request_parameters": "requestParameters", "response_elements": "responseElements"} {
+		if m, ok := rec[v].(map[string]any); ok && len(m) > 0 {
+			b, _ := json.Marshal(m)
+			set("aws.cloudtrail."+k, string(b))
+			setPath(d, "aws.cloudtrail.flattened."+k, m)
+		}
+	}
+	return d
 }
 
 // fromVigilEvent maps an event of the local SIEM's format to ECS: the

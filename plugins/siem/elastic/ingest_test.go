@@ -490,3 +490,40 @@ func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// A replayed CloudTrail record goes to logs-aws.cloudtrail-<namespace> as
+// Elastic's AWS integration indexes it, where Elastic's CloudTrail rules
+// look (event.dataset, event.provider, event.action, event.outcome).
+func TestIngestCloudTrail(t *testing.T) {
+	raw, err := os.ReadFile("../../../core/telemetry/testdata/replayed-stop-logging.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 7, 11, 0, 0, 0, time.UTC)
+	f := elasticfake.New(t)
+	s, _ := configured(t, f, esConfig(f, false), func(x *SIEM) { x.now = func() time.Time { return now } })
+	res, err := s.Ingest(context.Background(), plugin.IngestRequest{Events: [][]byte{raw}, Marker: testMarker})
+	if err != nil || res.Accepted != 1 {
+		t.Fatalf("ingest: %v, %+v", err, res)
+	}
+	docs := f.Docs("logs-aws.cloudtrail-default")
+	if len(docs) != 1 || len(f.Docs(replayStream)) != 0 {
+		t.Fatalf("%d CloudTrail documents, %d in the replay stream", len(docs), len(f.Docs(replayStream)))
+	}
+	d := docs[0]
+	for field, want := range map[string]string{
+		"@timestamp": "2026-12-07T11:00:00Z", "event.dataset": "aws.cloudtrail", "event.provider": "cloudtrail.amazonaws.com",
+		"event.action": "StopLogging", "event.outcome": "success", "cloud.account.id": "111122223333", "cloud.region": "eu-west-1",
+		"source.ip": "86.245.153.234", "user.name": "ci", "aws.cloudtrail.user_identity.arn": "arn:aws:iam::111122223333:user/ci",
+		"aws.cloudtrail.request_parameters": `{"name":"vigil-0123456789ab-trail"}`, "aws.cloudtrail.flattened.request_parameters.name": "vigil-0123456789ab-trail",
+		"user_agent.original": "aws-sdk-go-v2/1.48.0 m/E app/vigil-0123456789ab", "data_stream.dataset": "aws.cloudtrail", "vigil.marker": testMarker,
+		"host.name": "replay-host",
+	} {
+		if got := first(d, field); got != want {
+			t.Errorf("%s = %q, want %q", field, got, want)
+		}
+	}
+	if !strings.Contains(first(d, "event.original"), `"eventName":"StopLogging"`) {
+		t.Errorf("event.original %q", first(d, "event.original"))
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/core/telemetry"
 )
 
 // HECError is an HTTP Event Collector answer other than Success: its reply
@@ -183,8 +184,27 @@ func (p *SIEM) Ingest(ctx context.Context, req plugin.IngestRequest) (plugin.Ing
 	return res, nil
 }
 
-// envelope wraps one event for HEC.
+// CloudTrailSourcetype is the sourcetype of CloudTrail records, as the
+// Splunk Add-on for AWS indexes them and CloudTrail searches name it.
+const CloudTrailSourcetype = "aws:cloudtrail"
+
+// envelope wraps one event for HEC. A replayed CloudTrail record goes in
+// as the Splunk Add-on for AWS indexes it: the record itself as the event,
+// sourcetype aws:cloudtrail, at its eventTime, so that searches written
+// for CloudTrail find it.
 func (c *config) envelope(raw []byte, marker string, now time.Time) (hecEnvelope, error) {
+	if ev, rec, ok := telemetry.CloudTrailRecord(raw); ok {
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return hecEnvelope{}, err
+		}
+		env := hecEnvelope{Time: json.Number(fmt.Sprintf("%d.%06d", ev.Time.Unix(), ev.Time.Nanosecond()/1000)), Host: ev.Host,
+			Source: "aws_cloudtrail", Sourcetype: CloudTrailSourcetype, Index: c.Index, Event: b}
+		if marker != "" {
+			env.Fields = map[string]string{"vigil_marker": marker}
+		}
+		return env, nil
+	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
 		return hecEnvelope{}, errors.New("not a JSON object")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"errors"
 	"net/http"
 	"reflect"
@@ -452,5 +453,29 @@ func TestParseTime(t *testing.T) {
 		if tc.bad != (err != nil) || !tc.bad && !got.Equal(tc.want) {
 			t.Errorf("parseTime(%q) = %v, %v", tc.in, got, err)
 		}
+	}
+}
+
+// A replayed CloudTrail record goes to HEC as the Splunk Add-on for AWS
+// indexes it: the record itself, sourcetype aws:cloudtrail, at its time.
+func TestIngestCloudTrail(t *testing.T) {
+	raw, err := os.ReadFile("../../../core/telemetry/testdata/replayed-stop-logging.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &config{Config: Config{Index: "aws", Sourcetype: "_json"}}
+	env, err := c.envelope(raw, "vigil-0123456789ab", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(env.Event, &rec); err != nil {
+		t.Fatal(err)
+	}
+	ui, _ := rec["userIdentity"].(map[string]any)
+	if env.Sourcetype != "aws:cloudtrail" || env.Index != "aws" || env.Host != "replay-host" || env.Time != "1796637600.250000" ||
+		rec["eventName"] != "StopLogging" || rec["eventTime"] != "2026-12-07T10:00:00Z" || ui["arn"] != "arn:aws:iam::111122223333:user/ci" ||
+		env.Fields["vigil_marker"] != "vigil-0123456789ab" {
+		t.Errorf("envelope %+v, record %v", env, rec)
 	}
 }
