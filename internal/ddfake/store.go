@@ -321,6 +321,16 @@ func (s *Server) intake(w http.ResponseWriter, r *http.Request, body []byte) {
 // the event and searchable from then on.
 func (s *Server) detectLocked(l *logEntry) {
 	sig, _ := l.attrs["sigma"].(map[string]any)
+	if sig == nil && l.source == "cloudtrail" {
+		// A CloudTrail log: its attributes are the record, as Cloud
+		// SIEM's CloudTrail rules read it.
+		b, _ := json.Marshal(l.attrs)
+		if ev, err := telemetry.FromCloudTrail(b, l.host); err == nil {
+			ev.Time = l.at
+			s.raiseLocked(l, ev)
+		}
+		return
+	}
 	if sig == nil {
 		return
 	}
@@ -343,6 +353,13 @@ func (s *Server) detectLocked(l *logEntry) {
 		}
 	}
 	ev.Ancestry = toStrings(path(l.attrs, "process", "ancestry"))
+	s.raiseLocked(l, ev)
+}
+
+// raiseLocked raises a signal for each rule that matches ev, the event of
+// log l: grouped by (rule, run marker), stamped SignalDelay after the
+// event.
+func (s *Server) raiseLocked(l *logEntry, ev telemetry.Event) {
 	marker, _ := path(l.attrs, "vigil", "marker").(string)
 	for _, m := range s.opts.Detect.Match(&ev) {
 		key := m.Rule.ID + "|" + marker

@@ -443,7 +443,7 @@ func negative(ts *catalog.Test) bool {
 // winning.
 func sigmaEngine(t *testing.T) []*detect.Rule {
 	t.Helper()
-	own, err := detect.Load(rules.Sigma, rules.SigmaOwnRoot)
+	own, err := detect.Load(rules.Sigma, rules.SigmaOwnRoots...)
 	if err != nil || len(own.Problems) > 0 {
 		t.Fatalf("vigil's rules: %v %v", err, own.Problems)
 	}
@@ -565,6 +565,38 @@ func TestEnginePackReplay(t *testing.T) {
 		t.Errorf("%d search requests for %d polls (%d Search calls): want at most 2 per poll", got, polls, searches)
 	}
 	t.Logf("%d tests replayed: %d logs ingested, %d signals raised, %d polls, %d signal searches", len(tests), srv.Logs(), srv.SignalCount(), polls, searches)
+}
+
+// The AWS pack replayed from its recordings (real Stratus Red Team
+// detonations) through the logs intake as CloudTrail: the fake Datadog runs
+// source:cloudtrail logs through the same Sigma rules as the local SIEM, as
+// Cloud SIEM's CloudTrail rules read them. Every test is detected, tied by
+// its marker.
+func TestEnginePackReplayAWS(t *testing.T) {
+	cat, err := catalog.Load(catalog.Embedded())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tests []*catalog.Test
+	for _, ts := range cat.Tests {
+		if ts.Inject.Plugin == "aws" {
+			tests = append(tests, ts)
+		}
+	}
+	sigma := sigmaEngine(t)
+	srv := newFake(t, ddfake.Options{Detect: detect.NewEngine(sigma), SignalDelay: 300 * time.Millisecond, Rules: ddfake.RulesFromSigma(sigma)})
+	eng, _ := engine(t, srv, "page_size = 1000", new(replay.Injector), "aws")
+	eng.Opts.Concurrency = 11
+	rs := run(t, eng, tests...)
+	if len(rs) != len(tests) || len(tests) < 10 {
+		t.Fatalf("%d results for %d tests", len(rs), len(tests))
+	}
+	for id, r := range rs {
+		if r.Status != measure.Detected || !strings.HasPrefix(r.Correlation, "marker:") {
+			t.Errorf("%s: %s (%s%s), correlation %q; want detected by marker", id, r.Status, r.Error, r.Reason, r.Correlation)
+		}
+	}
+	t.Logf("%d AWS tests replayed as CloudTrail: %d logs, %d signals", len(tests), srv.Logs(), srv.SignalCount())
 }
 
 // eventInjector replays, per injection, the events its events func gives
