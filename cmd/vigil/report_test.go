@@ -130,8 +130,14 @@ func repCheckReports(t *testing.T, out string) *measure.Run {
 	if err := schema.Validate(junit); err != nil {
 		t.Errorf("junit.xml does not conform to the JUnit schema:\n%v", err)
 	}
-	if n := bytes.Count(junit, []byte("<testcase ")); n != len(run.Results) {
-		t.Errorf("junit.xml has %d testcases, results.json %d results", n, len(run.Results))
+	// One testcase per result, and the host-integrity suite's: one case
+	// when the host was left unchanged, one per change otherwise.
+	want := len(run.Results)
+	if run.IntegrityCheck != nil {
+		want += max(1, len(run.HostChanged))
+	}
+	if n := bytes.Count(junit, []byte("<testcase ")); n != want {
+		t.Errorf("junit.xml has %d testcases, want %d (results.json has %d results, integrity check %v)", n, want, len(run.Results), run.IntegrityCheck != nil)
 	}
 	// CSV: a header and one row per result.
 	rows, err := csv.NewReader(bytes.NewReader(read("results.csv"))).ReadAll()

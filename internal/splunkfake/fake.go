@@ -31,6 +31,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vigilsec/vigil/plugins/siem/local/detect"
 )
 
 // Credentials of the fake. They are long and distinctive so that a leak
@@ -138,6 +140,9 @@ type Fake struct {
 	infoDelay      time.Duration
 	ignoreOffset   bool          // /results and listings answer from offset 0 whatever is asked
 	clockSkew      time.Duration // the server's clock minus the real one (Date header)
+	// detect, when set, raises notables from aws:cloudtrail events.
+	detect      *detect.Engine
+	detectDelay time.Duration
 	// Check data.
 	version string
 	caps    []string
@@ -224,6 +229,14 @@ func (f *Fake) AddQuery(spl string, rows ...Row) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.queries[spl] = rows
+}
+
+// SetDetect makes HEC events of sourcetype aws:cloudtrail go through eng,
+// each match a notable delay after the event.
+func (f *Fake) SetDetect(eng *detect.Engine, delay time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.detect, f.detectDelay = eng, delay
 }
 
 // SetRules sets the correlation searches applied to ingested events.

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vigilsec/vigil/core/telemetry"
 )
 
 // hecEnvelope is one event of a /services/collector/event body.
@@ -154,6 +156,9 @@ func (f *Fake) hecEvents(w http.ResponseWriter, channel string, body []byte) {
 // held): each matching rule adds a notable shaped like Enterprise
 // Security's, its process field the event's CommandLine.
 func (f *Fake) raise(ev event, ingested time.Time) {
+	if f.detect != nil && ev.sourcetype == "aws:cloudtrail" {
+		f.raiseCloudTrail(ev, ingested)
+	}
 	for _, rule := range f.rules {
 		if !strings.Contains(ev.raw, rule.Contains) {
 			continue
@@ -180,6 +185,37 @@ func (f *Fake) raise(ev event, ingested time.Time) {
 			"annotations.mitre_attack": techs,
 			"dest":                     ev.host,
 			"process":                  process,
+			"orig_time":                fmt.Sprintf("%d.%03d", ev.time.Unix(), ev.time.Nanosecond()/1e6),
+			"urgency":                  "high",
+		}})
+	}
+}
+
+// raiseCloudTrail runs a CloudTrail record (sourcetype aws:cloudtrail, the
+// record as the event) through the Sigma engine of SetDetect, as ES
+// correlation searches over aws:cloudtrail read it; each match adds a
+// notable with the rule's techniques and the record's user_agent (mu held).
+func (f *Fake) raiseCloudTrail(ev event, ingested time.Time) {
+	te, err := telemetry.FromCloudTrail([]byte(ev.raw), ev.host)
+	if err != nil {
+		return
+	}
+	for _, m := range f.detect.Match(&te) {
+		techs := make([]any, len(m.Rule.Techniques))
+		for i, t := range m.Rule.Techniques {
+			techs[i] = strings.ToUpper(t)
+		}
+		sum := sha256.Sum256([]byte(m.Rule.ID + ev.raw))
+		at := ev.time.Add(f.detectDelay)
+		f.notables = append(f.notables, notable{visibleAt: ingested.Add(f.detectDelay), row: Row{
+			"_time":                    FormatTime(at),
+			"event_id":                 fmt.Sprintf("FAKE%04d-0000-4000-8000-000000000000@@notable@@%s", len(f.notables), hex.EncodeToString(sum[:16])),
+			"search_name":              "Threat - " + m.Rule.Title + " - Rule",
+			"rule_name":                m.Rule.Title,
+			"annotations.mitre_attack": techs,
+			"dest":                     ev.host,
+			"user_agent":               te.Get("userAgent"),
+			"signature":                te.Get("eventName"),
 			"orig_time":                fmt.Sprintf("%d.%03d", ev.time.Unix(), ev.time.Nanosecond()/1e6),
 			"urgency":                  "high",
 		}})

@@ -29,6 +29,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -106,7 +107,7 @@ func (x *Injector) Describe(ctx context.Context) (plugin.Description, error) {
 			{Name: "test", Type: "string", Description: "test whose recording to replay (default: the test being run)"},
 			{Name: "dir", Type: "string", Description: "directory of <test-id>.jsonl recordings (default: the target's dir, else the built-in recordings)"},
 		},
-		MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine, plugin.MarkerFilePath, plugin.MarkerLogField},
+		MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine, plugin.MarkerFilePath, plugin.MarkerLogField, plugin.MarkerUserAgent},
 	}, nil
 }
 
@@ -229,6 +230,14 @@ func (x *Injector) Inject(ctx context.Context, req plugin.InjectRequest) (plugin
 	res.Outcome = plugin.OutcomeSucceeded
 	res.Host = host
 	res.MarkerLocations = []plugin.MarkerLocation{plugin.MarkerCommandLine, plugin.MarkerFilePath, plugin.MarkerLogField}
+	// Kubernetes audit events and CloudTrail records carry the marker in
+	// the caller's User-Agent.
+	for i := range evs {
+		if strings.Contains(evs[i].Get("userAgent"), req.Marker) {
+			res.MarkerLocations = append(res.MarkerLocations, plugin.MarkerUserAgent)
+			break
+		}
+	}
 	res.Stdout = fmt.Appendf(nil, "replayed %d events of test %s recorded on %s at %s\n", len(evs), rec.TestID, rec.Host, rec.RecordedAt.Format(time.RFC3339))
 	res.Details, _ = json.Marshal(details{
 		Recording: file, RecordedMarker: rec.Marker, RecordedHost: rec.Host, RecordedAt: rec.RecordedAt, Events: len(evs),
