@@ -53,6 +53,13 @@ func FromAudit(b []byte, host string) (Event, error) {
 	if t.IsZero() {
 		return Event{}, errors.New("event: audit event: no stageTimestamp or requestReceivedTimestamp")
 	}
+	return Event{Time: t, Host: host, Source: KubernetesAudit, Fields: flatFields(doc)}, nil
+}
+
+// flatFields flattens a JSON document into Sigma fields with dotted keys:
+// a value alone stays a string, values below an array (or several) a
+// list.
+func flatFields(doc map[string]any) map[string]any {
 	multi := map[string][]string{}
 	inArray := map[string]bool{}
 	flatten("", doc, false, multi, inArray)
@@ -64,7 +71,7 @@ func FromAudit(b []byte, host string) (Event, error) {
 			fields[k] = vs
 		}
 	}
-	return Event{Time: t, Host: host, Source: KubernetesAudit, Fields: fields}, nil
+	return fields
 }
 
 // flatten adds the leaves below v to out under dotted keys; arr says

@@ -41,18 +41,7 @@ func FromCloudTrail(b []byte, host string) (Event, error) {
 	if err != nil {
 		return Event{}, errors.New("event: cloudtrail record: no eventTime in RFC 3339")
 	}
-	multi := map[string][]string{}
-	inArray := map[string]bool{}
-	flatten("", doc, false, multi, inArray)
-	fields := make(map[string]any, len(multi))
-	for k, vs := range multi {
-		if len(vs) == 1 && !inArray[k] {
-			fields[k] = vs[0]
-		} else {
-			fields[k] = vs
-		}
-	}
-	ev := Event{Time: t, Host: host, Source: AWSCloudTrail, Fields: fields}
+	ev := Event{Time: t, Host: host, Source: AWSCloudTrail, Fields: flatFields(doc)}
 	for _, k := range []string{"recipientAccountId", "userIdentity.accountId"} {
 		if a := ev.Get(k); a != "" {
 			ev.Host = a

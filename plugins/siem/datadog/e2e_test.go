@@ -22,6 +22,7 @@ import (
 	"github.com/vigilsec/vigil/core/plugin/sdk"
 	"github.com/vigilsec/vigil/core/runner"
 	"github.com/vigilsec/vigil/core/telemetry"
+	"github.com/vigilsec/vigil/internal/awspack"
 	"github.com/vigilsec/vigil/internal/ddfake"
 	"github.com/vigilsec/vigil/plugins/injector/replay"
 	"github.com/vigilsec/vigil/plugins/siem/local/detect"
@@ -573,19 +574,7 @@ func TestEnginePackReplay(t *testing.T) {
 // Cloud SIEM's CloudTrail rules read them. Every test is detected, tied by
 // its marker.
 func TestEnginePackReplayAWS(t *testing.T) {
-	cat, err := catalog.Load(catalog.Embedded())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tests []*catalog.Test
-	for _, ts := range cat.Tests {
-		if ts.Inject.Plugin == "aws" {
-			// The pack allows CloudTrail 15 minutes; the fake is faster.
-			c := *ts
-			c.Expect = []catalog.Expectation{{Within: 10 * time.Second}}
-			tests = append(tests, &c)
-		}
-	}
+	tests := awspack.Tests(t, 10*time.Second)
 	sigma := sigmaEngine(t)
 	srv := newFake(t, ddfake.Options{Detect: detect.NewEngine(sigma), SignalDelay: 300 * time.Millisecond, Rules: ddfake.RulesFromSigma(sigma)})
 	eng, _ := engine(t, srv, "page_size = 1000", new(replay.Injector), "aws")

@@ -8,14 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigilsec/vigil/core/catalog"
 	"github.com/vigilsec/vigil/core/measure"
 	"github.com/vigilsec/vigil/core/runner"
 	"github.com/vigilsec/vigil/core/telemetry"
+	"github.com/vigilsec/vigil/internal/awspack"
 	"github.com/vigilsec/vigil/internal/elasticfake"
 	"github.com/vigilsec/vigil/plugins/injector/replay"
 	"github.com/vigilsec/vigil/plugins/siem/local/detect"
-	"github.com/vigilsec/vigil/rules"
 )
 
 // threatOf is a rule's ATT&CK mapping as Kibana writes it: a technique,
@@ -40,28 +39,8 @@ func threatOf(techniques []string) []any {
 // read the same fields) raise alerts copying the source document. Every
 // test is detected, tied by its marker.
 func TestEndToEndAWSPackReplay(t *testing.T) {
-	cat, err := catalog.Load(catalog.Embedded())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tests []*catalog.Test
-	for _, ts := range cat.Tests {
-		if ts.Inject.Plugin == "aws" {
-			// The pack allows CloudTrail 15 minutes; the fake is faster.
-			c := *ts
-			c.Expect = []catalog.Expectation{{Within: 10 * time.Second}}
-			tests = append(tests, &c)
-		}
-	}
-	var all []*detect.Rule
-	for _, root := range []string{rules.SigmaAWSRoot, rules.SigmaHQRoot} {
-		rs, err := detect.Load(rules.Sigma, root)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, rs.Rules...)
-	}
-	eng := detect.NewEngine(all)
+	tests := awspack.Tests(t, 10*time.Second)
+	eng := detect.NewEngine(awspack.Rules(t))
 	f := elasticfake.New(t)
 	var mu sync.Mutex
 	n := 0

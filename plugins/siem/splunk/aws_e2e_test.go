@@ -5,13 +5,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigilsec/vigil/core/catalog"
 	"github.com/vigilsec/vigil/core/measure"
 	"github.com/vigilsec/vigil/core/runner"
+	"github.com/vigilsec/vigil/internal/awspack"
 	"github.com/vigilsec/vigil/internal/splunkfake"
 	"github.com/vigilsec/vigil/plugins/injector/replay"
 	"github.com/vigilsec/vigil/plugins/siem/local/detect"
-	"github.com/vigilsec/vigil/rules"
 )
 
 // The AWS pack replayed from its recordings through HEC as sourcetype
@@ -19,29 +18,9 @@ import (
 // rules over the record, as searches over aws:cloudtrail read it) raise
 // notables. Every test is detected, tied by the marker in user_agent.
 func TestEndToEndAWSPackReplay(t *testing.T) {
-	cat, err := catalog.Load(catalog.Embedded())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tests []*catalog.Test
-	for _, ts := range cat.Tests {
-		if ts.Inject.Plugin == "aws" {
-			// The pack allows CloudTrail 15 minutes; the fake is faster.
-			c := *ts
-			c.Expect = []catalog.Expectation{{Within: 10 * time.Second}}
-			tests = append(tests, &c)
-		}
-	}
-	var all []*detect.Rule
-	for _, root := range []string{rules.SigmaAWSRoot, rules.SigmaHQRoot} {
-		rs, err := detect.Load(rules.Sigma, root)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, rs.Rules...)
-	}
+	tests := awspack.Tests(t, 10*time.Second)
 	f := splunkfake.New(t)
-	f.SetDetect(detect.NewEngine(all), 500*time.Millisecond)
+	f.SetDetect(detect.NewEngine(awspack.Rules(t)), 500*time.Millisecond)
 	s, _ := configured(t, f, "")
 	ctx := t.Context()
 	d, _ := s.Describe(ctx)

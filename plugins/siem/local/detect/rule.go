@@ -664,40 +664,18 @@ func fieldConfig(r sigma.Rule) sigma.Config {
 // nulls). The engine's index builds its shadow from the rule as written,
 // where a null value is not modelled ("maybe").
 func nullAsAbsent(r sigma.Rule) sigma.Rule {
-	has := false
-	for _, s := range r.Detection.Searches {
-		for _, em := range s.EventMatchers {
-			for _, fm := range em {
-				has = has || slices.Contains(fm.Values, any(nil))
-			}
-		}
-	}
-	if !has {
-		return r
-	}
-	out := r
-	out.Detection.Searches = make(map[string]sigma.Search, len(r.Detection.Searches))
-	for name, s := range r.Detection.Searches {
-		ns := s
-		ns.EventMatchers = make([]sigma.EventMatcher, len(s.EventMatchers))
-		for i, em := range s.EventMatchers {
-			nem := make(sigma.EventMatcher, len(em))
-			for j, fm := range em {
-				nfm := fm
-				nfm.Values = make([]any, len(fm.Values))
-				for k, v := range fm.Values {
-					if v == nil {
-						v = "null"
-					}
-					nfm.Values[k] = v
+	return rewriteMatchers(r, func(fm sigma.FieldMatcher) bool { return slices.Contains(fm.Values, any(nil)) },
+		func(fm sigma.FieldMatcher) sigma.FieldMatcher {
+			nfm := fm
+			nfm.Values = make([]any, len(fm.Values))
+			for k, v := range fm.Values {
+				if v == nil {
+					v = "null"
 				}
-				nem[j] = nfm
+				nfm.Values[k] = v
 			}
-			ns.EventMatchers[i] = nem
-		}
-		out.Detection.Searches[name] = ns
-	}
-	return out
+			return nfm
+		})
 }
 
 // buildEvaluator constructs the sigma-go evaluator and probes it once on an

@@ -148,11 +148,40 @@ func wildcardMatcher(fm sigma.FieldMatcher) bool {
 // at both ends, startswith at the start, endswith at the end. r itself is
 // not modified.
 func expandWildcards(r sigma.Rule) sigma.Rule {
+	return rewriteMatchers(r, wildcardMatcher, func(fm sigma.FieldMatcher) sigma.FieldMatcher {
+		o, all, _ := wildcardOp(fm)
+		nfm := fm
+		nfm.Modifiers = []string{"re"}
+		if all {
+			nfm.Modifiers = append(nfm.Modifiers, "all")
+		}
+		nfm.Values = make([]any, len(fm.Values))
+		for k, v := range fm.Values {
+			sv, _ := scalarString(v) // wildcardMatcher checked the types
+			body := wildcardRegexp(sv)
+			switch o {
+			case opExact:
+				body = "^" + body + "$"
+			case opPrefix:
+				body = "^" + body
+			case opSuffix:
+				body = body + "$"
+			}
+			nfm.Values[k] = "(?is)" + body
+		}
+		return nfm
+	})
+}
+
+// rewriteMatchers returns a copy of r in which every field matcher that
+// match selects is replaced by fix's; r itself is not modified, and is
+// returned as it is when no matcher is selected.
+func rewriteMatchers(r sigma.Rule, match func(sigma.FieldMatcher) bool, fix func(sigma.FieldMatcher) sigma.FieldMatcher) sigma.Rule {
 	changed := false
 	for _, s := range r.Detection.Searches {
 		for _, em := range s.EventMatchers {
 			for _, fm := range em {
-				changed = changed || wildcardMatcher(fm)
+				changed = changed || match(fm)
 			}
 		}
 	}
@@ -168,30 +197,9 @@ func expandWildcards(r sigma.Rule) sigma.Rule {
 			nem := make(sigma.EventMatcher, len(em))
 			for j, fm := range em {
 				nem[j] = fm
-				if !wildcardMatcher(fm) {
-					continue
+				if match(fm) {
+					nem[j] = fix(fm)
 				}
-				o, all, _ := wildcardOp(fm)
-				nfm := fm
-				nfm.Modifiers = []string{"re"}
-				if all {
-					nfm.Modifiers = append(nfm.Modifiers, "all")
-				}
-				nfm.Values = make([]any, len(fm.Values))
-				for k, v := range fm.Values {
-					sv, _ := scalarString(v) // wildcardMatcher checked the types
-					body := wildcardRegexp(sv)
-					switch o {
-					case opExact:
-						body = "^" + body + "$"
-					case opPrefix:
-						body = "^" + body
-					case opSuffix:
-						body = body + "$"
-					}
-					nfm.Values[k] = "(?is)" + body
-				}
-				nem[j] = nfm
 			}
 			ns.EventMatchers[i] = nem
 		}
