@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -39,20 +38,7 @@ var updateRecordings = flag.Bool("update-aws-recordings", false, "derive telemet
 // package's directory.
 const stratusLogs = "../../shared/corpus/stratus-red-team/docs/detonation-logs"
 
-func awsPack(t *testing.T) []*catalog.Test {
-	t.Helper()
-	cat, err := catalog.Load(catalog.Embedded())
-	if err != nil {
-		t.Fatalf("load the embedded catalog: %v", err)
-	}
-	var out []*catalog.Test
-	for _, tc := range cat.Tests {
-		if strings.Contains(path.Clean(strings.ReplaceAll(tc.Source.File, `\`, "/")), "techniques/aws/") {
-			out = append(out, tc)
-		}
-	}
-	return out
-}
+func awsPack(t *testing.T) []*catalog.Test { return packOf(t, "techniques/aws/") }
 
 func actionParam(tc *catalog.Test) string {
 	a, _ := tc.Inject.Params["action"].(string)

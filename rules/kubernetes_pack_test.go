@@ -26,7 +26,11 @@ import (
 
 const kubernetesTechniques = "techniques/kubernetes/"
 
-func kubernetesPack(t *testing.T) []*catalog.Test {
+func kubernetesPack(t *testing.T) []*catalog.Test { return packOf(t, kubernetesTechniques) }
+
+// packOf returns the embedded catalog's tests defined below dir
+// ("techniques/aws/").
+func packOf(t *testing.T, dir string) []*catalog.Test {
 	t.Helper()
 	cat, err := catalog.Load(catalog.Embedded())
 	if err != nil {
@@ -34,7 +38,7 @@ func kubernetesPack(t *testing.T) []*catalog.Test {
 	}
 	var out []*catalog.Test
 	for _, tc := range cat.Tests {
-		if strings.Contains(path.Clean(strings.ReplaceAll(tc.Source.File, `\`, "/")), kubernetesTechniques) {
+		if strings.Contains(path.Clean(strings.ReplaceAll(tc.Source.File, `\`, "/")), dir) {
 			out = append(out, tc)
 		}
 	}

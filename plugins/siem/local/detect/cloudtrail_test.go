@@ -51,20 +51,7 @@ func TestCloudTrailRules(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got, plain []string
-			for _, m := range e.Match(&ev) {
-				got = append(got, m.Rule.Title)
-			}
-			for _, r := range rs.Rules {
-				if r.Matches(&ev) {
-					plain = append(plain, r.Title)
-				}
-			}
-			slices.Sort(got)
-			slices.Sort(plain)
-			if !slices.Equal(got, tc.want) || !slices.Equal(plain, tc.want) {
-				t.Errorf("engine %q, sigma-go %q, want %q", got, plain, tc.want)
-			}
+			checkMatches(t, e, rs.Rules, &ev, tc.want)
 		})
 	}
 }

@@ -58,21 +58,28 @@ func TestKubernetesAuditRules(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got, plain []string
-			for _, m := range e.Match(&ev) {
-				got = append(got, m.Rule.Title)
-			}
-			for _, r := range rs.Rules {
-				if r.Matches(&ev) {
-					plain = append(plain, r.Title)
-				}
-			}
-			slices.Sort(got)
-			slices.Sort(plain)
-			if !slices.Equal(got, tc.want) || !slices.Equal(plain, tc.want) {
-				t.Errorf("engine %q, sigma-go %q, want %q", got, plain, tc.want)
-			}
+			checkMatches(t, e, rs.Rules, &ev, tc.want)
 		})
+	}
+}
+
+// checkMatches asserts that the engine and sigma-go, rule by rule, match
+// ev with the rules titled want.
+func checkMatches(t *testing.T, e *Engine, rules []*Rule, ev *telemetry.Event, want []string) {
+	t.Helper()
+	var got, plain []string
+	for _, m := range e.Match(ev) {
+		got = append(got, m.Rule.Title)
+	}
+	for _, r := range rules {
+		if r.Matches(ev) {
+			plain = append(plain, r.Title)
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(plain)
+	if !slices.Equal(got, want) || !slices.Equal(plain, want) {
+		t.Errorf("engine %q, sigma-go %q, want %q", got, plain, want)
 	}
 }
 
