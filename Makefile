@@ -3,7 +3,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOBIN   ?= $(shell go env GOPATH)/bin
 PROTO   := common injector siem
 
-.PHONY: all build test lint race bench soak generate proto docs check-generated run clean
+.PHONY: all build test lint race bench soak generate proto docs check-generated run clean kube-apiserver
 
 all: build test
 
@@ -41,6 +41,13 @@ race:
 soak:
 	VIGIL_SOAK=20 go test -tags live -count=1 -timeout 60m -run '^TestLinuxPackSoak$$' -v ./cmd/vigil
 	VIGIL_SOAK=5 VIGIL_SOAK_STRESS=1 go test -tags live -count=1 -timeout 60m -run '^TestLinuxPackSoak$$' -v ./cmd/vigil
+
+# A real kube-apiserver (k8s.io/kubernetes v1.37.2 through the module
+# proxy), for the Kubernetes pack's tests: see testdata/kube-apiserver.
+kube-apiserver: bin/kube-apiserver
+
+bin/kube-apiserver:
+	cd testdata/kube-apiserver && go build -o ../../bin/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./...
