@@ -115,7 +115,8 @@ func (sc *Scanner) Snapshot(ctx context.Context) (*Snapshot, error) {
 	if paths == nil {
 		paths = Paths
 	}
-	paths = append(append([]string{}, paths...), sc.homePaths()...)
+	passwd := readColon(filepath.Join(sc.Root, "/etc/passwd"))
+	paths = append(append([]string{}, paths...), sc.homePaths(passwd)...)
 	for _, p := range paths {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -125,21 +126,21 @@ func (sc *Scanner) Snapshot(ctx context.Context) (*Snapshot, error) {
 		}
 	}
 	sc.readLogs(s)
-	sc.readItems(s)
+	sc.readItems(s, passwd)
 	s.clock = clockOffset()
 	s.Took = time.Since(start)
 	return s, nil
 }
 
-// homePaths are HomeFiles in each home directory of /etc/passwd.
-func (sc *Scanner) homePaths() []string {
+// homePaths are HomeFiles in each home directory of passwd.
+func (sc *Scanner) homePaths(passwd [][]string) []string {
 	files := sc.HomeFiles
 	if files == nil {
 		files = HomeFiles
 	}
 	seen := map[string]bool{}
 	var out []string
-	for _, f := range readColon(filepath.Join(sc.Root, "/etc/passwd")) {
+	for _, f := range passwd {
 		if len(f) < 6 || f[5] == "" || seen[f[5]] {
 			continue
 		}
@@ -252,10 +253,10 @@ func (sc *Scanner) readLogs(s *Snapshot) {
 	})
 }
 
-// readItems records the accounts, groups, kernel modules and listening
+// readItems records the accounts (of passwd), groups, kernel modules and listening
 // sockets.
-func (sc *Scanner) readItems(s *Snapshot) {
-	for _, f := range readColon(filepath.Join(sc.Root, "/etc/passwd")) {
+func (sc *Scanner) readItems(s *Snapshot, passwd [][]string) {
+	for _, f := range passwd {
 		s.state["user:"+f[0]] = state{kind: 'i'}
 	}
 	for _, f := range readColon(filepath.Join(sc.Root, "/etc/group")) {

@@ -125,49 +125,22 @@ func (s *Server) Leftovers() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []string
-	add := func(kind string, m any) {
-		switch m := m.(type) {
-		case map[string]*trail:
-			for k := range m {
-				out = append(out, kind+" "+k)
-			}
-		case map[string]map[string][]byte:
-			for k := range m {
-				out = append(out, kind+" "+k)
-			}
-		case map[string]map[string]string:
-			for k := range m {
-				out = append(out, kind+" "+k)
-			}
-		case map[string]*group:
-			for k := range m {
-				out = append(out, kind+" "+k)
-			}
-		case map[string]string:
-			for k := range m {
-				out = append(out, kind+" "+k)
-			}
-		case map[string]*user:
-			for k := range m {
-				out = append(out, kind+" "+k)
-			}
-		case map[string]*function:
-			for k := range m {
-				out = append(out, kind+" "+k)
-			}
+	add := func(kind string, names []string) {
+		for _, n := range names {
+			out = append(out, kind+" "+n)
 		}
 	}
 	st := s.state
-	add("trail", st.trails)
-	add("bucket", st.buckets)
-	add("vpc", st.vpcs)
-	add("security-group", st.groups)
-	add("flow-log", st.flowLogs)
-	add("secret", st.secrets)
-	add("parameter", st.params)
-	add("user", st.users)
-	add("role", st.roles)
-	add("function", st.functions)
+	add("trail", sortedKeys(st.trails))
+	add("bucket", sortedKeys(st.buckets))
+	add("vpc", sortedKeys(st.vpcs))
+	add("security-group", sortedKeys(st.groups))
+	add("flow-log", sortedKeys(st.flowLogs))
+	add("secret", sortedKeys(st.secrets))
+	add("parameter", sortedKeys(st.params))
+	add("user", sortedKeys(st.users))
+	add("role", sortedKeys(st.roles))
+	add("function", sortedKeys(st.functions))
 	sort.Strings(out)
 	return out
 }

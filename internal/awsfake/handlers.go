@@ -102,7 +102,7 @@ func (s *Server) ec2(req *request) (int, any, *apiError) {
 		delete(st.flowLogs, id)
 		return 200, ec2OK("DeleteFlowLogs", "<unsuccessful/>"), nil
 	case "DescribeFlowLogs":
-		k, v := tagFilterFlow(f)
+		k, v := tagFilter(f)
 		var items strings.Builder
 		for _, id := range sortedKeys(st.flowLogs) {
 			if st.flowLogs[id][k] == v {
@@ -175,11 +175,6 @@ func (s *Server) ec2(req *request) (int, any, *apiError) {
 		return 200, ec2OK("DeleteVpc", "<return>true</return>"), nil
 	}
 	return 0, nil, errf(400, "InvalidAction", "%s", req.action)
-}
-
-// tagFilterFlow reads DescribeFlowLogs' Filter (its list is "Filter").
-func tagFilterFlow(f map[string][]string) (string, string) {
-	return strings.TrimPrefix(first(f, "Filter.1.Name"), "tag:"), first(f, "Filter.1.Value.1")
 }
 
 func sortedKeys[V any](m map[string]V) []string {
