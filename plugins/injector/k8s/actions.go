@@ -118,6 +118,8 @@ func apiError(verb, resource, ns string, err error) error {
 	switch {
 	case apierrors.IsForbidden(err):
 		return fmt.Errorf("k8s: %s %s%s: forbidden (403; RBAC or admission refused it): %w", verb, resource, where, err)
+	case apierrors.IsInvalid(err) && strings.Contains(err.Error(), "disallowed by cluster policy"):
+		return fmt.Errorf("k8s: %s %s%s: refused by the API server itself (422; it runs with --allow-privileged=false, or its own policy forbids host namespaces): %w", verb, resource, where, err)
 	case apierrors.IsUnauthorized(err):
 		return fmt.Errorf("k8s: %s %s%s: unauthorized (401; the credentials were rejected): %w", verb, resource, where, err)
 	case errors.As(err, &se):
@@ -188,6 +190,54 @@ func (a *action) waitPod(ctx context.Context, name string, done func(*corev1.Pod
 	}
 }
 
+// notStarted is a pod the API server admitted that no node ran within
+// pod_start_timeout.
+type notStarted struct {
+	pod    string
+	waited time.Duration
+	why    string
+}
+
+func (e *notStarted) Error() string {
+	return fmt.Sprintf("pod %s is still Pending after %s: %s", e.pod, e.waited, e.why)
+}
+
+// waitStarted waits, at most pod_start_timeout, for the pod to leave
+// Pending. A pod still Pending then is a *notStarted error saying why
+// (recorded in the details as pending_reason), not a timeout of the test.
+func (a *action) waitStarted(ctx context.Context, name string) (*corev1.Pod, error) {
+	wctx, cancel := context.WithTimeout(ctx, a.c.podStartTimeout)
+	defer cancel()
+	pod, err := a.waitPod(wctx, name, started)
+	if err == nil || pod == nil || ctx.Err() != nil {
+		return pod, err
+	}
+	ns := &notStarted{pod: a.ns + "/" + name, waited: a.c.podStartTimeout, why: pendingReason(pod)}
+	a.details["phase"] = string(pod.Status.Phase)
+	a.details["ran"] = false
+	a.details["pending_reason"] = ns.why
+	return pod, ns
+}
+
+// pendingReason says why a pod is still Pending, from what the scheduler
+// and the kubelet wrote in its status.
+func pendingReason(p *corev1.Pod) string {
+	if p.Spec.NodeName == "" {
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+				return strings.TrimSpace(fmt.Sprintf("not scheduled: %s %s", c.Reason, c.Message))
+			}
+		}
+		return "no node was assigned and no scheduler reported on it (a cluster without a scheduler or nodes)"
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if w := cs.State.Waiting; w != nil {
+			return strings.TrimSpace(fmt.Sprintf("on node %s, container %s waiting: %s %s", p.Spec.NodeName, cs.Name, w.Reason, oneLine(w.Message)))
+		}
+	}
+	return fmt.Sprintf("scheduled on node %s, which has not started it", p.Spec.NodeName)
+}
+
 func started(p *corev1.Pod) bool {
 	return p.Status.Phase != corev1.PodPending && p.Status.Phase != ""
 }
@@ -196,17 +246,24 @@ func finished(p *corev1.Pod) bool {
 	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 }
 
-// runPod creates pod, waits for it to finish and returns its log.
+// runPod creates pod, waits for it to start (at most pod_start_timeout)
+// and finish, and returns its log. A pod no node ran is a *notStarted.
 func (a *action) runPod(ctx context.Context, pod *corev1.Pod) (string, error) {
 	created, err := a.createPod(ctx, pod)
 	if err != nil {
 		return "", err
 	}
-	done, err := a.waitPod(ctx, created.Name, finished)
+	done, err := a.waitStarted(ctx, created.Name)
 	if err != nil {
 		return "", err
 	}
+	if !finished(done) {
+		if done, err = a.waitPod(ctx, created.Name, finished); err != nil {
+			return "", err
+		}
+	}
 	a.details["phase"] = string(done.Status.Phase)
+	a.details["ran"] = true
 	tail := int64(20)
 	limit := int64(maxCaptured)
 	b, err := a.cs.CoreV1().Pods(a.ns).GetLogs(created.Name, &corev1.PodLogOptions{Container: ContainerName, TailLines: &tail, LimitBytes: &limit}).DoRaw(ctx)
@@ -225,11 +282,19 @@ func (a *action) privilegedPod(ctx context.Context) error {
 		return err
 	}
 	a.finding("the cluster admitted a privileged pod in namespace %s", a.ns)
-	got, err := a.waitPod(ctx, created.Name, started)
-	if err != nil {
+	got, err := a.waitStarted(ctx, created.Name)
+	var ns *notStarted
+	switch {
+	case errors.As(err, &ns):
+		// The admission is what this test checks, and it happened; say
+		// that the container never ran.
+		a.say("%v: the pod was admitted, but no privileged container ran", ns)
+		return nil
+	case err != nil:
 		return err
 	}
 	a.details["phase"] = string(got.Status.Phase)
+	a.details["ran"] = true
 	a.say("pod %s reached phase %s", created.Name, got.Status.Phase)
 	return nil
 }
@@ -240,6 +305,10 @@ func (a *action) hostNetworkCapture(ctx context.Context) error {
 	pod := a.pod("capture", a.c.CaptureImage, `timeout 5 tcpdump -i any -n -q -c 10 >/dev/null 2>"/tmp/$0.err"; rc=$?; tail -n 3 "/tmp/$0.err"; exit $rc`)
 	pod.Spec.HostNetwork = true
 	logs, err := a.runPod(ctx, pod)
+	var ns *notStarted
+	if errors.As(err, &ns) {
+		return fmt.Errorf("k8s: hostnetwork-capture: the API server admitted the host-network pod, but %v: nothing was captured", ns)
+	}
 	if err != nil {
 		return err
 	}
@@ -262,6 +331,10 @@ func (a *action) metadataProbe(ctx context.Context) error {
 		`wget -S -q -T 3 --header "$1" -O /dev/null "$2" 2>&1 | grep -m 1 -o 'HTTP/[0-9.]* [0-9]*.*' || echo unreachable`,
 		a.p.MetadataHeader, a.p.MetadataURL)
 	logs, err := a.runPod(ctx, pod)
+	var ns *notStarted
+	if errors.As(err, &ns) {
+		return fmt.Errorf("k8s: metadata-probe: the API server admitted the probing pod, but %v: the metadata endpoint was not probed", ns)
+	}
 	if err != nil {
 		return err
 	}
@@ -286,7 +359,9 @@ func (a *action) metadataProbe(ctx context.Context) error {
 }
 
 // victim returns the pod and container to exec into: the configured ones,
-// or a victim pod the injector creates and waits for.
+// or a victim pod the injector creates and waits for. A victim no node ran
+// is returned with a *notStarted error: the exec request is still sent (it
+// is what the API server's audit log shows), but no command can run.
 func (a *action) victim(ctx context.Context) (string, string, error) {
 	if a.p.Pod != "" {
 		return a.p.Pod, a.p.Container, nil
@@ -296,14 +371,41 @@ func (a *action) victim(ctx context.Context) (string, string, error) {
 	if err != nil {
 		return "", "", err
 	}
-	got, err := a.waitPod(ctx, created.Name, started)
-	if err != nil {
+	got, err := a.waitStarted(ctx, created.Name)
+	var ns *notStarted
+	switch {
+	case errors.As(err, &ns):
+		return created.Name, ContainerName, err
+	case err != nil:
 		return "", "", err
-	}
-	if got.Status.Phase != corev1.PodRunning {
+	case got.Status.Phase != corev1.PodRunning:
 		return "", "", fmt.Errorf("k8s: victim pod %s/%s is %s, not Running", a.ns, created.Name, got.Status.Phase)
 	}
 	return created.Name, ContainerName, nil
+}
+
+// execIn runs command in the victim (see victim) and returns the pod,
+// stdout, stderr and the exit code; the victim no node ran, or the
+// server's refusal, is an error saying that no command ran.
+func (a *action) execIn(ctx context.Context, command []string) (pod, stdout, stderr string, code int, err error) {
+	pod, container, verr := a.victim(ctx)
+	var ns *notStarted
+	if verr != nil && !errors.As(verr, &ns) {
+		return "", "", "", 0, verr
+	}
+	out, serr, code, err := a.exec(ctx, pod, container, command)
+	a.inContainer = true
+	a.exitCode, a.stderr = code, []byte(serr)
+	if ns != nil {
+		// The API server cannot have run it: say what it answered.
+		answer := "accepted it"
+		if err != nil {
+			answer = "answered: " + strings.TrimPrefix(err.Error(), "k8s: ")
+		}
+		a.details["exec_answer"] = answer
+		return pod, out, serr, code, fmt.Errorf("k8s: exec in pods/%s: no command ran: the victim was admitted, but %v; the exec request was sent and the API server %s", pod, ns, answer)
+	}
+	return pod, out, serr, code, err
 }
 
 // exec runs command in the pod's container over the pods/exec subresource
@@ -331,13 +433,7 @@ func (a *action) exec(ctx context.Context, pod, container string, command []stri
 }
 
 func (a *action) podExec(ctx context.Context) error {
-	pod, container, err := a.victim(ctx)
-	if err != nil {
-		return err
-	}
-	out, serr, code, err := a.exec(ctx, pod, container, []string{"sh", "-c", "id && hostname", a.marker})
-	a.inContainer = true
-	a.exitCode, a.stderr = code, []byte(serr)
+	pod, out, serr, code, err := a.execIn(ctx, []string{"sh", "-c", "id && hostname", a.marker})
 	if err != nil {
 		return err
 	}
@@ -350,14 +446,8 @@ func (a *action) podExec(ctx context.Context) error {
 }
 
 func (a *action) execNewFile(ctx context.Context) error {
-	pod, container, err := a.victim(ctx)
-	if err != nil {
-		return err
-	}
 	script := `f="/tmp/$0.sh"; printf '#!/bin/sh\necho "new executable $0 ran"\n' > "$f" && chmod +x "$f" && "$f"; rc=$?; rm -f "$f"; exit $rc`
-	out, serr, code, err := a.exec(ctx, pod, container, []string{"sh", "-c", script, a.marker})
-	a.inContainer = true
-	a.exitCode, a.stderr = code, []byte(serr)
+	pod, out, serr, code, err := a.execIn(ctx, []string{"sh", "-c", script, a.marker})
 	if err != nil {
 		return err
 	}

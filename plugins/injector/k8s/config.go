@@ -51,6 +51,12 @@ type Config struct {
 	// CleanupTimeout bounds how long Cleanup waits for the created objects
 	// to be gone, as a Go duration (default 60s).
 	CleanupTimeout string `toml:"cleanup_timeout"`
+	// PodStartTimeout bounds how long an action waits for a pod it created
+	// to leave Pending (scheduled, image pulled, container started), as a
+	// Go duration (default 90s). A pod still Pending then is reported with
+	// the reason (unscheduled, image pull, no node at all), never waited
+	// for until the test's own timeout.
+	PodStartTimeout string `toml:"pod_start_timeout"`
 }
 
 // Defaults.
@@ -61,6 +67,8 @@ const (
 	DefaultCaptureImage = "docker.io/nicolaka/netshoot:v0.13"
 	// DefaultCleanupTimeout bounds the wait for deleted objects.
 	DefaultCleanupTimeout = 60 * time.Second
+	// DefaultPodStartTimeout bounds the wait for a created pod to start.
+	DefaultPodStartTimeout = 90 * time.Second
 	// DefaultTimeout bounds an injection when the request sets none.
 	DefaultTimeout = 2 * time.Minute
 )
@@ -71,7 +79,8 @@ var systemNamespaces = map[string]bool{"kube-system": true, "kube-public": true,
 // config is a Config checked and completed with defaults.
 type config struct {
 	Config
-	cleanupTimeout time.Duration
+	cleanupTimeout  time.Duration
+	podStartTimeout time.Duration
 	// rest is the client config (nil when only api_server is set).
 	rest *rest.Config
 	// host is where anonymous probes go.
@@ -86,11 +95,11 @@ func parseConfig(b []byte) (*config, error) {
 		return nil, err
 	}
 	c.setDefaults()
-	cleanupTimeout, err := c.validate()
+	timeouts, err := c.validate()
 	if err != nil {
 		return nil, fmt.Errorf("k8s: config: %w", err)
 	}
-	out := &config{Config: c, cleanupTimeout: cleanupTimeout}
+	out := &config{Config: c, cleanupTimeout: timeouts.cleanup, podStartTimeout: timeouts.podStart}
 	if err := out.connect(); err != nil {
 		return nil, fmt.Errorf("k8s: config: %w", err)
 	}
@@ -107,30 +116,39 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// timeouts are a config's durations.
+type timeouts struct{ cleanup, podStart time.Duration }
+
 // validate checks a config with its defaults, without reading any file,
-// and returns its cleanup timeout.
-func (c Config) validate() (cleanupTimeout time.Duration, err error) {
+// and returns its durations.
+func (c Config) validate() (timeouts, error) {
 	if c.Namespace == "" {
-		return 0, fmt.Errorf("namespace is required (the injector works only inside it)")
+		return timeouts{}, fmt.Errorf("namespace is required (the injector works only inside it)")
 	}
 	if errs := validation.IsDNS1123Label(c.Namespace); len(errs) > 0 {
-		return 0, fmt.Errorf("namespace %q: %s", c.Namespace, strings.Join(errs, "; "))
+		return timeouts{}, fmt.Errorf("namespace %q: %s", c.Namespace, strings.Join(errs, "; "))
 	}
 	if systemNamespaces[c.Namespace] && !c.AllowSystemNamespaces {
-		return 0, fmt.Errorf("namespace %s is a system namespace: refused unless allow_system_namespaces = true", c.Namespace)
+		return timeouts{}, fmt.Errorf("namespace %s is a system namespace: refused unless allow_system_namespaces = true", c.Namespace)
 	}
 	if c.InCluster && (c.Kubeconfig != "" || c.Context != "") {
-		return 0, fmt.Errorf("in_cluster excludes kubeconfig and context")
+		return timeouts{}, fmt.Errorf("in_cluster excludes kubeconfig and context")
 	}
-	cleanupTimeout = DefaultCleanupTimeout
-	if c.CleanupTimeout != "" {
-		d, err := time.ParseDuration(c.CleanupTimeout)
-		if err != nil || d <= 0 {
-			return 0, fmt.Errorf("cleanup_timeout %q: want a positive Go duration such as 60s", c.CleanupTimeout)
+	out := timeouts{cleanup: DefaultCleanupTimeout, podStart: DefaultPodStartTimeout}
+	for _, d := range []struct {
+		key, val string
+		to       *time.Duration
+	}{{"cleanup_timeout", c.CleanupTimeout, &out.cleanup}, {"pod_start_timeout", c.PodStartTimeout, &out.podStart}} {
+		if d.val == "" {
+			continue
 		}
-		cleanupTimeout = d
+		v, err := time.ParseDuration(d.val)
+		if err != nil || v <= 0 {
+			return timeouts{}, fmt.Errorf("%s %q: want a positive Go duration such as 60s", d.key, d.val)
+		}
+		*d.to = v
 	}
-	return cleanupTimeout, nil
+	return out, nil
 }
 
 // connect resolves the API server and the credentials: the pod's service

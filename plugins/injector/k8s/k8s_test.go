@@ -471,6 +471,7 @@ func TestConfigure(t *testing.T) {
 		{"bad namespace", "kubeconfig = " + kc + "\nnamespace = 'Not_A_Label'", `k8s: config: namespace "Not_A_Label": a lowercase RFC 1123 label must consist of`},
 		{"unknown key", "kubeconfig = " + kc + "\nnamespace = 'vigil'\nnamepsace = 'x'", "k8s: config: unknown keys namepsace (known: "},
 		{"bad cleanup timeout", "kubeconfig = " + kc + "\nnamespace = 'vigil'\ncleanup_timeout = 'soon'", `k8s: config: cleanup_timeout "soon": want a positive Go duration such as 60s`},
+		{"bad pod start timeout", "kubeconfig = " + kc + "\nnamespace = 'vigil'\npod_start_timeout = '-3s'", `k8s: config: pod_start_timeout "-3s": want a positive Go duration such as 60s`},
 		{"in cluster and kubeconfig", "kubeconfig = " + kc + "\nnamespace = 'vigil'\nin_cluster = true", "k8s: config: in_cluster excludes kubeconfig and context"},
 		{"in cluster outside a cluster", "namespace = 'vigil'\nin_cluster = true", "k8s: config: in-cluster config: unable to load in-cluster configuration"},
 		{"missing context", "kubeconfig = " + kc + "\ncontext = 'nope'\nnamespace = 'vigil'", "k8s: config: load "},
