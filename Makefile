@@ -46,8 +46,12 @@ soak:
 # proxy), for the Kubernetes pack's tests: see testdata/kube-apiserver.
 kube-apiserver: bin/kube-apiserver
 
+KUBE_VERSION := v1.37.2
+KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
+	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 \
+	-X k8s.io/component-base/version.gitTreeState=clean
 bin/kube-apiserver:
-	cd testdata/kube-apiserver && go build -o ../../bin/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
+	cd testdata/kube-apiserver && go build -trimpath -ldflags "$(KUBE_LDFLAGS)" -o ../../bin/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./...
