@@ -15,7 +15,9 @@ build:
 # sensor. -p 1: those of cmd/vigil, plugins/siem/local and its sensor share
 # the host's one audit stream and its audit status, so the packages run one
 # at a time. A contributor without root runs `go test ./...`: no live test.
-test:
+# The k8s injector's tests also run the Kubernetes pack against a real
+# kube-apiserver (built here, below) over Debian's etcd-server.
+test: bin/kube-apiserver
 	go test -tags live -p 1 -count=1 -timeout 25m ./...
 
 # Static checks CI runs before the tests: vet (with and without the live
@@ -50,7 +52,7 @@ KUBE_VERSION := v1.37.2
 KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 \
 	-X k8s.io/component-base/version.gitTreeState=clean
-bin/kube-apiserver:
+bin/kube-apiserver: testdata/kube-apiserver/go.mod testdata/kube-apiserver/go.sum
 	cd testdata/kube-apiserver && go build -trimpath -ldflags "$(KUBE_LDFLAGS)" -o ../../bin/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
 
 bench:
