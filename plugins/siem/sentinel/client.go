@@ -338,6 +338,17 @@ func classify(err error, role string) error {
 			status = af.RawResponse.StatusCode
 		}
 		msg := firstLine(af.Error())
+		if af.RawResponse != nil {
+			if b, rerr := runtime.Payload(af.RawResponse); rerr == nil {
+				var j struct {
+					Error       string `json:"error"`
+					Description string `json:"error_description"`
+				}
+				if json.Unmarshal(b, &j) == nil && j.Description != "" {
+					msg = j.Error + ": " + firstLine(j.Description)
+				}
+			}
+		}
 		if status == http.StatusBadRequest || status == http.StatusUnauthorized || status == http.StatusForbidden {
 			return fmt.Errorf("get a token: Entra ID answered HTTP %d: %s: %w", status, msg, plugin.ErrDenied)
 		}
