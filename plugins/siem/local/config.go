@@ -17,7 +17,15 @@ const (
 	// ModeReplay starts no sensor: the SIEM only sees the events it is
 	// given through Ingest (vigil run --replay). Needs no privilege.
 	ModeReplay = "replay"
+	// ModeLogs starts no kernel sensor: the SIEM sees the Kubernetes API
+	// server audit logs it follows (kubernetes_audit_logs). Needs only the
+	// right to read them.
+	ModeLogs = "logs"
 )
+
+// DefaultKubernetesCluster is the host name of the events read from
+// kubernetes_audit_logs when kubernetes_cluster is not set.
+const DefaultKubernetesCluster = "kubernetes"
 
 // Values of Config.Rules.
 const (
@@ -73,6 +81,15 @@ type Config struct {
 	// Record, when set, is a file every normalised event is appended to as
 	// one JSON line (event.Event), for `vigil record`.
 	Record string `toml:"record"`
+	// KubernetesAuditLogs are Kubernetes API server audit logs (the files
+	// of kube-apiserver's --audit-log-path, audit.k8s.io/v1 events in
+	// JSON lines) followed from their end in modes live and logs, as
+	// tail -F does (rotation and truncation included): their events go
+	// through the Kubernetes audit rules. Ignored in replay mode.
+	KubernetesAuditLogs []string `toml:"kubernetes_audit_logs"`
+	// KubernetesCluster is the host name of those events, as results name
+	// it (default DefaultKubernetesCluster).
+	KubernetesCluster string `toml:"kubernetes_cluster"`
 }
 
 // parseConfig decodes b strictly, fills in the defaults and checks the
@@ -107,14 +124,26 @@ func (c *Config) setDefaults() {
 	if c.Record != "" {
 		c.Record = filepath.Clean(c.Record)
 	}
+	if c.KubernetesCluster == "" {
+		c.KubernetesCluster = DefaultKubernetesCluster
+	}
 }
 
 // validate checks a config with its defaults.
 func (c Config) validate() error {
 	switch c.Mode {
 	case ModeLive, ModeReplay:
+	case ModeLogs:
+		if len(c.KubernetesAuditLogs) == 0 {
+			return fmt.Errorf("local: config: mode %q needs kubernetes_audit_logs (the files to follow)", ModeLogs)
+		}
 	default:
-		return fmt.Errorf("local: config: mode %q: want %q or %q", c.Mode, ModeLive, ModeReplay)
+		return fmt.Errorf("local: config: mode %q: want %q, %q or %q", c.Mode, ModeLive, ModeLogs, ModeReplay)
+	}
+	for i, p := range c.KubernetesAuditLogs {
+		if strings.TrimSpace(p) == "" {
+			return fmt.Errorf("local: config: kubernetes_audit_logs[%d] is empty", i)
+		}
 	}
 	for i, d := range c.SigmaDirs {
 		if strings.TrimSpace(d) == "" {

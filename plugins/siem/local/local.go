@@ -88,6 +88,7 @@ type state struct {
 	queries  *queryCache
 
 	sensor atomic.Pointer[runningSensor] // nil in replay mode
+	logs   *auditLogs                    // nil without kubernetes_audit_logs
 
 	nIngested, nRejected, nEventsSeen atomic.Uint64
 }
@@ -115,9 +116,9 @@ func (s *SIEM) Describe(ctx context.Context) (plugin.Description, error) {
 		Kind:            plugin.KindSIEM,
 		Version:         Version,
 		ProtocolVersion: plugin.ProtocolVersion,
-		Summary:         "Embedded SIEM: Linux audit sensor (or replayed telemetry) through vigil's and SigmaHQ's Sigma rules.",
+		Summary:         "Embedded SIEM: Linux audit sensor, Kubernetes API server audit logs (or replayed telemetry) through vigil's and SigmaHQ's Sigma rules.",
 		Platforms:       []string{"linux"},
-		MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine, plugin.MarkerFilePath, plugin.MarkerLogField},
+		MarkerLocations: []plugin.MarkerLocation{plugin.MarkerCommandLine, plugin.MarkerFilePath, plugin.MarkerLogField, plugin.MarkerUserAgent},
 		QueryDialect:    QueryDialect,
 		Capabilities:    []string{plugin.CapRawEvents, plugin.CapIngestTime, plugin.CapIngest, plugin.CapRules, plugin.CapClock, plugin.CapRulesOffline},
 		ReportsHost:     true,
@@ -168,11 +169,22 @@ func (s *SIEM) Configure(ctx context.Context, b []byte) error {
 	s.st = st
 	s.mu.Unlock()
 
+	if cfg.Mode != ModeReplay && len(cfg.KubernetesAuditLogs) > 0 {
+		st.logs, err = followAuditLogs(cfg.KubernetesAuditLogs, cfg.KubernetesCluster, func(evs []telemetry.Event) { s.process(st, evs, s.clock()) })
+		if err != nil {
+			s.mu.Lock()
+			s.st = nil
+			s.mu.Unlock()
+			_ = st.rec.close()
+			return err
+		}
+	}
 	if cfg.Mode == ModeLive {
 		if err := s.startSensor(ctx, st); err != nil {
 			s.mu.Lock()
 			s.st = nil
 			s.mu.Unlock()
+			st.logs.stop()
 			_ = st.rec.close()
 			return err
 		}
@@ -286,6 +298,10 @@ func (s *SIEM) Stats(ctx context.Context) (map[string]int64, error) {
 		"rules_skipped":   int64(len(st.problems)),
 		"rules_broken":    int64(brokenRules(st.problems)),
 	}
+	if st.logs != nil {
+		out["kubernetes_audit_lines"] = int64(st.logs.lines.Load())
+		out["kubernetes_audit_unparsed"] = int64(st.logs.unparsed.Load())
+	}
 	if sen := st.sensor.Load(); sen != nil {
 		ss, err := sen.Stats(ctx)
 		out["records"] = int64(ss.Records)
@@ -327,9 +343,10 @@ func (s *SIEM) Close(ctx context.Context) error {
 	return st.close(ctx)
 }
 
-// close stops the sensor and closes the recorder.
+// close stops the sensor and the audit logs and closes the recorder.
 func (st *state) close(ctx context.Context) error {
 	var errs []error
+	st.logs.stop()
 	if sen := st.sensor.Load(); sen != nil {
 		if err := sen.Stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("local: stop sensor: %w", err))

@@ -85,7 +85,8 @@ var pathFields = []string{"name", "TargetFilename", "cwd", "CurrentDirectory"}
 
 // markerValues lists where a run marker may show in ev: the command lines of
 // its process ancestry, its own command line (process_creation CommandLine,
-// EXECVE arguments, proctitle), its file paths and the replay marker field.
+// EXECVE arguments, proctitle), its file paths, the replay marker field and
+// the userAgent of API audit events.
 func markerValues(ev *telemetry.Event) []plugin.MarkerValue {
 	var out []plugin.MarkerValue
 	seen := map[plugin.MarkerValue]bool{}
@@ -111,6 +112,8 @@ func markerValues(ev *telemetry.Event) []plugin.MarkerValue {
 	for _, v := range fieldValues(ev, MarkerField) {
 		add(plugin.MarkerLogField, v)
 	}
+	// The client of a Kubernetes audit event or a CloudTrail record.
+	add(plugin.MarkerUserAgent, ev.Get("userAgent"))
 	return out
 }
 
