@@ -32,7 +32,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
@@ -41,10 +40,10 @@ import (
 	"io"
 	"math/big"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,6 +54,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 )
 
@@ -98,6 +98,15 @@ func Binary() string {
 	if p := os.Getenv("VIGIL_KUBE_APISERVER"); p != "" {
 		return p
 	}
+	if root := repoRoot(); root != "" {
+		return filepath.Join(root, "bin", "kube-apiserver")
+	}
+	return ""
+}
+
+// repoRoot is the root of this repository, found upwards from the working
+// directory ("" when not found).
+func repoRoot() string {
 	dir, err := os.Getwd()
 	if err != nil {
 		return ""
@@ -105,7 +114,7 @@ func Binary() string {
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
 			if _, err := os.Stat(filepath.Join(dir, "testdata", "kube-apiserver")); err == nil {
-				return filepath.Join(dir, "bin", "kube-apiserver")
+				return dir
 			}
 		}
 		up := filepath.Dir(dir)
@@ -114,6 +123,88 @@ func Binary() string {
 		}
 		dir = up
 	}
+}
+
+// DeployManifest is the manifest, relative to the repository's root, whose
+// Namespace and Role vigil's README tells users to apply.
+const DeployManifest = "deploy/kubernetes/vigil-nightly-cronjob.yaml"
+
+// DeployRole returns the Role of DeployManifest: the tests run the
+// injector with exactly the permissions users are told to grant.
+func DeployRole(t testing.TB) *rbacv1.Role {
+	t.Helper()
+	path := filepath.Join(repoRoot(), DeployManifest)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range strings.Split(string(b), "\n---\n") {
+		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
+		if err != nil {
+			continue // comments only, or kinds client-go does not know
+		}
+		if r, ok := obj.(*rbacv1.Role); ok {
+			return r
+		}
+	}
+	t.Fatalf("%s: no Role", path)
+	return nil
+}
+
+// NamespaceState lists what a namespace holds (pods, service accounts,
+// secrets, config maps, roles, role bindings) as "<resource>/<name> <uid>",
+// sorted, to compare it before and after a test.
+func (s *Server) NamespaceState(t testing.TB, ns string) []string {
+	t.Helper()
+	ctx := context.Background()
+	var out []string
+	add := func(kind, name string, uid any) { out = append(out, fmt.Sprintf("%s/%s %v", kind, name, uid)) }
+	fail := func(what string, err error) { t.Fatalf("list %s in %s: %v", what, ns, err) }
+	opts := metav1.ListOptions{}
+	if l, err := s.Admin.CoreV1().Pods(ns).List(ctx, opts); err != nil {
+		fail("pods", err)
+	} else {
+		for _, o := range l.Items {
+			add("pods", o.Name, o.UID)
+		}
+	}
+	if l, err := s.Admin.CoreV1().ServiceAccounts(ns).List(ctx, opts); err != nil {
+		fail("serviceaccounts", err)
+	} else {
+		for _, o := range l.Items {
+			add("serviceaccounts", o.Name, o.UID)
+		}
+	}
+	if l, err := s.Admin.CoreV1().Secrets(ns).List(ctx, opts); err != nil {
+		fail("secrets", err)
+	} else {
+		for _, o := range l.Items {
+			add("secrets", o.Name, o.UID)
+		}
+	}
+	if l, err := s.Admin.CoreV1().ConfigMaps(ns).List(ctx, opts); err != nil {
+		fail("configmaps", err)
+	} else {
+		for _, o := range l.Items {
+			add("configmaps", o.Name, o.UID)
+		}
+	}
+	if l, err := s.Admin.RbacV1().Roles(ns).List(ctx, opts); err != nil {
+		fail("roles", err)
+	} else {
+		for _, o := range l.Items {
+			add("roles", o.Name, o.UID)
+		}
+	}
+	if l, err := s.Admin.RbacV1().RoleBindings(ns).List(ctx, opts); err != nil {
+		fail("rolebindings", err)
+	} else {
+		for _, o := range l.Items {
+			add("rolebindings", o.Name, o.UID)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Require skips the test when the API server cannot run here, or fails it
@@ -467,17 +558,4 @@ func writeFile(t testing.TB, path string, b []byte) {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// Anonymous returns an HTTP client trusting the server's CA, without
-// credentials.
-func (s *Server) Anonymous(t testing.TB) *http.Client {
-	t.Helper()
-	b, err := os.ReadFile(s.CAFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(b)
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }

@@ -15,12 +15,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/vigilsec/vigil/core/plugin"
 	"github.com/vigilsec/vigil/core/telemetry"
@@ -34,83 +31,6 @@ const recordingMarker = "vigil-5e1f0c3a9b7d"
 
 // recordingHost is the host the shipped Kubernetes recordings name.
 const recordingHost = "kube-apiserver.test"
-
-// deployManifest holds the Namespace and Role vigil's README and nightly
-// CronJob tell users to apply; the tests run with exactly that Role.
-const deployManifest = "../../../deploy/kubernetes/vigil-nightly-cronjob.yaml"
-
-// deployRole returns the Role of deployManifest.
-func deployRole(t *testing.T) *rbacv1.Role {
-	t.Helper()
-	b, err := os.ReadFile(deployManifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, doc := range strings.Split(string(b), "\n---\n") {
-		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
-		if err != nil {
-			continue // comments only, or kinds client-go does not know
-		}
-		if r, ok := obj.(*rbacv1.Role); ok {
-			return r
-		}
-	}
-	t.Fatalf("%s: no Role", deployManifest)
-	return nil
-}
-
-// namespaceState lists what a namespace holds, by kind and name with the
-// object's UID, for comparing it before and after a test.
-func namespaceState(t *testing.T, s *kubeapitest.Server, ns string) []string {
-	t.Helper()
-	ctx := context.Background()
-	var out []string
-	add := func(kind, name string, uid any) { out = append(out, fmt.Sprintf("%s/%s %v", kind, name, uid)) }
-	pods, err := s.Admin.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range pods.Items {
-		add("pods", o.Name, o.UID)
-	}
-	sas, err := s.Admin.CoreV1().ServiceAccounts(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range sas.Items {
-		add("serviceaccounts", o.Name, o.UID)
-	}
-	secrets, err := s.Admin.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range secrets.Items {
-		add("secrets", o.Name, o.UID)
-	}
-	cms, err := s.Admin.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range cms.Items {
-		add("configmaps", o.Name, o.UID)
-	}
-	roles, err := s.Admin.RbacV1().Roles(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range roles.Items {
-		add("roles", o.Name, o.UID)
-	}
-	rbs, err := s.Admin.RbacV1().RoleBindings(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range rbs.Items {
-		add("rolebindings", o.Name, o.UID)
-	}
-	slices.Sort(out)
-	return out
-}
 
 // auditCheck is one audit event a test must cause: the first event with
 // these field values (flattened by telemetry.FromAudit).
@@ -128,7 +48,7 @@ type auditCheck map[string]string
 func TestPackAgainstAPIServer(t *testing.T) {
 	s := kubeapitest.Start(t)
 	t.Logf("kube-apiserver %s at %s", s.Version, s.URL)
-	role := deployRole(t)
+	role := kubeapitest.DeployRole(t)
 	s.Namespace(t, "vigil-chaos", map[string]string{"pod-security.kubernetes.io/enforce": "privileged"}, role)
 	// Where Pod Security admission enforces baseline, the privileged and
 	// host-network pods are refused: the hardened answer.
@@ -224,7 +144,7 @@ func TestPackAgainstAPIServer(t *testing.T) {
 			ns = "vigil-chaos"
 		}
 		t.Run(ns+"/"+tc.id, func(t *testing.T) {
-			before := namespaceState(t, s, ns)
+			before := s.NamespaceState(t, ns)
 			mark := s.AuditMark(t)
 			x := &Injector{poll: 500 * time.Millisecond}
 			if err := x.Configure(context.Background(), []byte(cfg+"\nnamespace = "+quote(ns))); err != nil {
@@ -282,7 +202,7 @@ func TestPackAgainstAPIServer(t *testing.T) {
 			if err != nil || cr.Error != "" {
 				t.Errorf("cleanup: %v %s", err, cr.Error)
 			}
-			if after := namespaceState(t, s, ns); !slices.Equal(after, before) {
+			if after := s.NamespaceState(t, ns); !slices.Equal(after, before) {
 				t.Errorf("namespace after cleanup:\n%s\nbefore:\n%s", strings.Join(after, "\n"), strings.Join(before, "\n"))
 			}
 		})
