@@ -12,5 +12,6 @@ import (
 	_ "github.com/vigilsec/vigil/plugins/siem/datadog"    // siem "datadog": Datadog Cloud SIEM / Workload Protection signals, replay through the logs intake
 	_ "github.com/vigilsec/vigil/plugins/siem/elastic"    // siem "elastic": Elastic Security detection alerts (Elasticsearch or Kibana), replay through the bulk API
 	_ "github.com/vigilsec/vigil/plugins/siem/local"      // siem "local": the embedded default SIEM (audit sensor + Sigma rules)
+	_ "github.com/vigilsec/vigil/plugins/siem/sentinel"   // siem "sentinel": Microsoft Sentinel alerts (or any KQL) through the Logs query API, replay through the Logs Ingestion API
 	_ "github.com/vigilsec/vigil/plugins/siem/splunk"     // siem "splunk": Splunk (ES notables or any SPL) over the REST API, replay through HEC
 )
