@@ -424,8 +424,8 @@ func TestConfigure(t *testing.T) {
 		wantErr string
 	}{
 		{"defaults in replay mode", `mode = "replay"`, ""},
-		{"unknown keys", "mode = \"replay\"\nsigma_dir = []\nretension = \"1h\"", "local: config: unknown keys retension, sigma_dir (known: max_events, mode, record, retention, rules, sigma_dirs, sigmahq)"},
-		{"bad mode", `mode = "offline"`, `local: config: mode "offline": want "live" or "replay"`},
+		{"unknown keys", "mode = \"replay\"\nsigma_dir = []\nretension = \"1h\"", "local: config: unknown keys retension, sigma_dir (known: kubernetes_audit_logs, kubernetes_cluster, max_events, mode, record, retention, rules, sigma_dirs, sigmahq)"},
+		{"bad mode", `mode = "offline"`, `local: config: mode "offline": want "live", "logs" or "replay"`},
 		{"bad retention", "mode = \"replay\"\nretention = \"10ms\"", "local: config: retention 10ms is below 1s"},
 		{"retention not a duration", "mode = \"replay\"\nretention = \"soon\"", "local: decode config: line 2: invalid duration"},
 		{"max_events too large", "mode = \"replay\"\nmax_events = 20000000", "local: config: max_events 20000000 out of range (1..10000000)"},
