@@ -77,7 +77,7 @@ func TestDescribe(t *testing.T) {
 	if d.Name != "local" || d.Kind != plugin.KindSIEM || d.QueryDialect != "sigma" || !d.ReportsHost {
 		t.Errorf("Describe = %+v", d)
 	}
-	wantLocs := []plugin.MarkerLocation{plugin.MarkerCommandLine, plugin.MarkerFilePath, plugin.MarkerLogField}
+	wantLocs := []plugin.MarkerLocation{plugin.MarkerCommandLine, plugin.MarkerFilePath, plugin.MarkerLogField, plugin.MarkerUserAgent}
 	if !slices.Equal(d.MarkerLocations, wantLocs) {
 		t.Errorf("MarkerLocations = %v, want %v", d.MarkerLocations, wantLocs)
 	}
