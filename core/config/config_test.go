@@ -286,8 +286,8 @@ func TestExampleLoads(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Example with every section enabled: %v\n%s", err, enabled)
 	}
-	if len(c.SIEMs) != 4 || len(c.Plugins) != 1 {
-		t.Errorf("got %d SIEMs and %d pins, want 4 and 1", len(c.SIEMs), len(c.Plugins))
+	if len(c.SIEMs) != 5 || len(c.Plugins) != 1 {
+		t.Errorf("got %d SIEMs and %d pins, want 5 and 1", len(c.SIEMs), len(c.Plugins))
 	}
 	red, err := json.Marshal(c.Redacted())
 	if err != nil {
