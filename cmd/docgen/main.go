@@ -23,6 +23,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	_ "github.com/vigilsec/vigil/plugins" // the built-in plugins describe themselves (cleanup by marker)
 )
 
 func main() {

@@ -82,7 +82,8 @@ func TestPages(t *testing.T) {
 		},
 		{
 			page: "techniques/kubernetes/k8s-pod-exec.md",
-			want: []string{"```toml\naction = ", "API requests (verb, resource, user)", "pods/exec"},
+			want: []string{"```toml\naction = ", "API requests (verb, resource, user)", "pods/exec",
+				"No cleanup params: the `k8s` injector's cleanup deletes what the injection created, found again by the run marker"},
 		},
 		{
 			page: "techniques/README.md",

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"slices"
 	"sort"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/vigilsec/vigil/core/attack"
 	"github.com/vigilsec/vigil/core/catalog"
+	"github.com/vigilsec/vigil/core/plugin"
 	"github.com/vigilsec/vigil/core/telemetry"
 	"github.com/vigilsec/vigil/plugins/siem/local/detect"
 )
@@ -99,7 +101,7 @@ func testPage(e *entry) []byte {
 	if t.Cleanup != nil {
 		b.WriteString("Runs after every injection, whatever its outcome:\n\n")
 		writeStep(&b, *t.Cleanup)
-	} else if t.Safety == catalog.SafetyReversible && cleansByMarker[t.Inject.Plugin] {
+	} else if t.Safety == catalog.SafetyReversible && cleansByMarker(t.Inject.Plugin) {
 		fmt.Fprintf(&b, "No cleanup params: the `%s` injector's cleanup deletes what the injection created, found again by the run marker, whatever the injection got to.\n", t.Inject.Plugin)
 	} else {
 		b.WriteString("No cleanup step: the injector removes the injection's temporary directory, and nothing else is changed.\n")
@@ -124,10 +126,17 @@ func testPage(e *entry) []byte {
 
 // writeStep renders an injector step: a shell command as a code block,
 // the other params as TOML.
-// cleansByMarker are the injectors whose cleanup deletes what an
-// injection created by its run marker, with no cleanup params (their
-// READMEs say so).
-var cleansByMarker = map[string]bool{"k8s": true, "aws": true}
+// cleansByMarker says whether the built-in injector name declares that
+// its cleanup deletes what an injection created by its run marker, with no
+// cleanup params (plugin.CapCleanupByMarker).
+func cleansByMarker(name string) bool {
+	f, ok := plugin.LookupInjector(name)
+	if !ok {
+		return false
+	}
+	d, err := f().Describe(context.Background())
+	return err == nil && d.Has(plugin.CapCleanupByMarker)
+}
 
 func writeStep(b *bytes.Buffer, s catalog.Step) {
 	params := map[string]any{}

@@ -74,6 +74,11 @@ const (
 	// exec injector): the host-integrity check reads this host around its
 	// steps.
 	CapLocalHost = "local_host"
+	// CapCleanupByMarker: an injector whose Cleanup finds what an
+	// injection created by its run marker (names, labels, tags) and
+	// deletes it, whatever the injection got to, with no cleanup params
+	// (the k8s and aws injectors).
+	CapCleanupByMarker = "cleanup_by_marker"
 )
 
 // MarkerLocation is where an injector plants the run marker, or where a SIEM

@@ -97,6 +97,7 @@ func (x *Injector) Describe(ctx context.Context) (plugin.Description, error) {
 			{Name: "action", Type: "string", Required: true, Description: "what to do: " + strings.Join(Actions(), ", ")},
 		},
 		MarkerLocations: []plugin.MarkerLocation{plugin.MarkerUserAgent},
+		Capabilities:    []string{plugin.CapCleanupByMarker},
 	}, nil
 }
 

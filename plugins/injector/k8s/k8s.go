@@ -113,6 +113,7 @@ func (x *Injector) Describe(ctx context.Context) (plugin.Description, error) {
 			{Name: "metadata_header", Type: "string", Description: "metadata-probe: request header (default Metadata-Flavor: Google)"},
 		},
 		MarkerLocations: []plugin.MarkerLocation{plugin.MarkerUserAgent, plugin.MarkerCommandLine},
+		Capabilities:    []string{plugin.CapCleanupByMarker},
 	}, nil
 }
 
