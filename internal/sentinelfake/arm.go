@@ -44,6 +44,7 @@ func (f *Fake) listRules(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	rules := append([]Rule(nil), f.rules...)
 	size := f.rulesPage
+	stuck := f.rulesStuck
 	f.mu.Unlock()
 	skip := 0
 	if s := r.URL.Query().Get("$skipToken"); s != "" {
@@ -84,7 +85,11 @@ func (f *Fake) listRules(w http.ResponseWriter, r *http.Request) {
 		u := *r.URL
 		u.Scheme, u.Host = "https", r.Host
 		q := u.Query()
-		q.Set("$skipToken", strconv.Itoa(end))
+		next := end
+		if stuck {
+			next = size
+		}
+		q.Set("$skipToken", strconv.Itoa(next))
 		u.RawQuery = q.Encode()
 		out["nextLink"] = u.String()
 	}

@@ -146,6 +146,7 @@ type Fake struct {
 	streams     map[string]string
 	rules       []Rule
 	rulesPage   int
+	rulesStuck  bool
 	incidents   map[string]*incident
 	incidentSeq int
 	alertSeq    int
@@ -250,6 +251,14 @@ func (f *Fake) SetRulesPageSize(n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.rulesPage = n
+}
+
+// SetRulesStuck makes every page of the rules listing link to the
+// second page, as a server whose nextLink does not advance.
+func (f *Fake) SetRulesStuck(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rulesStuck = on
 }
 
 // SetIngestLimit sets the largest body (uncompressed) the ingestion API

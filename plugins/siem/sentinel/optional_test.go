@@ -53,6 +53,13 @@ func TestClaimedRulesPaging(t *testing.T) {
 		t.Errorf("pages not followed by nextLink: %v, %v", reqs[1].Query, reqs[2].Query)
 	}
 
+	// A nextLink that does not advance is an error, not a short list.
+	f.SetRulesStuck(true)
+	if _, err := s.ClaimedRules(context.Background()); err == nil || !strings.Contains(err.Error(), "the nextLink does not advance") {
+		t.Errorf("stuck nextLink: %v", err)
+	}
+	f.SetRulesStuck(false)
+
 	// A listing refused names the role.
 	f.Fail(sentinelfake.APIARM, sentinelfake.Fault{Status: 403, Code: "AuthorizationFailed", Message: "does not have authorization to perform action 'Microsoft.SecurityInsights/alertRules/read'"})
 	_, err = s.ClaimedRules(context.Background())
@@ -284,5 +291,40 @@ func TestClock(t *testing.T) {
 	}
 	if !strings.Contains(c.Source, "now()") {
 		t.Errorf("source %q", c.Source)
+	}
+}
+
+// With incidents = true, the poll's one query also reads SecurityIncident:
+// an incident is a signal with its rule and techniques.
+func TestSearchIncidents(t *testing.T) {
+	t.Parallel()
+	f := sentinelfake.New(t)
+	rule := cronRule
+	rule.Delay = 0
+	f.SetRules([]sentinelfake.Rule{rule})
+	s, _ := configured(t, f, "incidents = true\n")
+	ctx := context.Background()
+	at := time.Now().Add(-time.Second).Truncate(time.Millisecond)
+	if _, err := s.Ingest(ctx, plugin.IngestRequest{Events: [][]byte{replayEvent(at, "lab-1", "crontab -l # vigil-0123456789ab")}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Search(ctx, plugin.SearchRequest{Start: at.Add(-time.Second), End: time.Now(), Expectations: []plugin.Expectation{exp("a", "vigil-0123456789ab", at)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.Requests(sentinelfake.APIQuery)); n != 1 {
+		t.Errorf("%d queries, want one", n)
+	}
+	var inc *plugin.Signal
+	for i := range r.Signals {
+		if strings.HasPrefix(r.Signals[i].ID, "incident/") {
+			inc = &r.Signals[i]
+		}
+	}
+	if len(r.Signals) != 2 || inc == nil {
+		t.Fatalf("signals %+v, want the alert and its incident", r.Signals)
+	}
+	if inc.RuleID != rule.ID || inc.RuleName != rule.Name || strings.Join(inc.Techniques, ",") != "T1053,T1053.003" || !inc.Timestamp.Equal(at) {
+		t.Errorf("incident signal %+v", inc)
 	}
 }
