@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -48,7 +49,7 @@ func (p *SIEM) CloseSignals(ctx context.Context, req plugin.CloseSignalsRequest)
 			incidents[strings.TrimPrefix(id, "incident/")] = true
 		case strings.HasPrefix(id, "row/") || id == "":
 			others++
-		case !contains(alerts, id):
+		case !slices.Contains(alerts, id):
 			alerts = append(alerts, id)
 		}
 	}

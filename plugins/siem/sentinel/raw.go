@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,7 +37,7 @@ func (c *config) rawTables() []string {
 		tables = append(tables, ProcessTable)
 	}
 	for _, t := range c.RawTables {
-		if !contains(tables, t) {
+		if !slices.Contains(tables, t) {
 			tables = append(tables, t)
 		}
 	}

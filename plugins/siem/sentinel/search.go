@@ -2,7 +2,6 @@ package sentinel
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/core/plugin/sdk"
 )
 
 // Limits of one Search answer: it travels over gRPC, whose default message
@@ -21,8 +21,8 @@ const (
 )
 
 // ErrBadPageToken means a Search page token this plugin did not issue, or
-// one of a poll that a newer poll replaced.
-var ErrBadPageToken = errors.New("sentinel: bad page token")
+// one of a poll a newer poll replaced.
+var ErrBadPageToken = sdk.ErrBadPageToken
 
 // Columns vigil adds to the rows of a poll.
 const (
@@ -59,12 +59,13 @@ func (p *SIEM) Search(ctx context.Context, req plugin.SearchRequest) (plugin.Sea
 		size = MaxPageSize
 	}
 	if req.PageToken != "" {
-		res, err := st.nextPage(req.PageToken, size)
-		return res, st.scrub(err)
+		res, err := st.pages.Next(req.PageToken, size)
+		if err != nil {
+			return res, st.scrub(fmt.Errorf("sentinel: %w", err))
+		}
+		return res, nil
 	}
-	st.mu.Lock()
-	clear(st.polls)
-	st.mu.Unlock()
+	st.pages.Reset()
 	if len(req.Expectations) == 0 {
 		return plugin.SearchResult{}, nil
 	}
@@ -89,7 +90,7 @@ func (p *SIEM) Search(ctx context.Context, req plugin.SearchRequest) (plugin.Sea
 		return plugin.SearchResult{}, st.fail(fmt.Errorf("search: %w", err))
 	}
 	st.signals.Add(sigs)
-	res := st.firstPage(sigs, size)
+	res := st.pages.First(sigs, size)
 	res.RetryAfter = n.wait()
 	return res, nil
 }
@@ -156,88 +157,12 @@ func (c *config) pollKQL(exps []plugin.Expectation, start, end time.Time) (strin
 // expectations are merged) and sorts by time then ID.
 func signals(rows []row) ([]plugin.Signal, error) {
 	out := make([]plugin.Signal, 0, len(rows))
-	index := map[string]int{}
 	for i, r := range rows {
 		s, err := signalOf(r)
 		if err != nil {
 			return nil, fmt.Errorf("result row %d: %w", i, err)
 		}
-		if j, dup := index[s.ID]; dup {
-			for _, e := range s.MatchedExpectations {
-				if !contains(out[j].MatchedExpectations, e) {
-					out[j].MatchedExpectations = append(out[j].MatchedExpectations, e)
-				}
-			}
-			continue
-		}
-		index[s.ID] = len(out)
 		out = append(out, s)
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if !out[i].Timestamp.Equal(out[j].Timestamp) {
-			return out[i].Timestamp.Before(out[j].Timestamp)
-		}
-		return out[i].ID < out[j].ID
-	})
-	return out, nil
-}
-
-func contains(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
-}
-
-// firstPage returns the first page of a poll's signals and keeps the rest
-// for nextPage.
-func (st *state) firstPage(sigs []plugin.Signal, size int) plugin.SearchResult {
-	st.mu.Lock()
-	st.pollSeq++
-	id := strconv.FormatInt(st.pollSeq, 10)
-	st.polls[id] = sigs
-	st.mu.Unlock()
-	return st.slice(id, sigs, 0, size)
-}
-
-// nextPage returns the page a token points at.
-func (st *state) nextPage(tok string, size int) (plugin.SearchResult, error) {
-	id, offs, ok := strings.Cut(tok, ":")
-	off, err := strconv.Atoi(offs)
-	if !ok || err != nil || off < 0 {
-		return plugin.SearchResult{}, fmt.Errorf("%w %q", ErrBadPageToken, tok)
-	}
-	st.mu.Lock()
-	sigs, found := st.polls[id]
-	st.mu.Unlock()
-	if !found || off > len(sigs) {
-		return plugin.SearchResult{}, fmt.Errorf("%w %q (a newer poll replaced it)", ErrBadPageToken, tok)
-	}
-	return st.slice(id, sigs, off, size), nil
-}
-
-// slice cuts one page from off: at most size signals and about
-// maxPageBytes of raw documents (at least one signal).
-func (st *state) slice(id string, sigs []plugin.Signal, off, size int) plugin.SearchResult {
-	var (
-		res   plugin.SearchResult
-		bytes int
-		i     = off
-	)
-	for ; i < len(sigs) && len(res.Signals) < size; i++ {
-		if bytes += len(sigs[i].Raw); bytes > maxPageBytes && len(res.Signals) > 0 {
-			break
-		}
-		res.Signals = append(res.Signals, sigs[i])
-	}
-	if i < len(sigs) {
-		res.NextPageToken = id + ":" + strconv.Itoa(i)
-	} else {
-		st.mu.Lock()
-		delete(st.polls, id)
-		st.mu.Unlock()
-	}
-	return res
+	return sdk.MergeSignals(out), nil
 }

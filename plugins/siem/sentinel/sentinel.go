@@ -70,10 +70,8 @@ type state struct {
 	cfg *config
 	cl  *clients
 
-	mu sync.Mutex
-	// polls keeps the signals of the current poll for its later pages.
-	polls   map[string][]plugin.Signal
-	pollSeq int64
+	// pages keeps the signals of the current poll for its later pages.
+	pages sdk.Pages
 
 	stats   counters
 	signals sdk.SignalCount
@@ -150,7 +148,7 @@ func (p *SIEM) Configure(_ context.Context, b []byte) error {
 	if err != nil {
 		return err
 	}
-	st := &state{cfg: cfg, polls: map[string][]plugin.Signal{}}
+	st := &state{cfg: cfg, pages: sdk.Pages{MaxBytes: maxPageBytes}}
 	if st.cl, err = newClients(cfg, &st.stats); err != nil {
 		return st.scrub(err)
 	}
@@ -196,8 +194,6 @@ func (p *SIEM) Close(context.Context) error {
 }
 
 func (st *state) close() {
-	st.mu.Lock()
-	st.polls = map[string][]plugin.Signal{}
-	st.mu.Unlock()
+	st.pages.Reset()
 	st.cl.transport.CloseIdleConnections()
 }

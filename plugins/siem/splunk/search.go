@@ -2,14 +2,13 @@ package splunk
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/core/plugin/sdk"
 )
 
 // Limits of one Search answer: it travels over gRPC, whose default message
@@ -26,8 +25,8 @@ const (
 const windowSlack = time.Second
 
 // ErrBadPageToken means a Search page token this plugin did not issue, or
-// one of a poll that a newer poll replaced.
-var ErrBadPageToken = errors.New("splunk: bad page token")
+// one of a poll a newer poll replaced.
+var ErrBadPageToken = sdk.ErrBadPageToken
 
 // Search runs ONE search for all the expectations over [Start, End] (one
 // job, or one export) and returns its signals sorted by time, in pages of
@@ -51,12 +50,13 @@ func (p *SIEM) Search(ctx context.Context, req plugin.SearchRequest) (plugin.Sea
 		size = MaxPageSize
 	}
 	if req.PageToken != "" {
-		res, err := st.nextPage(req.PageToken, size)
-		return res, st.scrub(err)
+		res, err := st.pages.Next(req.PageToken, size)
+		if err != nil {
+			return res, st.scrub(fmt.Errorf("splunk: %w", err))
+		}
+		return res, nil
 	}
-	st.mu.Lock()
-	clear(st.polls)
-	st.mu.Unlock()
+	st.pages.Reset()
 	if len(req.Expectations) == 0 {
 		return plugin.SearchResult{}, nil
 	}
@@ -76,7 +76,7 @@ func (p *SIEM) Search(ctx context.Context, req plugin.SearchRequest) (plugin.Sea
 		return plugin.SearchResult{}, st.fail(fmt.Errorf("search: %w (SPL: %s)", err, excerpt(s.spl, 300)))
 	}
 	st.counters.signals.Add(sigs)
-	res := st.firstPage(sigs, size)
+	res := st.pages.First(sigs, size)
 	res.RetryAfter = waited
 	return res, nil
 }
@@ -124,88 +124,12 @@ func (c *config) pollSPL(exps []plugin.Expectation) string {
 // expectations are merged) and sorts by time then ID.
 func (c *config) signals(rows []row) ([]plugin.Signal, error) {
 	out := make([]plugin.Signal, 0, len(rows))
-	index := map[string]int{}
 	for i, r := range rows {
 		s, err := c.signal(r)
 		if err != nil {
 			return nil, fmt.Errorf("result row %d: %w", i, err)
 		}
-		if j, dup := index[s.ID]; dup {
-			for _, e := range s.MatchedExpectations {
-				if !contains(out[j].MatchedExpectations, e) {
-					out[j].MatchedExpectations = append(out[j].MatchedExpectations, e)
-				}
-			}
-			continue
-		}
-		index[s.ID] = len(out)
 		out = append(out, s)
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if !out[i].Timestamp.Equal(out[j].Timestamp) {
-			return out[i].Timestamp.Before(out[j].Timestamp)
-		}
-		return out[i].ID < out[j].ID
-	})
-	return out, nil
-}
-
-func contains(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
-}
-
-// firstPage returns the first page of a poll's signals and keeps the rest
-// for nextPage.
-func (st *state) firstPage(sigs []plugin.Signal, size int) plugin.SearchResult {
-	st.mu.Lock()
-	st.pollSeq++
-	id := st.pollSeq
-	st.polls[strconv.FormatInt(id, 10)] = sigs
-	st.mu.Unlock()
-	return st.slice(strconv.FormatInt(id, 10), sigs, 0, size)
-}
-
-// nextPage returns the page a token points at.
-func (st *state) nextPage(tok string, size int) (plugin.SearchResult, error) {
-	id, offs, ok := strings.Cut(tok, ":")
-	off, err := strconv.Atoi(offs)
-	if !ok || err != nil || off < 0 {
-		return plugin.SearchResult{}, fmt.Errorf("%w %q", ErrBadPageToken, tok)
-	}
-	st.mu.Lock()
-	sigs, found := st.polls[id]
-	st.mu.Unlock()
-	if !found || off > len(sigs) {
-		return plugin.SearchResult{}, fmt.Errorf("%w %q (a newer poll replaced it)", ErrBadPageToken, tok)
-	}
-	return st.slice(id, sigs, off, size), nil
-}
-
-// slice cuts one page from off: at most size signals and about
-// maxPageBytes of raw documents (at least one signal).
-func (st *state) slice(id string, sigs []plugin.Signal, off, size int) plugin.SearchResult {
-	var (
-		res   plugin.SearchResult
-		bytes int
-		i     = off
-	)
-	for ; i < len(sigs) && len(res.Signals) < size; i++ {
-		if bytes += len(sigs[i].Raw); bytes > maxPageBytes && len(res.Signals) > 0 {
-			break
-		}
-		res.Signals = append(res.Signals, sigs[i])
-	}
-	if i < len(sigs) {
-		res.NextPageToken = id + ":" + strconv.Itoa(i)
-	} else {
-		st.mu.Lock()
-		delete(st.polls, id)
-		st.mu.Unlock()
-	}
-	return res
+	return sdk.MergeSignals(out), nil
 }

@@ -77,9 +77,8 @@ type state struct {
 
 	mu   sync.Mutex
 	live map[string]bool // sids of jobs created and not yet cancelled
-	// polls keeps the signals of the current poll for its later pages.
-	polls   map[string][]plugin.Signal
-	pollSeq int64
+	// pages keeps the signals of the current poll for its later pages.
+	pages sdk.Pages
 
 	counters counters
 }
@@ -163,7 +162,7 @@ func (p *SIEM) Configure(ctx context.Context, b []byte) error {
 		}
 		fmt.Fprintf(w, "[WARN] splunk: insecure_skip_verify = true: the TLS certificates of %s are NOT verified; anyone on the path can read the credentials (set ca_cert instead)\n", cfg.base.Host)
 	}
-	st := &state{cfg: cfg, client: newClient(cfg), live: map[string]bool{}, polls: map[string][]plugin.Signal{}}
+	st := &state{cfg: cfg, client: newClient(cfg), live: map[string]bool{}, pages: sdk.Pages{MaxBytes: maxPageBytes}}
 	p.mu.Lock()
 	old := p.st
 	p.st = st
@@ -221,8 +220,8 @@ func (st *state) close(ctx context.Context) error {
 	for sid := range st.live {
 		sids = append(sids, sid)
 	}
-	st.polls = map[string][]plugin.Signal{}
 	st.mu.Unlock()
+	st.pages.Reset()
 	sort.Strings(sids)
 	var errs []error
 	for _, sid := range sids {
