@@ -68,6 +68,18 @@ func (id TechniqueID) Covers(expected TechniqueID) bool {
 	return id == expected || (expected.IsSub() && !id.IsSub() && expected.Parent() == id)
 }
 
+// AnyCovers reports whether one of tags (technique IDs as rules and
+// signals spell them: any case, spaces around) covers expected.
+func AnyCovers(tags []string, expected string) bool {
+	want := TechniqueID(strings.ToUpper(strings.TrimSpace(expected)))
+	for _, t := range tags {
+		if TechniqueID(strings.ToUpper(strings.TrimSpace(t))).Covers(want) {
+			return true
+		}
+	}
+	return false
+}
+
 // Tactic is an ATT&CK Enterprise tactic, identified by its short name
 // ("defense-evasion").
 type Tactic struct {

@@ -2,6 +2,7 @@ package attack
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -106,5 +107,12 @@ func TestCovers(t *testing.T) {
 		if got := tc.signal.Covers(tc.expected); got != tc.want {
 			t.Errorf("%s.Covers(%s) = %v, want %v", tc.signal, tc.expected, got, tc.want)
 		}
+		lower := []string{"T0000", " " + strings.ToLower(string(tc.signal)) + " "}
+		if got := AnyCovers(lower, strings.ToLower(string(tc.expected))); got != tc.want {
+			t.Errorf("AnyCovers(%q, %s) = %v, want %v", lower, tc.expected, got, tc.want)
+		}
+	}
+	if AnyCovers(nil, "T1070") {
+		t.Error("AnyCovers(nil) = true")
 	}
 }

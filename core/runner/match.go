@@ -124,7 +124,7 @@ func meetsCriterion(e plugin.Expectation, s plugin.Signal) bool {
 		}
 		return e.RuleID == "" || strings.EqualFold(s.RuleID, e.RuleID)
 	default:
-		return coversTechnique(s.Techniques, e.Technique)
+		return attack.AnyCovers(s.Techniques, e.Technique)
 	}
 }
 
@@ -152,16 +152,6 @@ func markerTie(e plugin.Expectation, markerLocs []plugin.MarkerLocation, s plugi
 func carriesMarker(s plugin.Signal) bool {
 	for _, mv := range s.MarkerValues {
 		if markerPattern.MatchString(mv.Value) {
-			return true
-		}
-	}
-	return false
-}
-
-func coversTechnique(tags []string, expected string) bool {
-	want := attack.TechniqueID(strings.ToUpper(expected))
-	for _, t := range tags {
-		if attack.TechniqueID(strings.ToUpper(strings.TrimSpace(t))).Covers(want) {
 			return true
 		}
 	}

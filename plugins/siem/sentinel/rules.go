@@ -244,7 +244,7 @@ func (st *state) check(ctx context.Context, req plugin.CheckRequest) []plugin.Pr
 		}
 	}
 	for _, e := range techOnly {
-		if !claims(claimed, e.Technique) {
+		if !attack.AnyCovers(claimed, e.Technique) {
 			add(e.ID, "no enabled analytics rule claims %s in its techniques: its alerts would not carry the technique", e.Technique)
 		}
 	}
@@ -264,16 +264,4 @@ func findRule(rules []Rule, id, name string) (Rule, bool) {
 		}
 	}
 	return Rule{}, false
-}
-
-// claims reports whether one of the claimed techniques covers expected (a
-// parent covers its sub-techniques, as in the engine's matching).
-func claims(claimed []string, expected string) bool {
-	want := attack.TechniqueID(strings.ToUpper(expected))
-	for _, c := range claimed {
-		if attack.TechniqueID(c).Covers(want) {
-			return true
-		}
-	}
-	return false
 }

@@ -280,7 +280,7 @@ func (st *state) check(ctx context.Context, req plugin.CheckRequest) ([]plugin.P
 			}
 		}
 		for _, e := range techOnly {
-			if !claims(claimed, e.Technique) {
+			if !attack.AnyCovers(claimed, e.Technique) {
 				add(e.ID, "no enabled correlation search claims %s in its annotations (mitre_attack): its notables would not carry the technique", e.Technique)
 			}
 		}
@@ -301,18 +301,6 @@ func findRule(rules []Rule, name, label string) (Rule, bool) {
 		}
 	}
 	return Rule{}, false
-}
-
-// claims reports whether one of the claimed techniques covers expected (a
-// parent covers its sub-techniques, as in the engine's matching).
-func claims(claimed []string, expected string) bool {
-	want := attack.TechniqueID(strings.ToUpper(expected))
-	for _, c := range claimed {
-		if attack.TechniqueID(c).Covers(want) {
-			return true
-		}
-	}
-	return false
 }
 
 // serverVersion asks /services/server/info for the Splunk version.
