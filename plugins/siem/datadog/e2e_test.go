@@ -24,6 +24,7 @@ import (
 	"github.com/vigilsec/vigil/core/telemetry"
 	"github.com/vigilsec/vigil/internal/awspack"
 	"github.com/vigilsec/vigil/internal/ddfake"
+	"github.com/vigilsec/vigil/internal/plugintest"
 	"github.com/vigilsec/vigil/plugins/injector/replay"
 	"github.com/vigilsec/vigil/plugins/siem/local/detect"
 	"github.com/vigilsec/vigil/rules"
@@ -95,19 +96,6 @@ func engine(t *testing.T, srv *ddfake.Server, extra string, inj plugin.Injector,
 	}, impl
 }
 
-func run(t *testing.T, eng *runner.Engine, tests ...*catalog.Test) map[string]measure.Result {
-	t.Helper()
-	plan, err := eng.Plan(tests)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]measure.Result{}
-	for _, r := range eng.Run(context.Background(), plan) {
-		out[r.TestID] = r
-	}
-	return out
-}
-
 // shellSignal is the signal a Unix shell technique raises in Datadog,
 // with the marked command line among its samples.
 func shellSignal(at time.Time, marker string) ddfake.Signal {
@@ -147,7 +135,7 @@ func TestEngineEndToEnd(t *testing.T) {
 			}
 		}}
 		eng, _ := engine(t, srv, "close_signals = true\nquery = \"security:attack\"", inj, "fakeinj")
-		rs := run(t, eng,
+		rs := plugintest.RunEngine(t, eng,
 			e2eTest(t, "fast", "T1059.004", "fakeinj", 5*time.Second),
 			e2eTest(t, "slow", "T1059.004", "fakeinj", 5*time.Second),
 			e2eTest(t, "twin-a", "T1059.004", "fakeinj", 5*time.Second),
@@ -212,7 +200,7 @@ func TestEngineEndToEnd(t *testing.T) {
 			srv.AddSignal(shellSignal(started.Add(300*time.Millisecond), req.Marker))
 		}}
 		eng, impl := engine(t, srv, "max_retries = 3", inj, "fakeinj")
-		rs := run(t, eng,
+		rs := plugintest.RunEngine(t, eng,
 			e2eTest(t, "a", "T1059.004", "fakeinj", 15*time.Second),
 			e2eTest(t, "b", "T1059.004", "fakeinj", 15*time.Second),
 			e2eTest(t, "c", "T1059.004", "fakeinj", 15*time.Second),
@@ -257,7 +245,7 @@ func TestEngineEndToEnd(t *testing.T) {
 			srv.AddSignal(shellSignal(started.Add(100*time.Millisecond), req.Marker))
 		}}
 		eng, _ := engine(t, srv, "max_retries = 1", inj, "fakeinj")
-		rs := run(t, eng, e2eTest(t, "broken", "T1059.004", "fakeinj", 500*time.Millisecond))
+		rs := plugintest.RunEngine(t, eng, e2eTest(t, "broken", "T1059.004", "fakeinj", 500*time.Millisecond))
 		r := rs["broken"]
 		if r.Status != measure.Error || !strings.Contains(r.Error, "datadog: search signals: giving up after") || !strings.Contains(r.Error, "500 Internal Server Error") {
 			t.Fatalf("status %s error %q, want an error naming the call", r.Status, r.Error)
@@ -294,7 +282,7 @@ func TestEngineEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		eng, _ := engine(t, srv, "close_signals = true", inj, replay.Name)
-		rs := run(t, eng,
+		rs := plugintest.RunEngine(t, eng,
 			e2eTest(t, "dd-crontab-list", "T1007", replay.Name, 10*time.Second),
 			e2eTest(t, "dd-crontab-list-missing", "T1007", replay.Name, time.Second),
 		)
@@ -382,7 +370,7 @@ func TestEnginePack(t *testing.T) {
 	// empty one that ends it.
 	eng, _ := engine(t, srv, "close_signals = true\npage_size = 1000", inj, "exec")
 	eng.Opts.Concurrency = 16
-	rs := run(t, eng, tests...)
+	rs := plugintest.RunEngine(t, eng, tests...)
 	if len(rs) != len(tests) {
 		t.Fatalf("%d results for %d tests", len(rs), len(tests))
 	}
@@ -520,7 +508,7 @@ func TestEnginePackReplay(t *testing.T) {
 	// empty one that ends it.
 	eng, _ := engine(t, srv, "close_signals = true\npage_size = 1000", new(replay.Injector), "exec")
 	eng.Opts.Concurrency = 16
-	rs := run(t, eng, tests...)
+	rs := plugintest.RunEngine(t, eng, tests...)
 	if len(rs) != len(tests) || len(tests) < 40 {
 		t.Fatalf("%d results for %d tests", len(rs), len(tests))
 	}
@@ -579,7 +567,7 @@ func TestEnginePackReplayAWS(t *testing.T) {
 	srv := newFake(t, ddfake.Options{Detect: detect.NewEngine(sigma), SignalDelay: 300 * time.Millisecond, Rules: ddfake.RulesFromSigma(sigma)})
 	eng, _ := engine(t, srv, "page_size = 1000", new(replay.Injector), "aws")
 	eng.Opts.Concurrency = 11
-	rs := run(t, eng, tests...)
+	rs := plugintest.RunEngine(t, eng, tests...)
 	if len(rs) != len(tests) || len(tests) < 10 {
 		t.Fatalf("%d results for %d tests", len(rs), len(tests))
 	}
@@ -682,7 +670,7 @@ func TestEngineDiagnoses(t *testing.T) {
 			}
 			eng, _ := engine(t, srv, tc.extra, inj, "fakeinj")
 			eng.SIEMs[0].ClockSlack = time.Minute
-			r := run(t, eng, e2eTest(t, "x", "T1059.004", "fakeinj", time.Second))["x"]
+			r := plugintest.RunEngine(t, eng, e2eTest(t, "x", "T1059.004", "fakeinj", time.Second))["x"]
 			if r.Status != tc.status {
 				t.Fatalf("status %s (error %q, reason %q), want %s", r.Status, r.Error, r.Reason, tc.status)
 			}
@@ -760,7 +748,7 @@ func TestEngineSearchFaults(t *testing.T) {
 				tests = append(tests, e2eTest(t, id, "T1059.004", "fakeinj", within))
 			}
 			start := time.Now()
-			rs := run(t, eng, tests...)
+			rs := plugintest.RunEngine(t, eng, tests...)
 			took := time.Since(start)
 			for id, r := range rs {
 				if r.Status != measure.Error || !strings.Contains(r.Error, tc.says) {

@@ -15,6 +15,7 @@ import (
 	"github.com/vigilsec/vigil/core/plugin/sdk"
 	"github.com/vigilsec/vigil/core/runner"
 	"github.com/vigilsec/vigil/internal/elasticfake"
+	"github.com/vigilsec/vigil/internal/plugintest"
 )
 
 // replayInjector is an in-process injector that performs nothing: it
@@ -109,19 +110,6 @@ func e2eTest(t *testing.T, id string, within time.Duration) *catalog.Test {
 		Inject: catalog.Step{Plugin: "replaytest", Params: map[string]any{}}, Expect: []catalog.Expectation{{Within: within}}}
 }
 
-func run(t *testing.T, eng *runner.Engine, tests ...*catalog.Test) map[string]measure.Result {
-	t.Helper()
-	plan, err := eng.Plan(tests)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]measure.Result{}
-	for _, r := range eng.Run(context.Background(), plan) {
-		out[r.TestID] = r
-	}
-	return out
-}
-
 // End to end through runner.Engine: replayed telemetry is ingested through
 // the bulk API, a rule raises an alert after a delay, the watcher finds it
 // in one batched search per poll and measures the latency from the alert's
@@ -149,7 +137,7 @@ func TestEndToEnd(t *testing.T) {
 				f.Add(".alerts-security.alerts-default", "alert-"+marker, doc, at)
 			}
 		})
-		r := run(t, e2eEngine(t, f, inj), e2eTest(t, "shell", 3*time.Second))["shell"]
+		r := plugintest.RunEngine(t, e2eEngine(t, f, inj), e2eTest(t, "shell", 3*time.Second))["shell"]
 		if r.Status != measure.Detected || r.Correlation != "marker:"+MarkerField {
 			t.Errorf("status %s correlation %q, want detected by marker:%s", r.Status, r.Correlation, MarkerField)
 		}
@@ -159,7 +147,7 @@ func TestEndToEnd(t *testing.T) {
 		f := elasticfake.New(t) // the built-in logs-*-* template: no pipeline stamps it
 		inj := &replayInjector{started: map[string]time.Time{}}
 		detectionRule(t, f, inj, delay, nil, nil)
-		r := run(t, e2eEngine(t, f, inj), e2eTest(t, "shell", 3*time.Second))["shell"]
+		r := plugintest.RunEngine(t, e2eEngine(t, f, inj), e2eTest(t, "shell", 3*time.Second))["shell"]
 		if r.Status != measure.Detected || r.IngestLatencyMS != nil {
 			t.Errorf("status %s ingest_latency_ms %v: want detected, and no ingest latency from the event's own time", r.Status, r.IngestLatencyMS)
 		}
@@ -172,7 +160,7 @@ func TestEndToEnd(t *testing.T) {
 		detectionRule(t, f, inj, delay, nil, nil)
 		eng := e2eEngine(t, f, inj)
 		start := time.Now()
-		rs := run(t, eng, e2eTest(t, "shell", 3*time.Second))
+		rs := plugintest.RunEngine(t, eng, e2eTest(t, "shell", 3*time.Second))
 		r := rs["shell"]
 		if r.Status != measure.Detected {
 			t.Fatalf("status %s (error %q, reason %q), want detected", r.Status, r.Error, r.Reason)
@@ -207,7 +195,7 @@ func TestEndToEnd(t *testing.T) {
 		// More 429s than one call retries: the first poll fails, the
 		// watcher backs off and the next one gets through.
 		f.Fail(searchPath, 2*(1+MaxRetries), 429, elasticfake.RejectedBody)
-		rs := run(t, eng, e2eTest(t, "shell", 4*time.Second))
+		rs := plugintest.RunEngine(t, eng, e2eTest(t, "shell", 4*time.Second))
 		if r := rs["shell"]; r.Status != measure.Detected || r.LatencyMS == nil || *r.LatencyMS != delay.Milliseconds() {
 			t.Fatalf("status %s latency %v (error %q), want detected at %d ms", r.Status, r.LatencyMS, r.Error, delay.Milliseconds())
 		}
@@ -222,7 +210,7 @@ func TestEndToEnd(t *testing.T) {
 		detectionRule(t, f, inj, delay, nil, nil)
 		eng := e2eEngine(t, f, inj)
 		f.Fail(searchPath, -1, 500, elasticfake.InternalErrorBody)
-		rs := run(t, eng, e2eTest(t, "shell", time.Second))
+		rs := plugintest.RunEngine(t, eng, e2eTest(t, "shell", time.Second))
 		r := rs["shell"]
 		if r.Status != measure.Error || !strings.Contains(r.Error, "elastic: search alerts: HTTP 500 Internal Server Error: null_pointer_exception") {
 			t.Fatalf("status %s error %q, want an error naming the 500", r.Status, r.Error)
@@ -239,7 +227,7 @@ func TestEndToEnd(t *testing.T) {
 		detectionRule(t, f, inj, delay, func(string) bool { mu.Lock(); defer mu.Unlock(); seen++; return seen == 1 }, nil)
 		eng := e2eEngine(t, f, inj)
 		eng.Opts.Concurrency = 1
-		rs := run(t, eng, e2eTest(t, "first", 1500*time.Millisecond), e2eTest(t, "second", 1500*time.Millisecond))
+		rs := plugintest.RunEngine(t, eng, e2eTest(t, "first", 1500*time.Millisecond), e2eTest(t, "second", 1500*time.Millisecond))
 		if rs["first"].Status != measure.Detected || rs["second"].Status != measure.Missed {
 			t.Errorf("first %s, second %s (%q): want detected then missed", rs["first"].Status, rs["second"].Status, rs["second"].Error)
 		}
@@ -247,7 +235,7 @@ func TestEndToEnd(t *testing.T) {
 		f2 := elasticfake.New(t)
 		inj2 := &replayInjector{started: map[string]time.Time{}}
 		detectionRule(t, f2, inj2, delay, nil, map[string]any{"kibana.alert.building_block_type": "default"})
-		rs = run(t, e2eEngine(t, f2, inj2), e2eTest(t, "bb", 1500*time.Millisecond))
+		rs = plugintest.RunEngine(t, e2eEngine(t, f2, inj2), e2eTest(t, "bb", 1500*time.Millisecond))
 		if r := rs["bb"]; r.Status != measure.Missed {
 			t.Errorf("building-block only: status %s (%q), want missed", r.Status, r.Error)
 		}
@@ -342,7 +330,7 @@ func TestEndToEndDiagnoses(t *testing.T) {
 				SIEMs:   []*runner.SIEM{{Name: "elastic", Plugin: Name, Impl: siem, Desc: sd, PollInterval: 100 * time.Millisecond, Timeout: time.Second, ClockSlack: time.Minute}},
 				Targets: []*runner.Target{{Name: "lab", Plugin: "replaytest", Impl: inj, Desc: id, Host: testHost, TmpRoot: t.TempDir()}},
 			}
-			r := run(t, eng, tc.test)["x"]
+			r := plugintest.RunEngine(t, eng, tc.test)["x"]
 			if r.Status != tc.status {
 				t.Fatalf("status %s (error %q, reason %q), want %s", r.Status, r.Error, r.Reason, tc.status)
 			}

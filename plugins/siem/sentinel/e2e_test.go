@@ -13,6 +13,7 @@ import (
 	"github.com/vigilsec/vigil/core/plugin/sdk"
 	"github.com/vigilsec/vigil/core/runner"
 	"github.com/vigilsec/vigil/internal/awspack"
+	"github.com/vigilsec/vigil/internal/plugintest"
 	"github.com/vigilsec/vigil/internal/sentinelfake"
 	"github.com/vigilsec/vigil/plugins/injector/replay"
 	"github.com/vigilsec/vigil/plugins/siem/local/detect"
@@ -81,19 +82,6 @@ func e2eEngine(t *testing.T, f *sentinelfake.Fake, extra string, timeout time.Du
 	}, s
 }
 
-func run(t *testing.T, eng *runner.Engine, tests ...*catalog.Test) map[string]measure.Result {
-	t.Helper()
-	plan, err := eng.Plan(tests)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]measure.Result{}
-	for _, r := range eng.Run(context.Background(), plan) {
-		out[r.TestID] = r
-	}
-	return out
-}
-
 // TestEndToEnd runs the engine with the plugin against the fake: telemetry
 // replayed through the Logs Ingestion API, alerts raised by the fake's
 // analytics rule after 700ms, found by one query per poll whatever the
@@ -104,7 +92,7 @@ func TestEndToEnd(t *testing.T) {
 	f := sentinelfake.New(t)
 	f.SetRules([]sentinelfake.Rule{cronRule})
 	eng, s := e2eEngine(t, f, "close_signals = true\n", 3*time.Second)
-	rs := run(t, eng,
+	rs := plugintest.RunEngine(t, eng,
 		e2eTest(t, "cron", "T1053.003", "crontab -l"),
 		e2eTest(t, "cron-by-rule", "T1053", "crontab -e", catalog.Expectation{Rule: "linux crontab listing"}),
 		e2eTest(t, "quiet", "T1053.003", "id", catalog.Expectation{Within: 1500 * time.Millisecond}),
@@ -194,7 +182,7 @@ func TestEngineSearchFaults(t *testing.T) {
 			eng, _ := e2eEngine(t, f, "", within)
 			eng.Opts.CloseSignals = false
 			start := time.Now()
-			rs := run(t, eng, e2eTest(t, "a", "T1053.003", "crontab -l"), e2eTest(t, "b", "T1053.003", "crontab -e"))
+			rs := plugintest.RunEngine(t, eng, e2eTest(t, "a", "T1053.003", "crontab -l"), e2eTest(t, "b", "T1053.003", "crontab -e"))
 			took := time.Since(start)
 			for name, r := range rs {
 				if r.Status != measure.Error || !strings.Contains(r.Error, tc.says) {
@@ -228,7 +216,7 @@ func TestEndToEndAWSPackReplay(t *testing.T) {
 		Targets: []*runner.Target{{Name: "replay", Plugin: "aws", Impl: inj, Desc: id, TmpRoot: t.TempDir()}},
 		Opts:    runner.Options{Concurrency: 11},
 	}
-	rs := run(t, e, tests...)
+	rs := plugintest.RunEngine(t, e, tests...)
 	if len(rs) != len(tests) {
 		t.Fatalf("%d results for %d tests", len(rs), len(tests))
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/vigilsec/vigil/core/measure"
 	"github.com/vigilsec/vigil/core/runner"
 	"github.com/vigilsec/vigil/internal/awspack"
+	"github.com/vigilsec/vigil/internal/plugintest"
 	"github.com/vigilsec/vigil/internal/splunkfake"
 	"github.com/vigilsec/vigil/plugins/injector/replay"
 	"github.com/vigilsec/vigil/plugins/siem/local/detect"
@@ -31,7 +32,7 @@ func TestEndToEndAWSPackReplay(t *testing.T) {
 		Targets: []*runner.Target{{Name: "replay", Plugin: "aws", Impl: inj, Desc: id, TmpRoot: t.TempDir()}},
 		Opts:    runner.Options{Concurrency: 11},
 	}
-	rs := run(t, e, tests...)
+	rs := plugintest.RunEngine(t, e, tests...)
 	if len(rs) != len(tests) || len(tests) < 10 {
 		t.Fatalf("%d results for %d tests", len(rs), len(tests))
 	}

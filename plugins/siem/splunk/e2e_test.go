@@ -99,19 +99,6 @@ var cronRule = splunkfake.Rule{
 	Techniques: []string{"T1053.003"}, Delay: 700 * time.Millisecond,
 }
 
-func run(t *testing.T, eng *runner.Engine, tests ...*catalog.Test) map[string]measure.Result {
-	t.Helper()
-	plan, err := eng.Plan(tests)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]measure.Result{}
-	for _, r := range eng.Run(context.Background(), plan) {
-		out[r.TestID] = r
-	}
-	return out
-}
-
 // TestEndToEnd runs the engine with the plugin against the fake Splunk:
 // telemetry replayed through HEC, notables raised after a delay by the
 // fake's correlation search, found by one search job per poll.
@@ -122,7 +109,7 @@ func TestEndToEnd(t *testing.T) {
 		f := splunkfake.New(t)
 		f.SetRules([]splunkfake.Rule{cronRule})
 		eng, s := e2eEngine(t, f, "close_notables = true\nindex = \"vigil\"", 3*time.Second)
-		rs := run(t, eng,
+		rs := plugintest.RunEngine(t, eng,
 			e2eTest(t, "cron", "T1053.003", "crontab -l"),
 			e2eTest(t, "cron-by-rule", "T1053", "crontab -e", catalog.Expectation{Rule: "linux crontab listing"}),
 			e2eTest(t, "quiet", "T1053.003", "id", catalog.Expectation{Within: 1500 * time.Millisecond}),
@@ -203,7 +190,7 @@ func TestEndToEnd(t *testing.T) {
 		f.SetRules([]splunkfake.Rule{cronRule})
 		f.SetQuota(2)
 		eng, s := e2eEngine(t, f, `quota_wait = "5s"`, 3*time.Second)
-		r := run(t, eng, e2eTest(t, "cron", "T1053.003", "crontab -l"))["cron"]
+		r := plugintest.RunEngine(t, eng, e2eTest(t, "cron", "T1053.003", "crontab -l"))["cron"]
 		if r.Status != measure.Detected || r.LatencyMS == nil || *r.LatencyMS != 700 {
 			t.Errorf("cron: %s latency %v (error %q)", r.Status, r.LatencyMS, r.Error)
 		}
@@ -218,7 +205,7 @@ func TestEndToEnd(t *testing.T) {
 		f.SetRules([]splunkfake.Rule{cronRule})
 		f.SetQuota(3) // the first three polls are refused, quota_wait is 0
 		eng, s := e2eEngine(t, f, "", 8*time.Second)
-		r := run(t, eng, e2eTest(t, "cron", "T1053.003", "crontab -l"))["cron"]
+		r := plugintest.RunEngine(t, eng, e2eTest(t, "cron", "T1053.003", "crontab -l"))["cron"]
 		if r.Status != measure.Detected || r.LatencyMS == nil || *r.LatencyMS != 700 {
 			t.Errorf("cron: %s latency %v (error %q)", r.Status, r.LatencyMS, r.Error)
 		}
@@ -243,7 +230,7 @@ func TestEndToEnd(t *testing.T) {
 			f.SetRules([]splunkfake.Rule{cronRule})
 			tc.setup(f)
 			eng, _ := e2eEngine(t, f, "", time.Second)
-			r := run(t, eng, e2eTest(t, "cron", "T1053.003", "crontab -l"))["cron"]
+			r := plugintest.RunEngine(t, eng, e2eTest(t, "cron", "T1053.003", "crontab -l"))["cron"]
 			if r.Status != measure.Error || !strings.Contains(r.Error, tc.wantErr) || !strings.Contains(r.Error, `siem "splunk": search: splunk: search:`) {
 				t.Errorf("cron: %s, error %q; want error containing %q", r.Status, r.Error, tc.wantErr)
 			}
@@ -317,7 +304,7 @@ func TestEndToEndDiagnoses(t *testing.T) {
 			}
 			ts := e2eTest(t, "x", tech, "crontab -l")
 			ts.Inject.Params["events"] = tc.events
-			r := run(t, eng, ts)["x"]
+			r := plugintest.RunEngine(t, eng, ts)["x"]
 			if r.Status != tc.status {
 				t.Fatalf("status %s (error %q, reason %q), want %s", r.Status, r.Error, r.Reason, tc.status)
 			}
@@ -397,7 +384,7 @@ func TestEngineSearchFaults(t *testing.T) {
 				tests = append(tests, e2eTest(t, name, "T1053.003", "crontab -l"))
 			}
 			start := time.Now()
-			rs := run(t, eng, tests...)
+			rs := plugintest.RunEngine(t, eng, tests...)
 			took := time.Since(start)
 			for name, r := range rs {
 				if r.Status != measure.Error || !strings.Contains(r.Error, tc.says) {
