@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	goplugin "github.com/hashicorp/go-plugin"
@@ -124,6 +125,37 @@ type RawEventsRequest struct {
 	Start, End time.Time
 	Markers    []string
 	Hosts      []string
+}
+
+// Wants reports whether an event of host answers the request's host
+// filter: no Hosts, an event that names no host, or one of Hosts (by
+// SameHost; an empty entry takes any host).
+func (r RawEventsRequest) Wants(host string) bool {
+	if len(r.Hosts) == 0 || host == "" {
+		return true
+	}
+	for _, h := range r.Hosts {
+		if h == "" || SameHost(h, host) {
+			return true
+		}
+	}
+	return false
+}
+
+// SameHost compares host names case-insensitively, and a short name with
+// the first label of a fully qualified one (web1 is web1.example.com).
+func SameHost(a, b string) bool {
+	a, b = strings.ToLower(a), strings.ToLower(b)
+	if a == b {
+		return true
+	}
+	short := func(h string) string {
+		if i := strings.IndexByte(h, '.'); i > 0 {
+			return h[:i]
+		}
+		return h
+	}
+	return short(a) == short(b)
 }
 
 // RawEvent is one telemetry record found by marker.

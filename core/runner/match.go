@@ -73,7 +73,7 @@ type clockCorrection struct {
 func judge(e plugin.Expectation, markerLocs []plugin.MarkerLocation, s plugin.Signal, clock *clockCorrection) judgement {
 	criterion := meetsCriterion(e, s)
 	if len(markerLocs) == 0 {
-		if criterion && !early(e, s.Timestamp) && e.Host != "" && s.Host != "" && sameHost(e.Host, s.Host) {
+		if criterion && !early(e, s.Timestamp) && e.Host != "" && s.Host != "" && plugin.SameHost(e.Host, s.Host) {
 			return judgement{verdict: matched, how: "time+host", at: s.Timestamp}
 		}
 		return judgement{verdict: unrelated}
@@ -81,7 +81,7 @@ func judge(e plugin.Expectation, markerLocs []plugin.MarkerLocation, s plugin.Si
 	how, tied := markerTie(e, markerLocs, s)
 	switch {
 	case !tied:
-		if criterion && inWindow(e, s.Timestamp) && e.Host != "" && s.Host != "" && sameHost(e.Host, s.Host) && !carriesMarker(s) {
+		if criterion && inWindow(e, s.Timestamp) && e.Host != "" && s.Host != "" && plugin.SameHost(e.Host, s.Host) && !carriesMarker(s) {
 			return judgement{verdict: withoutMarker, at: s.Timestamp}
 		}
 		return judgement{verdict: unrelated}
@@ -156,22 +156,6 @@ func carriesMarker(s plugin.Signal) bool {
 		}
 	}
 	return false
-}
-
-// sameHost compares host names case-insensitively, and a short name with
-// the first label of a fully qualified one.
-func sameHost(a, b string) bool {
-	a, b = strings.ToLower(a), strings.ToLower(b)
-	if a == b {
-		return true
-	}
-	short := func(h string) string {
-		if i := strings.IndexByte(h, '.'); i > 0 {
-			return h[:i]
-		}
-		return h
-	}
-	return short(a) == short(b)
 }
 
 // intersect returns the marker locations present in both lists.

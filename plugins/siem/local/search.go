@@ -114,7 +114,7 @@ func (s *SIEM) SearchRawEvents(ctx context.Context, req plugin.RawEventsRequest)
 	}
 	var hits []hit
 	st.store.eachEvent(req.Start, req.End, func(e storedEvent) bool {
-		if len(req.Hosts) > 0 && e.ev.Host != "" && !hostIn(e.ev.Host, req.Hosts) {
+		if !req.Wants(e.ev.Host) {
 			return true
 		}
 		if m, ok := findMarker(e.ev, req.Markers); ok {
@@ -159,24 +159,6 @@ func eventSummary(ev *telemetry.Event) string {
 		return ev.Ancestry[0]
 	}
 	return ""
-}
-
-// hostIn reports whether host is one of hosts, comparing case-insensitively
-// and a short name with the first label of a fully qualified one.
-func hostIn(host string, hosts []string) bool {
-	short := func(h string) string {
-		h = strings.ToLower(h)
-		if i := strings.IndexByte(h, '.'); i > 0 {
-			return h[:i]
-		}
-		return h
-	}
-	for _, h := range hosts {
-		if strings.EqualFold(h, host) || short(h) == short(host) {
-			return true
-		}
-	}
-	return false
 }
 
 // Check reports, per expectation, a native query that does not parse, an

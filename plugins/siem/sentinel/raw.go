@@ -1,6 +1,7 @@
 package sentinel
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -94,7 +95,7 @@ func (p *SIEM) SearchRawEvents(ctx context.Context, req plugin.RawEventsRequest)
 		}
 		marker := ""
 		for _, m := range markers {
-			if strings.Contains(string(b), m) || strings.Contains(r.str("RawData"), m) {
+			if bytes.Contains(b, []byte(m)) { // RawData and every column are in b
 				marker = m
 				break
 			}
@@ -103,7 +104,7 @@ func (p *SIEM) SearchRawEvents(ctx context.Context, req plugin.RawEventsRequest)
 			continue
 		}
 		host := r.first("Computer", "DvcHostname", "Dvc", "HostName")
-		if len(req.Hosts) > 0 && host != "" && !hostIn(host, req.Hosts) {
+		if !req.Wants(host) {
 			continue
 		}
 		ev := plugin.RawEvent{Marker: marker, Host: host, Raw: b, Summary: rawSummary(r)}
@@ -127,22 +128,4 @@ func (p *SIEM) SearchRawEvents(ctx context.Context, req plugin.RawEventsRequest)
 // raw text.
 func rawSummary(r row) string {
 	return r.first("CommandLine", "TargetProcessCommandLine", "EventName", "Activity", "SyslogMessage", "RawData")
-}
-
-// hostIn reports whether host is one of hosts, comparing case-insensitively
-// and a short name with the first label of a fully qualified one.
-func hostIn(host string, hosts []string) bool {
-	short := func(h string) string {
-		h = strings.ToLower(h)
-		if i := strings.IndexByte(h, '.'); i > 0 {
-			return h[:i]
-		}
-		return h
-	}
-	for _, h := range hosts {
-		if h == "" || strings.EqualFold(h, host) || short(h) == short(host) {
-			return true
-		}
-	}
-	return false
 }

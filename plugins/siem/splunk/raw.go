@@ -53,7 +53,7 @@ func (p *SIEM) SearchRawEvents(ctx context.Context, req plugin.RawEventsRequest)
 	out := make([]plugin.RawEvent, 0, len(rows))
 	for i, r := range rows {
 		host := r.first("host")
-		if len(req.Hosts) > 0 && host != "" && !hostIn(host, req.Hosts) {
+		if !req.Wants(host) {
 			continue
 		}
 		marker, ok := findMarker(r, markers)
@@ -133,24 +133,6 @@ func findMarker(r row, markers []string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// hostIn reports whether host is one of hosts, comparing case-insensitively
-// and a short name with the first label of a fully qualified one.
-func hostIn(host string, hosts []string) bool {
-	short := func(h string) string {
-		h = strings.ToLower(h)
-		if i := strings.IndexByte(h, '.'); i > 0 {
-			return h[:i]
-		}
-		return h
-	}
-	for _, h := range hosts {
-		if h == "" || strings.EqualFold(h, host) || short(h) == short(host) {
-			return true
-		}
-	}
-	return false
 }
 
 // CloseSignals sets the notables among the signals to close_status (default
