@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -186,7 +185,7 @@ func (c *clients) observe(next elastictransport.RoundTripFunc) elastictransport.
 				if n, ok := req.Context().Value(noteKey{}).(*throttleNote); ok {
 					n.mu.Lock()
 					n.throttled++
-					if d := parseRetryAfter(res.Header.Get("Retry-After")); d > n.retryAfter {
+					if d := sdk.RetryAfter(res.Header); d > n.retryAfter {
 						n.retryAfter = d
 					}
 					n.mu.Unlock()
@@ -197,7 +196,7 @@ func (c *clients) observe(next elastictransport.RoundTripFunc) elastictransport.
 			if res.StatusCode != http.StatusTooManyRequests || retry > MaxRetries || (req.Body != nil && req.GetBody == nil) {
 				return res, err
 			}
-			wait := parseRetryAfter(res.Header.Get("Retry-After"))
+			wait := sdk.RetryAfter(res.Header)
 			if wait == 0 {
 				wait = backoff(c.retryBase)(retry)
 			}
@@ -228,16 +227,6 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// parseRetryAfter reads a Retry-After header in seconds (0 when absent or
-// not a number of seconds), capped at 5 minutes.
-func parseRetryAfter(v string) time.Duration {
-	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || n <= 0 {
-		return 0
-	}
-	return min(time.Duration(n)*time.Second, 5*time.Minute)
 }
 
 // ErrNoElasticsearch is returned by the calls that need Elasticsearch

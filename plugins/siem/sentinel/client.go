@@ -8,7 +8,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +24,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/securityinsights/armsecurityinsights"
 
 	"github.com/vigilsec/vigil/core/plugin"
+	"github.com/vigilsec/vigil/core/plugin/sdk"
 )
 
 // The Azure roles each call needs, named in the errors of a refused one.
@@ -203,7 +203,7 @@ func (o *observer) Do(req *policy.Request) (*http.Response, error) {
 		return resp, err
 	}
 	if n, ok := req.Raw().Context().Value(noteKey{}).(*note); ok {
-		n.add(resp.StatusCode, retryAfter(resp.Header))
+		n.add(resp.StatusCode, sdk.RetryAfter(resp.Header))
 	}
 	return resp, err
 }
@@ -246,28 +246,6 @@ func (n *note) wait() time.Duration {
 		return n.retryAfter
 	}
 	return min(time.Duration(n.throttled+n.serverError)*time.Second, 30*time.Second)
-}
-
-// retryAfter reads the retry headers Azure services send (retry-after-ms,
-// x-ms-retry-after-ms, Retry-After in seconds or as a date), capped at 5
-// minutes.
-func retryAfter(h http.Header) time.Duration {
-	for _, k := range []string{"retry-after-ms", "x-ms-retry-after-ms"} {
-		if v, err := strconv.Atoi(strings.TrimSpace(h.Get(k))); err == nil && v > 0 {
-			return min(time.Duration(v)*time.Millisecond, 5*time.Minute)
-		}
-	}
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil && n > 0 {
-		return min(time.Duration(n)*time.Second, 5*time.Minute)
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return min(max(time.Until(t), 0), 5*time.Minute)
-	}
-	return 0
 }
 
 // APIError is an Azure API's answer other than success: its HTTP status,
@@ -320,7 +298,7 @@ func classify(err error, role string) error {
 	if errors.As(err, &re) {
 		ae := &APIError{Status: re.StatusCode, Code: re.ErrorCode, Role: role}
 		if re.RawResponse != nil {
-			ae.RetryAfter = retryAfter(re.RawResponse.Header)
+			ae.RetryAfter = sdk.RetryAfter(re.RawResponse.Header)
 			if b, rerr := runtime.Payload(re.RawResponse); rerr == nil {
 				code, msg := errorBody(b)
 				if ae.Code == "" {
