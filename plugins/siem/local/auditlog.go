@@ -79,6 +79,7 @@ type followed struct {
 	off      int64
 	partial  []byte // the start of a line not complete yet
 	skipping bool   // in a line longer than maxAuditLine
+	buf      []byte // read buffer, kept across polls
 }
 
 // open opens the file, at its end when atEnd, and remembers its inode.
@@ -152,12 +153,14 @@ func (f *followed) poll() {
 
 // read reads from the offset to the end and emits the complete lines.
 func (f *followed) read() {
-	buf := make([]byte, 256<<10)
+	if f.buf == nil {
+		f.buf = make([]byte, 256<<10)
+	}
 	var evs []telemetry.Event
 	for {
-		n, err := f.f.ReadAt(buf, f.off)
+		n, err := f.f.ReadAt(f.buf, f.off)
 		f.off += int64(n)
-		data := buf[:n]
+		data := f.buf[:n]
 		for len(data) > 0 {
 			i := bytes.IndexByte(data, '\n')
 			if i < 0 {
@@ -192,7 +195,7 @@ func (f *followed) read() {
 			}
 			evs = append(evs, ev)
 		}
-		if err != nil || n < len(buf) {
+		if err != nil || n < len(f.buf) {
 			if err != nil && !errors.Is(err, io.EOF) {
 				f.a.unparsed.Add(1)
 			}
